@@ -1,0 +1,1 @@
+//! libmaru: the Maru client library.

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up and runs every Maru test (run as root: the tests mount FUSE filesystems
+# and switch to an unprivileged user). This is the README's test command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== Rust tests"
+cargo test --workspace --locked
