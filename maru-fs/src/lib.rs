@@ -1,2 +1,18 @@
 //! maru-fs: the FUSE filesystem that shows each pool as a directory and each KV
 //! chunk as a file whose pages are the pool's own (FUSE passthrough).
+//!
+//! The daemon calls [`mount`] with one [`PoolConfig`] per pool and keeps the
+//! returned [`Mounted`]; [`Control`] adds and removes pools, takes them on- and
+//! offline and reads their [`PoolStats`]. Clients use plain file calls on
+//! `<mount>/<pool>/<key>`; the namespace, errno contract and xattrs are described in
+//! `docs/maru-fs.md`.
+
+mod config;
+mod error;
+mod mount;
+mod stats;
+
+pub use config::{Backing, Eviction, MountOptions, PoolConfig};
+pub use error::FsError;
+pub use mount::{mount, Control, Mounted};
+pub use stats::PoolStats;

@@ -1,0 +1,69 @@
+//! Pool and mount configuration handed to [`crate::mount`] by the daemon.
+
+use std::path::PathBuf;
+
+/// Where a pool's chunk pages live.
+///
+/// `Dir` is the `numa` memory source: a directory on a shmem filesystem (the daemon
+/// mounts a tmpfs with `size=`, `mpol=bind:N`, `huge=`; tests may use a directory
+/// under `/dev/shm` or their own tmpfs). Every chunk is one regular file in that
+/// directory, and FUSE passthrough hands its pages straight to every process that
+/// maps the chunk. Other sources (devdax) are added as further variants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    /// A directory on tmpfs/shmem holding one backing file per chunk.
+    Dir(PathBuf),
+}
+
+/// What happens when a pool is full and a writer asks for more space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// Fail with `ENOSPC`.
+    #[default]
+    None,
+    /// Evict unpinned published chunks, least recently opened first, then fail with
+    /// `ENOSPC` if that is still not enough.
+    Lru,
+}
+
+/// One pool: a directory under the mount point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Directory name under the mount (one path component, not starting with `.`).
+    pub name: String,
+    /// Where the chunk pages come from.
+    pub backing: Backing,
+    /// Bytes that chunks may be sized to in total (charged by `ftruncate`).
+    pub capacity: u64,
+    /// What to do when the pool is full.
+    pub eviction: Eviction,
+    /// Largest size one chunk may be given (`ftruncate` above it fails with `EFBIG`).
+    pub max_chunk_size: Option<u64>,
+    /// Owner of the pool directory.
+    pub uid: u32,
+    /// Group of the pool directory and of every chunk in it.
+    pub gid: u32,
+    /// Permission bits of the pool directory (e.g. `0o770`; type bits are ignored).
+    pub mode: u32,
+    /// NUMA node the pages come from, if known (shown as xattr `user.maru.node`).
+    pub node: Option<u32>,
+}
+
+/// How to mount the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Existing empty directory to mount on.
+    pub mountpoint: PathBuf,
+    /// Number of FUSE request threads (2 to 4 is plenty: only metadata reaches them).
+    pub threads: usize,
+}
+
+impl MountOptions {
+    /// Options for `mountpoint` with the default number of request threads (2).
+    pub fn new(mountpoint: impl Into<PathBuf>) -> Self {
+        MountOptions {
+            mountpoint: mountpoint.into(),
+            threads: 2,
+        }
+    }
+}
