@@ -31,7 +31,9 @@ copy_bin() {
         mkdir -p "$STAGE/$(dirname "$l")"; cp -L "$l" "$STAGE/$l"
     done
 }
-for b in /usr/bin/cxl /usr/bin/daxctl /usr/bin/ndctl /usr/bin/kmod /usr/bin/jq $BINS; do copy_bin "$b"; done
+for b in /usr/bin/cxl /usr/bin/daxctl /usr/bin/ndctl /usr/bin/kmod /usr/bin/jq /usr/bin/setpriv /usr/bin/getfattr $BINS; do
+    copy_bin "$b"
+done
 command -v fusermount3 >/dev/null && copy_bin "$(command -v fusermount3)"
 cp -L /lib64/ld-linux-x86-64.so.2 "$STAGE/lib64/"
 for t in modprobe lsmod insmod rmmod modinfo depmod; do ln -sf /usr/bin/kmod "$STAGE/sbin/$t"; done

@@ -27,7 +27,7 @@ rm -rf "$OUTDIR"; mkdir -p "$OUTDIR" "$CACHE"
 #    the bookworm-backports QEMU 10 binary needs (read from its package's Depends once fetched)
 phase_start install
 if [ "${E2E_SKIP_INSTALL:-0}" != 1 ]; then
-    pkgs="busybox-static ndctl daxctl jq cpio kmod bc gcc libc6-dev binutils seabios"
+    pkgs="busybox-static ndctl daxctl jq cpio kmod bc gcc libc6-dev binutils seabios attr util-linux fuse3"
     missing=""
     for p in $pkgs; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"; done
     if [ -n "$missing" ]; then
