@@ -1,0 +1,215 @@
+//! A staging chunk: the writer's read-write mapping, published under a key once written.
+
+use crate::cuda::Registration;
+use crate::error::{Error, Result};
+use crate::key::{self, KeyName};
+use crate::map::Mapping;
+use crate::pool::{PoolDir, Publish};
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+/// Where a chunk stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkState {
+    /// Being written under its staging name.
+    Staging,
+    /// Published under this key name.
+    Published(String),
+    /// Lost the race to publish (the key existed): its staging file is gone.
+    Aborted,
+}
+
+/// A chunk created by this process. Write into it, then [`Chunk::publish`] it.
+///
+/// Dropping an unpublished chunk removes its staging file (the pool returns the
+/// space). After publishing, the mapping stays valid until drop; the writer must
+/// not modify the bytes any more (readers map the same pages).
+pub struct Chunk {
+    // Field order matters: the CUDA registration goes before the mapping.
+    cuda: Option<Registration>,
+    map: Mapping,
+    dir: Arc<PoolDir>,
+    staging: CString,
+    state: ChunkState,
+}
+
+impl Chunk {
+    pub(crate) fn new(dir: Arc<PoolDir>, staging: CString, map: Mapping) -> Self {
+        Chunk {
+            cuda: None,
+            map,
+            dir,
+            staging,
+            state: ChunkState::Staging,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Always false: chunks are never empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Start of the mapping.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr()
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.map.as_slice()
+    }
+
+    /// The bytes, writable (write only before publishing).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // Chunks are always mapped read-write.
+        self.map.as_mut_slice().unwrap_or_default()
+    }
+
+    /// Where the chunk stands.
+    pub fn state(&self) -> &ChunkState {
+        &self.state
+    }
+
+    /// The staging file's name in the pool (e.g. `.stage-123-0`).
+    pub fn staging_name(&self) -> String {
+        self.staging.to_string_lossy().into_owned()
+    }
+
+    /// Publishes the chunk under `key`: atomic rename without replace.
+    /// [`Publish::AlreadyExists`] when the key existed (first writer wins; this
+    /// chunk's staging file is removed at once).
+    pub fn publish(&mut self, key: &[u8]) -> Result<Publish> {
+        match self.state {
+            ChunkState::Staging => {}
+            ChunkState::Published(_) => {
+                return Err(Error::NotStaging {
+                    staging: self.staging_name(),
+                    state: "published",
+                })
+            }
+            ChunkState::Aborted => {
+                return Err(Error::NotStaging {
+                    staging: self.staging_name(),
+                    state: "aborted",
+                })
+            }
+        }
+        let name = KeyName::new(key)?;
+        let object = || {
+            format!(
+                "key {} in pool {}",
+                name.display(),
+                self.dir.path().display()
+            )
+        };
+        if name.is_hashed() {
+            self.set_key_xattr(key)?;
+        }
+        // SAFETY: valid dir fd twice and NUL-terminated names; result checked.
+        let rc = unsafe {
+            libc::renameat2(
+                std::os::fd::AsRawFd::as_raw_fd(&self.dir.fd()),
+                self.staging.as_ptr(),
+                std::os::fd::AsRawFd::as_raw_fd(&self.dir.fd()),
+                name.as_cstr().as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            self.state = ChunkState::Published(name.display());
+            return Ok(Publish::Published);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EEXIST) {
+            return Err(Error::os("publish", object(), err));
+        }
+        self.state = ChunkState::Aborted;
+        if let Err(e) = self.dir.unlink(&self.staging) {
+            // The pool reclaims it anyway when our mapping goes; report only oddities.
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(Error::os("remove losing staging file", object(), e));
+            }
+        }
+        Ok(Publish::AlreadyExists)
+    }
+
+    /// Stores the full key in the staging file's xattr (long keys only).
+    fn set_key_xattr(&self, key: &[u8]) -> Result<()> {
+        let path = self.dir.child(self.staging.as_bytes());
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::InvalidArgument("pool path contains NUL".into()))?;
+        // SAFETY: NUL-terminated path and name; value pointer and length of `key`.
+        let rc = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                key::KEY_XATTR.as_ptr(),
+                key.as_ptr().cast(),
+                key.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::last_os(
+                "store long key in xattr user.maru.key",
+                path.display().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Locks the pages in RAM.
+    pub fn mlock(&mut self) -> Result<()> {
+        let object = self.staging_name();
+        self.map.lock(&object)
+    }
+
+    /// Unlocks the pages.
+    pub fn munlock(&mut self) -> Result<()> {
+        let object = self.staging_name();
+        self.map.unlock(&object)
+    }
+
+    /// Registers the mapping with CUDA (PORTABLE | DEVICEMAP). Idempotent.
+    pub fn cuda_register(&mut self) -> Result<()> {
+        if self.cuda.is_none() {
+            let object = self.staging_name();
+            self.cuda = Some(Registration::new(
+                self.map.as_ptr(),
+                self.map.len(),
+                false,
+                &object,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Whether the mapping is registered with CUDA.
+    pub fn is_cuda_registered(&self) -> bool {
+        self.cuda.is_some()
+    }
+
+    /// Unregisters the mapping from CUDA (no-op if not registered).
+    pub fn cuda_unregister(&mut self) -> Result<()> {
+        match self.cuda.take() {
+            Some(reg) => reg.unregister(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if self.state == ChunkState::Staging {
+            // Abort: the pool also reclaims it when the last handle goes, but a
+            // plain directory needs the unlink. Nothing to report to in drop.
+            let _ = self.dir.unlink(&self.staging);
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Memory mappings of chunk files: huge-page aligned, pre-faulted, unmapped on drop.
+
+use crate::error::{Error, Result};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::ptr::NonNull;
+
+/// Size of a PMD (transparent huge page) on x86-64 and arm64 with 4 KiB pages.
+pub const HUGE_PAGE: usize = 2 << 20;
+/// Mappings at least this large are aligned to [`HUGE_PAGE`].
+pub const ALIGN_THRESHOLD: usize = HUGE_PAGE;
+
+/// Access a mapping is made for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `PROT_READ`: a published chunk.
+    ReadOnly,
+    /// `PROT_READ | PROT_WRITE`: a staging chunk.
+    ReadWrite,
+}
+
+/// A shared mapping of a whole chunk file.
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    access: Access,
+    locked: bool,
+}
+
+// SAFETY: a Mapping is a plain address range owned by this value; the pages are
+// shared file pages that any thread may access. Mutation goes through &mut self
+// (Chunk) only, so Rust's aliasing rules are kept by the owners.
+unsafe impl Send for Mapping {}
+// SAFETY: shared access only reads the range (see above).
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` from offset 0, MAP_SHARED, aligned to a huge page
+    /// when `len >= ALIGN_THRESHOLD`, and faults every page in (write faults for
+    /// read-write mappings, so the pool allocates the pages now).
+    pub fn new(fd: BorrowedFd<'_>, len: usize, access: Access, object: &str) -> Result<Self> {
+        if len == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "cannot map {object}: it is empty (0 bytes)"
+            )));
+        }
+        let prot = match access {
+            Access::ReadOnly => libc::PROT_READ,
+            Access::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
+        };
+        let addr = if len >= ALIGN_THRESHOLD {
+            aligned_map(fd, len, prot).map_err(|e| Error::os("map", object, e))?
+        } else {
+            // SAFETY: a fresh mapping at an address the kernel picks; no existing
+            // memory is affected. The result is checked against MAP_FAILED.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(Error::last_os("map", object));
+            }
+            p
+        };
+        let map = Mapping {
+            // mmap never returns NULL on success for a non-fixed mapping.
+            ptr: NonNull::new(addr.cast()).ok_or_else(|| {
+                Error::os("map", object, io::Error::from_raw_os_error(libc::EFAULT))
+            })?,
+            len,
+            access,
+            locked: false,
+        };
+        map.populate()
+            .map_err(|e| Error::os("pre-fault", object, e))?;
+        Ok(map)
+    }
+
+    /// Faults every page in: MADV_POPULATE_WRITE/READ (Linux >= 5.14).
+    fn populate(&self) -> io::Result<()> {
+        let advice = match self.access {
+            Access::ReadOnly => libc::MADV_POPULATE_READ,
+            Access::ReadWrite => libc::MADV_POPULATE_WRITE,
+        };
+        // SAFETY: the range is exactly this mapping.
+        let rc = unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, advice) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EINVAL) {
+            // Older kernel: touch one byte per page instead.
+            self.touch_pages();
+            return Ok(());
+        }
+        Err(err)
+    }
+
+    /// Reads one byte of every page (volatile, so it is not optimised away).
+    pub fn touch_pages(&self) {
+        let page = page_size();
+        let mut off = 0;
+        while off < self.len {
+            // SAFETY: off < len, inside the mapping, which is readable.
+            unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(off)) };
+            off += page;
+        }
+    }
+
+    /// Start address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: mappings are never empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes, read-only.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is readable and lives as long as &self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The bytes, writable; `None` for a read-only mapping.
+    pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
+        match self.access {
+            // SAFETY: writable mapping, exclusively borrowed through &mut self.
+            Access::ReadWrite => {
+                Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
+            }
+            Access::ReadOnly => None,
+        }
+    }
+
+    /// Locks the pages in RAM (mlock). Idempotent.
+    pub fn lock(&mut self, object: &str) -> Result<()> {
+        if self.locked {
+            return Ok(());
+        }
+        // SAFETY: the range is exactly this mapping.
+        if unsafe { libc::mlock(self.ptr.as_ptr().cast(), self.len) } != 0 {
+            return Err(Error::last_os("mlock", object));
+        }
+        self.locked = true;
+        Ok(())
+    }
+
+    /// Unlocks the pages (munlock). Idempotent.
+    pub fn unlock(&mut self, object: &str) -> Result<()> {
+        if !self.locked {
+            return Ok(());
+        }
+        // SAFETY: the range is exactly this mapping.
+        if unsafe { libc::munlock(self.ptr.as_ptr().cast(), self.len) } != 0 {
+            return Err(Error::last_os("munlock", object));
+        }
+        self.locked = false;
+        Ok(())
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we own this range; nothing refers to it after drop (borrows of
+        // the slices end with the owner). munmap also drops any mlock.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Maps the file at a HUGE_PAGE-aligned address: reserve len + HUGE_PAGE of
+/// address space, map the file over the aligned part, give back the rest.
+fn aligned_map(fd: BorrowedFd<'_>, len: usize, prot: i32) -> io::Result<*mut libc::c_void> {
+    let span = len + HUGE_PAGE;
+    // SAFETY: fresh anonymous reservation at a kernel-chosen address, checked.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            span,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let base_addr = base as usize;
+    let aligned = (base_addr + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
+    // SAFETY: [aligned, aligned + len) lies inside our own reservation, so
+    // MAP_FIXED replaces only memory this function owns.
+    let p = unsafe {
+        libc::mmap(
+            aligned as *mut libc::c_void,
+            len,
+            prot,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        let err = io::Error::last_os_error();
+        // SAFETY: releasing our own reservation.
+        unsafe { libc::munmap(base, span) };
+        return Err(err);
+    }
+    let head = aligned - base_addr;
+    let page = page_size();
+    let tail_start = aligned + len.div_ceil(page) * page;
+    let tail = base_addr + span - tail_start;
+    // SAFETY: head and tail are the unused parts of our own reservation.
+    unsafe {
+        if head > 0 {
+            libc::munmap(base, head);
+        }
+        if tail > 0 {
+            libc::munmap(tail_start as *mut libc::c_void, tail);
+        }
+        // Ask for huge pages where the pool's filesystem only gives them on advice.
+        libc::madvise(p, len, libc::MADV_HUGEPAGE);
+    }
+    Ok(p)
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}

@@ -1,0 +1,406 @@
+//! A pool: one directory of the maru-fs mount, opened once; every chunk
+//! operation is a `*at` system call relative to its directory fd.
+
+use crate::chunk::Chunk;
+use crate::error::{Error, Result};
+use crate::key::{self, KeyName, Unescaped};
+use crate::map::{Access, Mapping};
+use crate::view::View;
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Process-wide counter for staging names (`.stage-<pid>-<n>`).
+static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Mode of new chunk files (before umask); access is governed by the pool directory.
+const CHUNK_MODE: libc::c_uint = 0o644;
+
+/// What a pool's chunks and views share: the directory fd and its path.
+pub(crate) struct PoolDir {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+impl PoolDir {
+    /// The directory fd all `*at` calls are relative to.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    /// The pool directory's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<pool>/<name>` for messages and path-based calls (xattrs).
+    pub(crate) fn child(&self, name: &[u8]) -> PathBuf {
+        self.path.join(OsStr::from_bytes(name))
+    }
+
+    /// Removes a name from the pool directory.
+    pub(crate) fn unlink(&self, name: &CStr) -> io::Result<()> {
+        // SAFETY: valid dir fd and NUL-terminated name.
+        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Outcome of publishing a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// The chunk is now visible under the key.
+    Published,
+    /// The key already existed (first writer wins); this chunk's staging file was removed.
+    AlreadyExists,
+}
+
+/// An open pool directory. Cheap to clone; chunks and views keep it alive.
+#[derive(Clone)]
+pub struct Pool {
+    dir: Arc<PoolDir>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("path", &self.dir.path)
+            .finish()
+    }
+}
+
+impl Pool {
+    /// Opens the pool directory at `path` (e.g. `/mnt/maru/llama`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Pool> {
+        let path = path.as_ref();
+        let object = format!("pool {}", path.display());
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            Error::InvalidArgument(format!("{object}: the path contains a NUL byte"))
+        })?;
+        // SAFETY: NUL-terminated path; the returned fd is checked and owned below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(Error::last_os("open", object));
+        }
+        Ok(Pool {
+            dir: Arc::new(PoolDir {
+                // SAFETY: fd is a fresh descriptor we own.
+                dir: unsafe { OwnedFd::from_raw_fd(fd) },
+                path: path.to_path_buf(),
+            }),
+        })
+    }
+
+    /// The pool directory's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Creates a staging chunk of `size` bytes: hidden staging file, sized (the
+    /// pool charges it now), mapped read-write and pre-faulted.
+    pub fn create(&self, size: usize) -> Result<Chunk> {
+        if size == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "cannot create an empty chunk in pool {}: size must be > 0",
+                self.path().display()
+            )));
+        }
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let (fd, staging) = loop {
+            let n = STAGING_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let name = CString::new(format!(".stage-{pid}-{n}"))
+                .map_err(|_| Error::InvalidArgument("staging name".into()))?;
+            // SAFETY: valid dir fd and NUL-terminated name; result checked.
+            let fd = unsafe {
+                libc::openat(
+                    self.dir.fd().as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
+                    CHUNK_MODE,
+                )
+            };
+            if fd >= 0 {
+                // SAFETY: fresh descriptor we own.
+                break (unsafe { OwnedFd::from_raw_fd(fd) }, name);
+            }
+            let err = io::Error::last_os_error();
+            // A leftover name of a dead process with our pid: try the next number.
+            if err.raw_os_error() != Some(libc::EEXIST) {
+                return Err(Error::os(
+                    "create staging chunk",
+                    format!("pool {}", self.path().display()),
+                    err,
+                ));
+            }
+        };
+        let object = self.dir.child(staging.as_bytes()).display().to_string();
+        let abort = |e: Error| {
+            let _ = self.dir.unlink(&staging);
+            e
+        };
+        // SAFETY: valid fd; size checked to fit off_t below.
+        let len = libc::off_t::try_from(size).map_err(|_| {
+            abort(Error::InvalidArgument(format!(
+                "chunk size {size} is too large"
+            )))
+        })?;
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } != 0 {
+            return Err(abort(Error::last_os("size (ftruncate)", object)));
+        }
+        let map = Mapping::new(fd.as_fd(), size, Access::ReadWrite, &object).map_err(abort)?;
+        drop(fd); // the mapping holds the file (and the pool's pin) from here on
+        Ok(Chunk::new(self.dir.clone(), staging, map))
+    }
+
+    /// Maps the chunk published under `key` read-only; `None` if there is no such key.
+    /// The chunk is pinned while the view lives.
+    pub fn get(&self, key: &[u8]) -> Result<Option<View>> {
+        let name = KeyName::new(key)?;
+        self.get_name(key, &name)
+    }
+
+    fn get_name(&self, key: &[u8], name: &KeyName) -> Result<Option<View>> {
+        // SAFETY: valid dir fd and NUL-terminated name; result checked.
+        let fd = unsafe {
+            libc::openat(
+                self.dir.fd().as_raw_fd(),
+                name.as_cstr().as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ENOENT) {
+                return Ok(None);
+            }
+            return Err(Error::os("open chunk", self.key_object(name), err));
+        }
+        // SAFETY: fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        if name.is_hashed() && !self.xattr_key_matches(fd.as_fd(), key)? {
+            return Ok(None);
+        }
+        // SAFETY: an all-zero stat is a valid value; fstat fills it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and out pointer.
+        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+            return Err(Error::last_os("stat chunk", self.key_object(name)));
+        }
+        let size = usize::try_from(st.st_size).unwrap_or(0);
+        let object = self.key_object(name);
+        let map = Mapping::new(fd.as_fd(), size, Access::ReadOnly, &object)?;
+        Ok(Some(View::new(map, object)))
+    }
+
+    /// Whether the file named for a long key really holds `key` (its xattr).
+    fn xattr_key_matches(&self, fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool> {
+        let mut buf = vec![0u8; key::KEY_MAX + 1];
+        // SAFETY: valid fd, NUL-terminated attribute name, buffer and its length.
+        let n = unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                key::KEY_XATTR.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ENODATA) {
+                return Ok(false);
+            }
+            return Err(Error::os(
+                "read xattr user.maru.key",
+                key::display_prefix(key),
+                err,
+            ));
+        }
+        Ok(&buf[..n as usize] == key)
+    }
+
+    /// Whether `key` is published. One stat of the name relative to the pool
+    /// directory, served from the kernel's caches (no mapping, no pin).
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        let name = KeyName::new(key)?;
+        self.contains_name(&name)
+    }
+
+    fn contains_name(&self, name: &KeyName) -> Result<bool> {
+        // SAFETY: an all-zero statx is a valid value; statx fills it.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: valid dir fd, NUL-terminated name and out pointer. Mask 0 with
+        // AT_STATX_DONT_SYNC: existence only, no attribute refresh from the fs.
+        let rc = unsafe {
+            libc::statx(
+                self.dir.fd().as_raw_fd(),
+                name.as_cstr().as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
+                0,
+                &mut stx,
+            )
+        };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(false);
+        }
+        Err(Error::os("look up", self.key_object(name), err))
+    }
+
+    /// Removes `key` from the pool. Returns false if there was no such key.
+    /// Processes that map the chunk keep their mapping.
+    pub fn remove(&self, key: &[u8]) -> Result<bool> {
+        let name = KeyName::new(key)?;
+        match self.dir.unlink(name.as_cstr()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(Error::os("remove", self.key_object(&name), e)),
+        }
+    }
+
+    /// [`Pool::contains`] for each key, in order.
+    pub fn batch_contains<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<bool>> {
+        keys.iter().map(|k| self.contains(k.as_ref())).collect()
+    }
+
+    /// [`Pool::get`] for each key, in order (`None` for absent keys). On any
+    /// other failure no view is kept.
+    pub fn batch_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<View>>> {
+        keys.iter().map(|k| self.get(k.as_ref())).collect()
+    }
+
+    /// How many of `keys` are present from the first one on (stops at the first
+    /// absent key).
+    pub fn prefix_contains<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<usize> {
+        for (i, k) in keys.iter().enumerate() {
+            if !self.contains(k.as_ref())? {
+                return Ok(i);
+            }
+        }
+        Ok(keys.len())
+    }
+
+    /// Like [`Pool::prefix_contains`], but maps and pins the present prefix:
+    /// returns one view per key of the prefix. A key removed meanwhile ends
+    /// the prefix there.
+    pub fn prefix_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<View>> {
+        let mut views = Vec::with_capacity(keys.len());
+        for k in keys {
+            match self.get(k.as_ref())? {
+                Some(v) => views.push(v),
+                None => break,
+            }
+        }
+        Ok(views)
+    }
+
+    /// The keys published in the pool (a snapshot; staging files and names
+    /// libmaru did not make are skipped).
+    pub fn list_keys(&self) -> Result<Vec<Vec<u8>>> {
+        let object = format!("pool {}", self.path().display());
+        // SAFETY: valid dir fd and NUL-terminated "."; result checked.
+        let fd = unsafe {
+            libc::openat(
+                self.dir.fd().as_raw_fd(),
+                c".".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(Error::last_os("list", object));
+        }
+        // SAFETY: fd is a fresh directory fd; fdopendir takes ownership on success.
+        let dir = unsafe { libc::fdopendir(fd) };
+        if dir.is_null() {
+            let err = Error::last_os("list", object);
+            // SAFETY: fdopendir failed, so we still own fd.
+            unsafe { libc::close(fd) };
+            return Err(err);
+        }
+        let mut names = Vec::new();
+        let result = loop {
+            // SAFETY: `dir` is a valid DIR*; errno is reset to tell end from error.
+            let ent = unsafe {
+                *libc::__errno_location() = 0;
+                libc::readdir64(dir)
+            };
+            if ent.is_null() {
+                let err = io::Error::last_os_error();
+                break match err.raw_os_error() {
+                    Some(0) | None => Ok(()),
+                    _ => Err(Error::os("list", object.clone(), err)),
+                };
+            }
+            // SAFETY: d_name of a valid dirent is NUL-terminated.
+            let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
+            if !name.to_bytes().starts_with(b".") {
+                names.push(name.to_bytes().to_vec());
+            }
+        };
+        // SAFETY: valid DIR*, closed once (also closes fd).
+        unsafe { libc::closedir(dir) };
+        result?;
+        let mut keys = Vec::with_capacity(names.len());
+        for name in names {
+            match key::unescape(&name) {
+                Ok(Unescaped::Key(k)) => keys.push(k),
+                Ok(Unescaped::Hashed) => {
+                    if let Some(k) = self.read_key_xattr(&name)? {
+                        keys.push(k);
+                    }
+                }
+                Err(_) => {} // not a name libmaru made
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The full key stored with a hashed name; `None` if the chunk is gone or has none.
+    fn read_key_xattr(&self, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        let path = self.dir.child(name);
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::InvalidArgument("path with NUL".into()))?;
+        let mut buf = vec![0u8; key::KEY_MAX + 1];
+        // SAFETY: NUL-terminated path and attribute name, buffer and its length.
+        let n = unsafe {
+            libc::getxattr(
+                c.as_ptr(),
+                key::KEY_XATTR.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENODATA) => Ok(None),
+                _ => Err(Error::os(
+                    "read xattr user.maru.key",
+                    path.display().to_string(),
+                    err,
+                )),
+            };
+        }
+        buf.truncate(n as usize);
+        Ok(Some(buf))
+    }
+
+    /// "key <name> in pool <path>" for messages.
+    fn key_object(&self, name: &KeyName) -> String {
+        format!("key {} in pool {}", name.display(), self.path().display())
+    }
+}
