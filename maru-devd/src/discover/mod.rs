@@ -31,7 +31,7 @@ pub enum Source {
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
     /// The sysfs root does not exist or is not a directory.
-    #[error("sysfs root {path} is not a readable directory ({source}); pass the folder that stands for /sys, e.g. <snapshot>/root/sys")]
+    #[error("sysfs root {path} is not a readable directory; pass the folder that stands for /sys, e.g. <snapshot>/root/sys")]
     Root {
         /// The root given.
         path: PathBuf,
@@ -39,7 +39,7 @@ pub enum DiscoverError {
         source: std::io::Error,
     },
     /// udev could not enumerate the devices of a subsystem.
-    #[error("udev enumeration of subsystem {subsystem:?} failed: {source}; is /sys mounted?")]
+    #[error("udev enumeration of subsystem {subsystem:?} failed; is /sys mounted and readable?")]
     Udev {
         /// The subsystem being enumerated.
         subsystem: &'static str,
