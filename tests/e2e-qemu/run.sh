@@ -4,7 +4,7 @@
 # release builds of maru-devd and the libmaru examples. See docs/e2e-qemu.md.
 #
 #   usage (root, Debian 12):  tests/e2e-qemu/run.sh
-#   env: E2E_TIMEOUT (s, default 1200)  E2E_MEM (guest RAM, default 1G)  E2E_SMP (default 2)
+#   env: E2E_SCRIPT (guest script, default e2e.sh)  E2E_TIMEOUT (s, default 1200)  E2E_MEM (guest RAM, default 1G)  E2E_SMP (default 2)
 #        E2E_SKIP_INSTALL=1 (no apt-get)  CARGO_TARGET_DIR (default: the workspace's target/)
 # Artifacts: tests/e2e-qemu/out/ (console.log, the guest's JSON/text outputs, timing.txt).
 # Exit status: 0 every check passed, 1 a check failed or the guest did not finish, 2 setup error.
@@ -79,7 +79,7 @@ timeout --foreground -k 10 "${E2E_TIMEOUT:-1200}" "$QEMU" \
     -m "${E2E_MEM:-1G},maxmem=8G,slots=4" -smp "${E2E_SMP:-2}" \
     -nographic -no-reboot -net none \
     -kernel "$CACHE/kroot/boot/vmlinuz-$KVER" -initrd "$CACHE/initrd.img" \
-    -append "console=ttyS0 loglevel=5 panic=-1 e2escript=e2e.sh" \
+    -append "console=ttyS0 loglevel=5 panic=-1 e2escript=${E2E_SCRIPT:-e2e.sh}" \
     -virtfs "local,path=$OUTDIR,mount_tag=hostout,security_model=none,id=ho" \
     -object "memory-backend-file,id=cxl-mem0,share=on,mem-path=$CACHE/cxl0.raw,size=256M" \
     -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \
