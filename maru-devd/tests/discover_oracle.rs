@@ -52,6 +52,49 @@ fn find<'a>(list: &'a Value, key: &str, name: &str) -> Option<&'a Value> {
     list.as_array()?.iter().find(|item| item[key] == name)
 }
 
+/// The `cxl list` hierarchy above memdev `name`: bus, ports, endpoint names, and the
+/// `host` of every port on the way.
+fn chain_to_memdev(
+    value: &Value,
+    name: &str,
+    names: &mut Vec<String>,
+    hosts: &mut Vec<String>,
+) -> bool {
+    match value {
+        Value::Object(map) => {
+            let mut pushed = false;
+            for key in ["bus", "port", "endpoint"] {
+                if let Some(Value::String(level)) = map.get(key) {
+                    names.push(level.clone());
+                    if key == "port" {
+                        hosts.push(field(map, "host").as_str().unwrap_or("").to_string());
+                    }
+                    pushed = true;
+                }
+            }
+            if field(map, "memdev")["memdev"] == name {
+                return true;
+            }
+            for child in map.values() {
+                if chain_to_memdev(child, name, names, hosts) {
+                    return true;
+                }
+            }
+            if pushed {
+                if map.contains_key("port") {
+                    hosts.pop();
+                }
+                names.pop();
+            }
+            false
+        }
+        Value::Array(items) => items
+            .iter()
+            .any(|item| chain_to_memdev(item, name, names, hosts)),
+        _ => false,
+    }
+}
+
 #[derive(Default, Debug)]
 struct Seen {
     dax_devices: usize,
@@ -196,6 +239,21 @@ fn check_cxl(snap: &str, cmd: &Path, ours: &Value, seen: &mut Seen) {
             let want_size = want.get(key).cloned().unwrap_or(Value::from(0));
             assert_eq!(got[key], want_size, "{snap}: {name} {key}");
         }
+        let (mut names, mut hosts) = (Vec::new(), Vec::new());
+        assert!(
+            chain_to_memdev(&expected, name, &mut names, &mut hosts),
+            "{snap}: {name} not found in cxl list's hierarchy"
+        );
+        assert_eq!(
+            got["ports"],
+            serde_json::json!(names),
+            "{snap}: {name} port path"
+        );
+        assert_eq!(
+            got["host_bridge"].as_str(),
+            hosts.first().map(String::as_str),
+            "{snap}: {name} host bridge"
+        );
         seen.memdevs += 1;
     }
 

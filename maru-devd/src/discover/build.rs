@@ -218,40 +218,26 @@ fn read_memdev(
     reader: &mut AttrReader,
 ) -> CxlMemdev {
     let dir = &device.syspath;
-    // Ports from the root down to the endpoint: the endpoint's own path holds them.
     let mut ports = Vec::new();
     let mut host_bridge = None;
-    if let Some(endpoint) = endpoint {
-        let path = &endpoint.syspath;
-        let names: Vec<String> = path
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        if let Some(root_at) = names.iter().rposition(|n| numbered(n, "root").is_some()) {
-            let mut port_dir = path
-                .ancestors()
-                .nth(names.len() - 1 - root_at)
-                .map(Path::to_path_buf);
-            for name in &names[root_at..] {
-                if ["root", "port", "endpoint"]
-                    .iter()
-                    .any(|p| numbered(name, p).is_some())
-                {
-                    ports.push(name.clone());
-                }
-            }
+    match endpoint.map(|e| port_chain(&e.syspath)) {
+        Some(chain) if !chain.is_empty() => {
             // The first port below the root is the host bridge's; its uport names the bridge.
-            if let (Some(dir), Some(first)) = (port_dir.take(), ports.get(1)) {
-                if numbered(first, "port").is_some() {
-                    host_bridge = reader.link_name(&dir.join(first), "uport", Need::Required);
+            if let Some((name, port_dir)) = chain.get(1) {
+                if numbered(name, "port").is_some() {
+                    host_bridge = reader.link_name(port_dir, "uport", Need::Required);
                 }
             }
+            ports = chain.into_iter().map(|(name, _)| name).collect();
         }
-    } else {
-        reader.warn(
+        Some(_) => reader.warn(
+            dir,
+            "the endpoint port of this memdev is not below a CXL rootN port: port path unknown",
+        ),
+        None => reader.warn(
             dir,
             "no CXL endpoint port names this memdev (cxl_mem not bound?): port path unknown",
-        );
+        ),
     }
     CxlMemdev {
         memdev: device.name.clone(),
@@ -265,6 +251,27 @@ fn read_memdev(
         host_bridge,
         ports,
     }
+}
+
+/// The CXL ports (name, directory) from `rootN` down to the endpoint port at
+/// `endpoint_dir`: ports nest in sysfs, so the endpoint's path holds them all.
+/// Empty when no `rootN` is above it.
+fn port_chain(endpoint_dir: &Path) -> Vec<(String, &Path)> {
+    let mut chain = Vec::new();
+    for dir in endpoint_dir.ancestors() {
+        let Some(name) = file_name(dir) else {
+            break;
+        };
+        let is_root = numbered(&name, "root").is_some();
+        if is_root || numbered(&name, "port").is_some() || numbered(&name, "endpoint").is_some() {
+            chain.push((name, dir));
+        }
+        if is_root {
+            chain.reverse();
+            return chain;
+        }
+    }
+    Vec::new()
 }
 
 fn read_region(
@@ -565,6 +572,18 @@ mod tests {
         assert_eq!(meminfo_bytes(text, "MemTotal:"), Some(262_144 * 1024));
         assert_eq!(meminfo_bytes(text, "MemFree:"), Some(1024 * 1024));
         assert_eq!(meminfo_bytes(text, "MemUsed:"), None);
+    }
+
+    #[test]
+    fn port_chain_runs_from_root_to_endpoint_through_switches() {
+        let endpoint = Path::new("/sys/devices/platform/ACPI0017:00/root0/port1/port3/endpoint5");
+        let chain: Vec<String> = port_chain(endpoint).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(chain, ["root0", "port1", "port3", "endpoint5"]);
+        assert_eq!(
+            port_chain(endpoint)[1].1,
+            Path::new("/sys/devices/platform/ACPI0017:00/root0/port1")
+        );
+        assert!(port_chain(Path::new("/sys/devices/odd/endpoint2")).is_empty());
     }
 
     #[test]
