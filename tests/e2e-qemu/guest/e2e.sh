@@ -52,7 +52,9 @@ pools:
     source: {numa: {node: $NODE, reconfigure_devdax: dax0.0}}
     size: 128MiB
 YAML
-    maru-devd check-config --config /etc/maru/maru.yaml > $OUT/check-config.txt 2>&1
+    maru-devd check-config /etc/maru/maru.yaml > $OUT/check-config.txt 2>&1 &&
+        pass check-config "the numa pool's plan is accepted" ||
+        fail check-config "maru-devd check-config refused the config: $(tail -5 $OUT/check-config.txt)"
     cat $OUT/check-config.txt
     log "starting maru-devd run"
     maru-devd run --config /etc/maru/maru.yaml > $OUT/daemon.log 2>&1 &
@@ -159,8 +161,25 @@ else
     [ -n "$DPID" ] && kill $DPID 2>/dev/null
 fi
 
-# --- 4. devdax memory source ---------------------------------------------------------------------
-skip devdax-pool "the devdax memory source (issue 7 items 1-2) is not implemented yet"
+# --- 4. devdax memory source: the device back in devdax mode -------------------------------------
+# (administrator step: offline node 1's memory and rebind dax0.0 to device_dax)
+if [ "$(basename "$(readlink /sys/bus/dax/devices/dax0.0/driver)")" = kmem ]; then
+    run daxctl reconfigure-device --mode=devdax --force dax0.0 >/dev/null
+fi
+if [ -c /dev/dax0.0 ]; then pass devdax-back "dax0.0 is a devdax character device again"
+else fail devdax-back "dax0.0 could not be put back into devdax mode"; fi
+cat > /etc/maru/devdax.yaml <<YAML
+mount: $MNT
+pools:
+  - name: dax
+    source: {devdax: {device: dax0.0}}
+    size: 128MiB
+YAML
+if maru-devd check-config /etc/maru/devdax.yaml > $OUT/check-devdax.txt 2>&1; then
+    fail devdax-pool "maru-devd accepts the devdax source now, but this test's devdax step is not written yet (tests/e2e-qemu/guest/e2e.sh)"
+else
+    skip devdax-pool "the devdax memory source (issue 7 items 1-2) is not implemented yet; check-config says: $(grep -v '^$' $OUT/check-devdax.txt | head -2 | tr '\n' ' ')"
+fi
 
 log "done"
 summary
