@@ -7,10 +7,15 @@
 //! `<mount>/<pool>/<key>`; the namespace, errno contract and xattrs are described in
 //! `docs/maru-fs.md`.
 
+mod backing;
 mod config;
 mod error;
+mod fs;
 mod mount;
+mod notify;
+mod state;
 mod stats;
+mod xattr;
 
 pub use config::{Backing, Eviction, MountOptions, PoolConfig};
 pub use error::FsError;

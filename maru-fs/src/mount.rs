@@ -1,68 +1,176 @@
 //! Mounting, unmounting and the daemon's control handle.
 
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 
-use crate::{FsError, MountOptions, PoolConfig, PoolStats};
+use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 
-/// A mounted maru-fs; unmounts on drop.
+use crate::fs::{MaruFs, Shared};
+use crate::state::State;
+use crate::{notify, FsError, MountOptions, PoolConfig, PoolStats};
+
+/// A mounted maru-fs, served by background threads; unmounts on drop.
 #[derive(Debug)]
 pub struct Mounted {
     mountpoint: PathBuf,
+    shared: Arc<Shared>,
+    session: Option<BackgroundSession>,
+    notifier: Option<JoinHandle<()>>,
 }
 
 /// The daemon's handle on a mounted filesystem: cheap to clone, `Send + Sync`.
 #[derive(Debug, Clone)]
 pub struct Control {
-    mountpoint: PathBuf,
+    shared: Arc<Shared>,
 }
 
-/// Mounts maru-fs (allow_other, default_permissions, passthrough) and serves it in
-/// background threads, adopting chunks already present in each pool's backing store.
+/// Lazily detaches a dead FUSE mount left at `mountpoint` by a daemon that died
+/// (stat fails with ENOTCONN), so a restarted daemon can mount again.
+fn clear_stale_mount(mountpoint: &Path) {
+    if let Err(e) = std::fs::metadata(mountpoint) {
+        if e.raw_os_error() == Some(libc::ENOTCONN) {
+            log::warn!(
+                "{} is a dead FUSE mount (its daemon exited); detaching it",
+                mountpoint.display()
+            );
+            if let Err(e) = nix::mount::umount2(mountpoint, nix::mount::MntFlags::MNT_DETACH) {
+                log::warn!("cannot detach {}: {e}", mountpoint.display());
+            }
+        }
+    }
+}
+
+/// Mounts maru-fs at `opts.mountpoint` (allow_other, default_permissions, FUSE
+/// passthrough with max_stack_depth 1) and serves it in background threads.
+///
+/// Chunks already present in each pool's backing store are adopted: published
+/// files re-appear under their keys with their owner, mode and xattrs, leftover
+/// staging files are deleted. This is how chunks survive a daemon restart.
 pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsError> {
-    let _ = pools;
-    Err(FsError::NotMounted(opts.mountpoint.clone()))
+    let mut state = State::new();
+    for cfg in pools {
+        state.add_pool(cfg)?;
+    }
+    state.take_notices();
+    let (tx, rx) = mpsc::channel();
+    let shared = Arc::new(Shared::new(state, tx));
+
+    clear_stale_mount(&opts.mountpoint);
+    let mount_err = |source: io::Error| FsError::Mount {
+        mountpoint: opts.mountpoint.clone(),
+        source,
+    };
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("maru".into()),
+        MountOption::Subtype("maru".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoExec,
+    ];
+    config.acl = SessionACL::All;
+    config.n_threads = Some(opts.threads.max(1));
+    config.clone_fd = true;
+    let session =
+        Session::new(MaruFs::new(shared.clone()), &opts.mountpoint, &config).map_err(mount_err)?;
+    let notifier = notify::spawn(session.notifier(), rx).map_err(mount_err)?;
+    let session = session.spawn().map_err(mount_err)?;
+    log::info!("maru-fs mounted on {}", opts.mountpoint.display());
+    Ok(Mounted {
+        mountpoint: opts.mountpoint.clone(),
+        shared,
+        session: Some(session),
+        notifier: Some(notifier),
+    })
 }
 
 impl Mounted {
     /// A control handle for the daemon.
     pub fn control(&self) -> Control {
         Control {
-            mountpoint: self.mountpoint.clone(),
+            shared: self.shared.clone(),
         }
     }
 
-    /// Unmounts the filesystem and stops serving it.
-    pub fn unmount(self) -> Result<(), FsError> {
-        Ok(())
+    /// Where the filesystem is mounted.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts the filesystem and stops serving it. While processes still have
+    /// chunks open or mapped the mount is detached lazily: their mappings keep
+    /// working, and the kernel ends the session when the last one goes.
+    pub fn unmount(mut self) -> Result<(), FsError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), FsError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        self.shared.stop_notifier();
+        if let Some(t) = self.notifier.take() {
+            let _ = t.join();
+        }
+        match session.umount_and_join() {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                log::warn!(
+                    "{} is busy (chunks still open or mapped): detaching it lazily",
+                    self.mountpoint.display()
+                );
+                nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH).map_err(
+                    |e| FsError::Unmount {
+                        mountpoint: self.mountpoint.clone(),
+                        source: e.into(),
+                    },
+                )
+            }
+            Err(source) => Err(FsError::Unmount {
+                mountpoint: self.mountpoint.clone(),
+                source,
+            }),
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            log::warn!("{e}");
+        }
     }
 }
 
 impl Control {
-    /// Adds a pool: its directory appears under the mount point.
+    /// Adds a pool (adopting what its backing store holds): its directory appears
+    /// under the mount point at once.
     pub fn add_pool(&self, cfg: PoolConfig) -> Result<(), FsError> {
-        Err(FsError::NoSuchPool(cfg.name))
+        self.shared.with(|s| s.add_pool(cfg))
     }
 
-    /// Removes a pool; refused with [`FsError::PoolBusy`] while chunks are pinned.
+    /// Removes a pool from the mount (its backing files are left alone); refused
+    /// with [`FsError::PoolBusy`] while any of its chunks is open or mapped.
     pub fn remove_pool(&self, name: &str) -> Result<(), FsError> {
-        Err(FsError::NoSuchPool(name.to_string()))
+        self.shared.with(|s| s.remove_pool(name))
     }
 
-    /// Takes a pool on- or offline; offline pools refuse new creates with `ENODEV`
-    /// while existing chunks stay readable and mapped.
+    /// Takes a pool on- or offline; offline pools refuse new creates and growth
+    /// with `ENODEV` while existing chunks stay readable and mapped.
     pub fn set_online(
         &self,
         name: &str,
         online: bool,
         reason: Option<String>,
     ) -> Result<(), FsError> {
-        let _ = (online, reason);
-        Err(FsError::NoSuchPool(name.to_string()))
+        self.shared.with(|s| s.set_online(name, online, reason))
     }
 
-    /// One [`PoolStats`] per pool.
+    /// One [`PoolStats`] per pool, in name order.
     pub fn stats(&self) -> Vec<PoolStats> {
-        let _ = &self.mountpoint;
-        Vec::new()
+        self.shared.with(|s| s.stats())
     }
 }

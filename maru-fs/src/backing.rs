@@ -1,0 +1,319 @@
+//! Backing stores: where a pool's chunk pages live.
+//!
+//! Only [`Store::Dir`] exists today (the `numa` source: one regular file per chunk
+//! on a tmpfs, handed to the kernel for FUSE passthrough). A `devdax` store would be
+//! another variant whose data is served through FUSE READ/WRITE instead; callers
+//! ask [`Store::passthrough`] which data path applies.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{openat, renameat2, OFlag, RenameFlags};
+use nix::sys::stat::{fchmod, fstat, Mode};
+use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use crate::Backing;
+
+/// Name of the xattr (on the backing file) that records when a chunk was created,
+/// in unix seconds; `trusted.*` works on every tmpfs, and needs no user-visible name.
+const CREATED_XATTR: &str = "trusted.maru.created";
+
+/// A chunk found in a backing store when a pool is mounted (restart adoption).
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// The key (the backing file's name).
+    pub name: OsString,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The creator's uid (the backing file's owner).
+    pub uid: u32,
+    /// Permission bits.
+    pub mode: u16,
+    /// Creation time (from [`CREATED_XATTR`], else the file's mtime).
+    pub created: SystemTime,
+    /// The writer's own `user.*` xattrs.
+    pub xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+/// A pool's backing store.
+#[derive(Debug)]
+pub(crate) enum Store {
+    /// A directory on tmpfs/shmem, one regular file per chunk.
+    Dir(DirStore),
+}
+
+impl Store {
+    /// Opens the store described by `backing`.
+    pub fn open(backing: &Backing) -> io::Result<Store> {
+        match backing {
+            Backing::Dir(path) => Ok(Store::Dir(DirStore::open(path)?)),
+        }
+    }
+
+    /// Where the store lives (for messages).
+    pub fn path(&self) -> &Path {
+        match self {
+            Store::Dir(d) => &d.path,
+        }
+    }
+
+    /// Whether chunk files are handed to the kernel for FUSE passthrough.
+    pub fn passthrough(&self) -> bool {
+        match self {
+            Store::Dir(_) => true,
+        }
+    }
+
+    /// Creates a new, empty chunk file owned by `uid:gid` with permission `mode`.
+    pub fn create(&self, name: &OsStr, uid: u32, gid: u32, mode: u16) -> io::Result<File> {
+        match self {
+            Store::Dir(d) => d.create(name, uid, gid, mode),
+        }
+    }
+
+    /// Opens an existing chunk file for reading and writing.
+    pub fn open_chunk(&self, name: &OsStr) -> io::Result<File> {
+        match self {
+            Store::Dir(d) => d.open_chunk(name),
+        }
+    }
+
+    /// Renames a chunk file, failing with `EEXIST` if `to` exists.
+    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        match self {
+            Store::Dir(d) => d.rename_noreplace(from, to),
+        }
+    }
+
+    /// Removes a chunk file (its pages go when the last open file on it closes).
+    pub fn remove(&self, name: &OsStr) -> io::Result<()> {
+        match self {
+            Store::Dir(d) => d.remove(name),
+        }
+    }
+
+    /// Lists the published chunks in the store and deletes leftover staging files.
+    pub fn adopt(&self) -> io::Result<Vec<Found>> {
+        match self {
+            Store::Dir(d) => d.adopt(),
+        }
+    }
+}
+
+/// A backing directory, held open so renames and unlinks are relative to it.
+#[derive(Debug)]
+pub(crate) struct DirStore {
+    path: PathBuf,
+    dir: OwnedFd,
+}
+
+impl DirStore {
+    fn open(path: &Path) -> io::Result<DirStore> {
+        let dir = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(DirStore {
+            path: path.to_path_buf(),
+            dir,
+        })
+    }
+
+    fn create(&self, name: &OsStr, uid: u32, gid: u32, mode: u16) -> io::Result<File> {
+        let fd = openat(
+            &self.dir,
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )?;
+        let file = File::from(fd);
+        let setup = (|| -> io::Result<()> {
+            fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+            fchmod(&file, Mode::from_bits_truncate(u32::from(mode)))?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            // Best effort: without it, adoption falls back to the file's mtime.
+            if let Err(e) = fset_xattr(&file, OsStr::new(CREATED_XATTR), now.to_string().as_bytes())
+            {
+                log::debug!(
+                    "cannot record creation time on {:?}: {e}",
+                    self.path.join(name)
+                );
+            }
+            Ok(())
+        })();
+        if let Err(e) = setup {
+            let _ = unlinkat(&self.dir, name, UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        Ok(file)
+    }
+
+    fn open_chunk(&self, name: &OsStr) -> io::Result<File> {
+        let fd = openat(
+            &self.dir,
+            name,
+            OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        renameat2(
+            &self.dir,
+            from,
+            &self.dir,
+            to,
+            RenameFlags::RENAME_NOREPLACE,
+        )?;
+        Ok(())
+    }
+
+    fn remove(&self, name: &OsStr) -> io::Result<()> {
+        match unlinkat(&self.dir, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn adopt(&self) -> io::Result<Vec<Found>> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.path)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !entry.file_type()?.is_file() {
+                log::warn!(
+                    "ignoring {:?} in backing directory: not a regular file",
+                    entry.path()
+                );
+                continue;
+            }
+            if name.as_bytes().first() == Some(&b'.') {
+                log::info!("deleting unpublished staging file {:?}", entry.path());
+                self.remove(&name)?;
+                continue;
+            }
+            let file = match self.open_chunk(&name) {
+                Ok(f) => f,
+                Err(e) => {
+                    log::warn!("ignoring {:?}: cannot open it: {e}", entry.path());
+                    continue;
+                }
+            };
+            let st = fstat(&file)?;
+            let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0));
+            let created = fget_xattr(&file, OsStr::new(CREATED_XATTR))
+                .ok()
+                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                .unwrap_or(mtime);
+            let mut xattrs = Vec::new();
+            for xname in flist_xattr(&file).unwrap_or_default() {
+                if xname.as_bytes().starts_with(b"user.") {
+                    if let Ok(value) = fget_xattr(&file, &xname) {
+                        xattrs.push((xname, value));
+                    }
+                }
+            }
+            found.push(Found {
+                name,
+                size: u64::try_from(st.st_size).unwrap_or(0),
+                uid: st.st_uid,
+                mode: (st.st_mode & 0o7777) as u16,
+                created,
+                xattrs,
+            });
+        }
+        Ok(found)
+    }
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Sets xattr `name` on `file` (flags as for setxattr(2): 0, XATTR_CREATE, XATTR_REPLACE).
+pub(crate) fn fset_xattr_flags(
+    file: &File,
+    name: &OsStr,
+    value: &[u8],
+    flags: i32,
+) -> io::Result<()> {
+    let cname = c_name(name)?;
+    // SAFETY: `cname` is a NUL-terminated string and `value` a valid buffer of
+    // `value.len()` bytes, both alive for the call; the fd is owned by `file`.
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_fd().as_raw_fd(),
+            cname.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn fset_xattr(file: &File, name: &OsStr, value: &[u8]) -> io::Result<()> {
+    fset_xattr_flags(file, name, value, 0)
+}
+
+/// Removes xattr `name` from `file`.
+pub(crate) fn fremove_xattr(file: &File, name: &OsStr) -> io::Result<()> {
+    let cname = c_name(name)?;
+    // SAFETY: `cname` is NUL-terminated and alive for the call; the fd is owned by `file`.
+    let rc = unsafe { libc::fremovexattr(file.as_fd().as_raw_fd(), cname.as_ptr()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn fget_xattr(file: &File, name: &OsStr) -> io::Result<Vec<u8>> {
+    let cname = c_name(name)?;
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: `cname` is NUL-terminated; `buf` is a writable buffer of `buf.len()`
+    // bytes; both outlive the call; the fd is owned by `file`.
+    let n = unsafe {
+        libc::fgetxattr(
+            file.as_fd().as_raw_fd(),
+            cname.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+fn flist_xattr(file: &File) -> io::Result<Vec<OsString>> {
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: `buf` is a writable buffer of `buf.len()` bytes that outlives the call;
+    // the fd is owned by `file`.
+    let n =
+        unsafe { libc::flistxattr(file.as_fd().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| OsString::from_vec(s.to_vec()))
+        .collect())
+}

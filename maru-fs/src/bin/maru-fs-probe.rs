@@ -1,0 +1,283 @@
+//! maru-fs-probe: a small client used by maru-fs's tests (and handy for checking a
+//! live mount by hand). Each command does one thing a real client does, through
+//! plain system calls, and prints `key=value` lines; errors are printed as
+//! `error=<ERRNO>` with exit status 2, so a caller can check the exact errno.
+//!
+//! ```text
+//! maru-fs-probe publish <pool-dir> <staging-name> <key> <size> <seed> [hold]
+//! maru-fs-probe map <chunk-path> [hold]
+//! maru-fs-probe race <pool-dir> <key-prefix> <rounds> <id> <size>
+//! maru-fs-probe stall <pool-dir> <staging-name> <size>
+//! maru-fs-probe sealed <chunk-path>
+//! maru-fs-probe pin <pool-dir> <staging-name> <size>
+//! ```
+//! `hold` keeps the chunk mapped until a line arrives on stdin (after printing
+//! `addr=` and `len=`), so another process can inspect `/proc/<pid>/pagemap`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use memmap2::{MmapMut, MmapOptions};
+
+/// The byte at `offset` of a chunk written with `seed`.
+fn pattern(seed: u64, offset: usize) -> u8 {
+    (seed as usize)
+        .wrapping_mul(31)
+        .wrapping_add(offset / 4096)
+        .wrapping_add(offset) as u8
+}
+
+fn errno_name(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("{:?}", nix::errno::Errno::from_raw(code)),
+        None => e.to_string(),
+    }
+}
+
+/// An io::Error that the caller wants reported as `error=<ERRNO>`.
+#[derive(Debug)]
+struct Refused(io::Error);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", errno_name(&self.0))
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(e: io::Error) -> anyhow::Error {
+    Refused(e).into()
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T> {
+    args.get(i)
+        .with_context(|| format!("missing argument {i}: {what}"))?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("argument {i} ({what}) is not valid"))
+}
+
+fn hold() -> Result<()> {
+    io::stdout().flush()?;
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    Ok(())
+}
+
+/// Creates a staging chunk, sizes it and maps it writable.
+fn create_mapped(dir: &Path, staging: &str, size: usize) -> Result<(File, MmapMut)> {
+    let path = dir.join(staging);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&path)
+        .map_err(refused)?;
+    file.set_len(size as u64).map_err(refused)?;
+    // SAFETY: the chunk is a file only this process writes while it is staging.
+    let map = unsafe { MmapOptions::new().len(size).map_mut(&file) }.map_err(refused)?;
+    Ok((file, map))
+}
+
+fn rename_noreplace(dir: &Path, from: &str, to: &str) -> io::Result<()> {
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &dir.join(from),
+        nix::fcntl::AT_FDCWD,
+        &dir.join(to),
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Writes a chunk through its mapping and publishes it; returns whether we won.
+fn publish_one(
+    dir: &Path,
+    staging: &str,
+    key: &str,
+    size: usize,
+    seed: u64,
+) -> Result<(bool, File, MmapMut)> {
+    let (file, mut map) = create_mapped(dir, staging, size)?;
+    for (i, b) in map.iter_mut().enumerate() {
+        *b = pattern(seed, i);
+    }
+    match rename_noreplace(dir, staging, key) {
+        Ok(()) => Ok((true, file, map)),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            std::fs::remove_file(dir.join(staging)).map_err(refused)?;
+            Ok((false, file, map))
+        }
+        Err(e) => Err(refused(e)),
+    }
+}
+
+fn cmd_publish(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let staging: String = arg(args, 1, "staging name")?;
+    let key: String = arg(args, 2, "key")?;
+    let size: usize = arg(args, 3, "size")?;
+    let seed: u64 = arg(args, 4, "seed")?;
+    let (won, _file, map) = publish_one(&dir, &staging, &key, size, seed)?;
+    println!("result={}", if won { "published" } else { "exists" });
+    if args.get(5).map(String::as_str) == Some("hold") {
+        println!("addr={:#x}", map.as_ptr() as usize);
+        println!("len={}", map.len());
+        hold()?;
+    }
+    Ok(())
+}
+
+fn cmd_map(args: &[String]) -> Result<()> {
+    let path = PathBuf::from(arg::<String>(args, 0, "chunk path")?);
+    let file = File::open(&path).map_err(refused)?;
+    let len = file.metadata().map_err(refused)?.len() as usize;
+    // SAFETY: published chunks are sealed; nobody writes them while we read.
+    let map = unsafe { MmapOptions::new().len(len).populate().map(&file) }.map_err(refused)?;
+    let sum: u64 = map.iter().map(|b| u64::from(*b)).sum();
+    println!("len={len}");
+    println!("sum={sum}");
+    if args.get(1).map(String::as_str) == Some("hold") {
+        println!("addr={:#x}", map.as_ptr() as usize);
+        hold()?;
+    }
+    Ok(())
+}
+
+fn cmd_race(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let prefix: String = arg(args, 1, "key prefix")?;
+    let rounds: usize = arg(args, 2, "rounds")?;
+    let id: u64 = arg(args, 3, "id")?;
+    let size: usize = arg(args, 4, "size")?;
+    let mut wins = Vec::new();
+    for r in 0..rounds {
+        let staging = format!(".race-{id}-{r}");
+        let key = format!("{prefix}-{r}");
+        let (won, _file, _map) = publish_one(&dir, &staging, &key, size, id)?;
+        if won {
+            wins.push(r.to_string());
+        }
+    }
+    println!("wins={}", wins.join(","));
+    Ok(())
+}
+
+fn cmd_stall(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let staging: String = arg(args, 1, "staging name")?;
+    let size: usize = arg(args, 2, "size")?;
+    let (_file, mut map) = create_mapped(&dir, &staging, size)?;
+    for b in map.iter_mut().take(size / 2) {
+        *b = 0xab;
+    }
+    println!("ready");
+    io::stdout().flush()?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+fn outcome(r: io::Result<()>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
+fn cmd_sealed(args: &[String]) -> Result<()> {
+    let path = PathBuf::from(arg::<String>(args, 0, "chunk path")?);
+    let open = |o: &mut OpenOptions| o.open(&path).map(drop);
+    println!(
+        "open_rdwr={}",
+        outcome(open(OpenOptions::new().read(true).write(true)))
+    );
+    println!(
+        "open_wronly={}",
+        outcome(open(OpenOptions::new().write(true)))
+    );
+    println!(
+        "open_trunc={}",
+        outcome(open(OpenOptions::new().write(true).truncate(true)))
+    );
+    println!(
+        "truncate={}",
+        outcome(nix::unistd::truncate(&path, 0).map_err(io::Error::from))
+    );
+    let ro = File::open(&path).map_err(refused)?;
+    println!("ftruncate_ro={}", outcome(ro.set_len(0)));
+    Ok(())
+}
+
+fn vm_pin_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("VmPin:") {
+            let kib = rest.trim().trim_end_matches("kB").trim();
+            return Ok(kib.parse()?);
+        }
+    }
+    bail!("no VmPin line in /proc/self/status")
+}
+
+fn cmd_pin(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let staging: String = arg(args, 1, "staging name")?;
+    let size: usize = arg(args, 2, "size")?;
+    let (_file, mut map) = create_mapped(&dir, &staging, size)?;
+    map.fill(0x5a);
+    let before = vm_pin_kib()?;
+    let ring = match io_uring::IoUring::new(4) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("uring=unavailable:{}", errno_name(&e));
+            return Ok(());
+        }
+    };
+    let iov = libc::iovec {
+        iov_base: map.as_mut_ptr().cast(),
+        iov_len: map.len(),
+    };
+    // SAFETY: the buffer stays mapped until after the ring is dropped below.
+    let res = unsafe { ring.submitter().register_buffers(&[iov]) };
+    let after = vm_pin_kib()?;
+    println!("register={}", outcome(res));
+    println!("vmpin_before_kib={before}");
+    println!("vmpin_after_kib={after}");
+    println!("addr={:#x}", map.as_ptr() as usize);
+    println!("len={}", map.len());
+    hold()?;
+    drop(ring);
+    drop(map);
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprintln!("usage: maru-fs-probe publish|map|race|stall|sealed|pin ARGS (see the source)");
+        std::process::exit(1);
+    };
+    let rest = &args[1..];
+    let res = match cmd.as_str() {
+        "publish" => cmd_publish(rest),
+        "map" => cmd_map(rest),
+        "race" => cmd_race(rest),
+        "stall" => cmd_stall(rest),
+        "sealed" => cmd_sealed(rest),
+        "pin" => cmd_pin(rest),
+        other => Err(anyhow::anyhow!("unknown command {other}")),
+    };
+    if let Err(e) = res {
+        if let Some(r) = e.downcast_ref::<Refused>() {
+            println!("error={r}");
+            std::process::exit(2);
+        }
+        eprintln!("maru-fs-probe {cmd}: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,455 @@
+//! The FUSE request handlers: thin glue between the kernel and [`State`].
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, UNIX_EPOCH};
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::notify::Notice;
+use crate::state::{State, BLOCK, NAME_MAX};
+
+/// How long the kernel may cache names, negative names and attributes. Every name
+/// change the kernel does not make itself (eviction, staging reclaim, pools coming
+/// and going) is invalidated through the notifier, so this can be long.
+const TTL: Duration = Duration::from_secs(60);
+
+/// State shared by the request threads, the notifier and the daemon's [`crate::Control`].
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    notices: Mutex<Sender<Notice>>,
+}
+
+impl Shared {
+    /// Wraps `state`; invalidations go to `notices`.
+    pub fn new(state: State, notices: Sender<Notice>) -> Shared {
+        Shared {
+            state: Mutex::new(state),
+            notices: Mutex::new(notices),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in another thread must not take the filesystem down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the state, then hands the invalidations it queued to the notifier.
+    pub fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let (r, notices) = {
+            let mut s = self.lock();
+            let r = f(&mut s);
+            (r, s.take_notices())
+        };
+        if !notices.is_empty() {
+            let tx = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+            for n in notices {
+                // The notifier only stops at unmount, when invalidations no longer matter.
+                let _ = tx.send(n);
+            }
+        }
+        r
+    }
+
+    /// Asks the notifier thread to stop.
+    pub fn stop_notifier(&self) {
+        let tx = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = tx.send(Notice::Stop);
+    }
+}
+
+/// The fuser filesystem.
+#[derive(Debug)]
+pub(crate) struct MaruFs {
+    shared: Arc<Shared>,
+}
+
+impl MaruFs {
+    /// A filesystem serving `shared`.
+    pub fn new(shared: Arc<Shared>) -> MaruFs {
+        MaruFs { shared }
+    }
+}
+
+/// The attributes sent with a negative entry (only the zero inode number matters).
+fn negative_attr() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: BLOCK as u32,
+        flags: 0,
+    }
+}
+
+fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, Errno>) {
+    match value {
+        Err(e) => reply.error(e),
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(v) => reply.data(&v),
+    }
+}
+
+impl Filesystem for MaruFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let passthrough = match config.add_capabilities(InitFlags::FUSE_PASSTHROUGH) {
+            Ok(()) => config.set_max_stack_depth(1).is_ok(),
+            Err(_) => false,
+        };
+        if !passthrough {
+            log::warn!(
+                "the kernel does not offer FUSE passthrough (Linux >= 6.9 needed): chunk data \
+                 will be copied through the daemon, and mappings will not be zero-copy"
+            );
+        }
+        // Lookups in one pool directory need not wait for each other.
+        let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        self.shared.with(|s| s.set_passthrough(passthrough));
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if name.len() > NAME_MAX {
+            return reply.error(Errno::ENAMETOOLONG);
+        }
+        match self.shared.with(|s| s.lookup(parent.0, name)) {
+            Ok(Some(attr)) => reply.entry(&TTL, &attr, Generation(0)),
+            // A zero inode number is a negative entry the kernel caches for TTL.
+            Ok(None) => reply.entry(&TTL, &negative_attr(), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.shared.with(|s| s.forget(ino.0, nlookup));
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.shared.with(|s| s.attr(ino.0)) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<std::time::SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<std::time::SystemTime>,
+        _chgtime: Option<std::time::SystemTime>,
+        _bkuptime: Option<std::time::SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let owner_change = uid.is_some() || gid.is_some();
+        match self
+            .shared
+            .with(|s| s.setattr(ino.0, size, mode, owner_change))
+        {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        // Chunks are made with open(O_CREAT) only.
+        reply.error(Errno::EPERM);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.shared.with(|s| s.unlink(parent.0, name)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self
+            .shared
+            .with(|s| s.rename(parent.0, name, newparent.0, newname, flags.bits()))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let open_backing = |f: &File| reply.open_backing(f);
+        let res = self.shared.with(|s| s.open(ino.0, write, &open_backing));
+        match res {
+            Ok(o) => match &o.backing {
+                Some(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), id),
+                None => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let open_backing = |f: &File| reply.open_backing(f);
+        let uid = req.uid();
+        let res = self
+            .shared
+            .with(|s| s.create(parent.0, name, mode & !umask, uid, &open_backing));
+        match res {
+            Ok(o) => match &o.backing {
+                Some(id) => reply.created_passthrough(
+                    &TTL,
+                    &o.attr,
+                    Generation(0),
+                    FileHandle(o.fh),
+                    FopenFlags::empty(),
+                    id,
+                ),
+                None => reply.created(
+                    &TTL,
+                    &o.attr,
+                    Generation(0),
+                    FileHandle(o.fh),
+                    FopenFlags::empty(),
+                ),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.shared.with(|s| s.read(ino.0, offset, size)) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.shared.with(|s| s.write(ino.0, offset, data)) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.shared.with(|s| s.release(fh.0));
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Memory has nothing to sync to.
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.shared.with(|s| s.opendir(ino.0)) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let res = self.shared.with(|s| {
+            let entries = s.readdir(fh.0, offset)?;
+            for (i, e) in entries.iter().enumerate() {
+                if reply.add(INodeNo(e.ino), offset + i as u64 + 1, e.kind, &e.name) {
+                    break;
+                }
+            }
+            Ok::<(), Errno>(())
+        });
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.shared.with(|s| s.releasedir(fh.0));
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let (blocks, bfree, files) = self.shared.with(|s| s.statfs(ino.0));
+        reply.statfs(
+            blocks,
+            bfree,
+            bfree,
+            files,
+            u64::from(u32::MAX),
+            BLOCK as u32,
+            NAME_MAX as u32,
+            BLOCK as u32,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        match self
+            .shared
+            .with(|s| s.setxattr(ino.0, name, Some(value), flags))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let value = self.shared.with(|s| s.getxattr(ino.0, name));
+        reply_xattr(reply, size, value);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let names = self.shared.with(|s| s.listxattr(ino.0));
+        reply_xattr(reply, size, Ok(names));
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.shared.with(|s| s.setxattr(ino.0, name, None, 0)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // default_permissions: the kernel checks mode bits itself.
+        reply.ok();
+    }
+}

@@ -1,0 +1,102 @@
+//! The read-only `user.maru.*` xattrs maru-fs synthesises on chunks and pools.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::state::Phase;
+use crate::PoolConfig;
+
+/// "staging" or "published".
+pub(crate) const STATE: &str = "user.maru.state";
+/// Decimal count of open handles (pins).
+pub(crate) const PINS: &str = "user.maru.pins";
+/// NUMA node of the pool's pages, or "unknown".
+pub(crate) const NODE: &str = "user.maru.node";
+/// Creation time in unix seconds.
+pub(crate) const CREATED: &str = "user.maru.created";
+/// Pool capacity in bytes.
+pub(crate) const CAPACITY: &str = "user.maru.capacity";
+/// Bytes charged in the pool.
+pub(crate) const USED: &str = "user.maru.used";
+/// "online" or "offline".
+pub(crate) const ONLINE: &str = "user.maru.online";
+
+/// Synthesised names on a chunk.
+pub(crate) const CHUNK_NAMES: &[&str] = &[STATE, PINS, NODE, CREATED];
+/// Synthesised names on a pool directory.
+pub(crate) const POOL_NAMES: &[&str] = &[NODE, CAPACITY, USED, ONLINE];
+
+/// Most bytes (names plus values) a writer may store in its own `user.*` xattrs.
+pub(crate) const USER_XATTR_LIMIT: usize = 4096;
+
+/// Whether `name` is synthesised (and so cannot be set or removed).
+pub(crate) fn is_reserved(name: &OsStr) -> bool {
+    CHUNK_NAMES
+        .iter()
+        .chain(POOL_NAMES)
+        .any(|n| n.as_bytes() == name.as_bytes())
+}
+
+fn node_text(node: Option<u32>) -> Vec<u8> {
+    node.map_or_else(|| b"unknown".to_vec(), |n| n.to_string().into_bytes())
+}
+
+/// The value of a synthesised chunk xattr, if `name` is one.
+pub(crate) fn chunk_value(
+    name: &OsStr,
+    phase: Phase,
+    pins: u32,
+    node: Option<u32>,
+    created: SystemTime,
+) -> Option<Vec<u8>> {
+    let name = name.to_str()?;
+    Some(match name {
+        STATE => match phase {
+            Phase::Staging => b"staging".to_vec(),
+            Phase::Published => b"published".to_vec(),
+        },
+        PINS => pins.to_string().into_bytes(),
+        NODE => node_text(node),
+        CREATED => created
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+            .to_string()
+            .into_bytes(),
+        _ => return None,
+    })
+}
+
+/// The value of a synthesised pool xattr, if `name` is one.
+pub(crate) fn pool_value(
+    name: &OsStr,
+    cfg: &PoolConfig,
+    used: u64,
+    online: bool,
+) -> Option<Vec<u8>> {
+    let name = name.to_str()?;
+    Some(match name {
+        NODE => node_text(cfg.node),
+        CAPACITY => cfg.capacity.to_string().into_bytes(),
+        USED => used.to_string().into_bytes(),
+        ONLINE => if online { "online" } else { "offline" }
+            .as_bytes()
+            .to_vec(),
+        _ => return None,
+    })
+}
+
+/// A listxattr buffer: each name followed by a NUL.
+pub(crate) fn names<'a>(fixed: &[&str], extra: impl Iterator<Item = &'a OsStr>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for n in fixed {
+        out.extend_from_slice(n.as_bytes());
+        out.push(0);
+    }
+    for n in extra {
+        out.extend_from_slice(n.as_bytes());
+        out.push(0);
+    }
+    out
+}

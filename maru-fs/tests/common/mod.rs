@@ -1,0 +1,261 @@
+//! Shared fixture for maru-fs's integration tests: a real FUSE mount backed by
+//! directories on /dev/shm, plus helpers to run the `maru-fs-probe` client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use maru_fs::{Backing, Control, Eviction, MountOptions, Mounted, PoolConfig, PoolStats};
+use tempfile::TempDir;
+
+pub const MIB: u64 = 1 << 20;
+
+/// A mounted maru-fs with its own mount point and backing directories.
+pub struct Fixture {
+    pub mounted: Option<Mounted>,
+    pub control: Control,
+    pub mnt: TempDir,
+    pub backing_root: TempDir,
+}
+
+/// Returns true (after printing why) when the test cannot run here.
+pub fn skip_unless_root() -> bool {
+    if !nix::unistd::geteuid().is_root() || !Path::new("/dev/fuse").exists() {
+        eprintln!(
+            "SKIP: maru-fs tests need root and /dev/fuse (they mount a real FUSE filesystem)"
+        );
+        return true;
+    }
+    false
+}
+
+/// A pool config with sane test defaults, backed by `dir`.
+pub fn pool(name: &str, dir: &Path, capacity: u64) -> PoolConfig {
+    PoolConfig {
+        name: name.to_string(),
+        backing: Backing::Dir(dir.to_path_buf()),
+        capacity,
+        eviction: Eviction::None,
+        max_chunk_size: None,
+        uid: 0,
+        gid: 0,
+        mode: 0o755,
+        node: Some(0),
+    }
+}
+
+impl Fixture {
+    /// Mounts pools built by `make` (given each pool's fresh backing dir).
+    pub fn new(pools: &[(&str, u64)], tweak: impl Fn(&mut PoolConfig)) -> Fixture {
+        let backing_root = tempfile::Builder::new()
+            .prefix("maru-fs-test-")
+            .tempdir_in("/dev/shm")
+            .expect("backing root on /dev/shm");
+        let cfgs = pools
+            .iter()
+            .map(|(name, cap)| {
+                let dir = backing_root.path().join(name);
+                std::fs::create_dir(&dir).expect("backing dir");
+                let mut cfg = pool(name, &dir, *cap);
+                tweak(&mut cfg);
+                cfg
+            })
+            .collect();
+        Self::mount_with(backing_root, cfgs)
+    }
+
+    /// Mounts the given pool configs, taking ownership of their backing root.
+    pub fn mount_with(backing_root: TempDir, cfgs: Vec<PoolConfig>) -> Fixture {
+        let mnt = tempfile::Builder::new()
+            .prefix("maru-fs-mnt-")
+            .tempdir()
+            .expect("mount point");
+        let mounted = maru_fs::mount(&MountOptions::new(mnt.path()), cfgs).expect("mount maru-fs");
+        let control = mounted.control();
+        Fixture {
+            mounted: Some(mounted),
+            control,
+            mnt,
+            backing_root,
+        }
+    }
+
+    pub fn pool_dir(&self, pool: &str) -> PathBuf {
+        self.mnt.path().join(pool)
+    }
+
+    pub fn backing_dir(&self, pool: &str) -> PathBuf {
+        self.backing_root.path().join(pool)
+    }
+
+    pub fn stats(&self, pool: &str) -> PoolStats {
+        self.control
+            .stats()
+            .into_iter()
+            .find(|s| s.name == pool)
+            .expect("pool stats")
+    }
+
+    /// Unmounts, keeping the backing directories.
+    pub fn unmount(&mut self) -> TempDir {
+        if let Some(m) = self.mounted.take() {
+            m.unmount().expect("unmount");
+        }
+        std::mem::replace(
+            &mut self.backing_root,
+            tempfile::tempdir_in("/dev/shm").expect("placeholder dir"),
+        )
+    }
+}
+
+/// Polls `cond` until it holds (FUSE releases arrive asynchronously after close).
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Path of the probe client, copied somewhere every user can execute it.
+pub fn probe() -> PathBuf {
+    static PROBE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("maru-fs-probe-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("probe dir");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            let dst = dir.join("maru-fs-probe");
+            std::fs::copy(env!("CARGO_BIN_EXE_maru-fs-probe"), &dst).expect("copy probe");
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            dst
+        })
+        .clone()
+}
+
+/// Runs the probe to completion; returns (exit code, `key=value` pairs).
+pub fn run_probe(args: &[&str], unprivileged: bool) -> (i32, Vec<(String, String)>) {
+    let out = probe_command(args, unprivileged)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.stderr.is_empty() {
+        eprintln!(
+            "probe {args:?} stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (out.status.code().unwrap_or(-1), parse(&text))
+}
+
+fn probe_command(args: &[&str], unprivileged: bool) -> Command {
+    let mut cmd = if unprivileged {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(probe());
+        c
+    } else {
+        Command::new(probe())
+    };
+    cmd.args(args);
+    cmd
+}
+
+fn parse(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub fn get<'a>(kv: &'a [(String, String)], key: &str) -> &'a str {
+    kv.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("probe printed no {key}=: {kv:?}"))
+}
+
+/// A probe that keeps running (`hold` / `stall`); read lines until `until` appears.
+pub struct Held {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    pub kv: Vec<(String, String)>,
+}
+
+impl Held {
+    pub fn start(args: &[&str], unprivileged: bool, until: &str) -> Held {
+        let mut child = probe_command(args, unprivileged)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn probe");
+        let stdin = child.stdin.take();
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut kv = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).expect("read probe output");
+            assert!(n > 0, "probe {args:?} exited early; output so far: {kv:?}");
+            let l = line.trim_end();
+            if let Some((k, v)) = l.split_once('=') {
+                kv.push((k.to_string(), v.to_string()));
+                if k == until {
+                    break;
+                }
+            } else if l == until {
+                break;
+            }
+        }
+        Held { child, stdin, kv }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the probe finish and waits for it.
+    pub fn finish(mut self) {
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"\n");
+        }
+        let status = self.child.wait().expect("wait probe");
+        assert!(status.success(), "probe failed: {status}");
+    }
+}
+
+/// Physical frame numbers of `len` bytes at `addr` in process `pid` (0 = not present).
+pub fn pfns(pid: u32, addr: usize, len: usize) -> Vec<u64> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/pagemap")).expect("open pagemap");
+    let pages = len.div_ceil(4096);
+    let mut buf = vec![0u8; pages * 8];
+    f.read_exact_at(&mut buf, (addr / 4096 * 8) as u64)
+        .expect("read pagemap");
+    buf.chunks_exact(8)
+        .map(|c| {
+            let e = u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+            if e >> 63 == 1 {
+                e & ((1 << 55) - 1)
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// The byte at `offset` of a chunk the probe wrote with `seed`.
+pub fn pattern(seed: u64, offset: usize) -> u8 {
+    (seed as usize)
+        .wrapping_mul(31)
+        .wrapping_add(offset / 4096)
+        .wrapping_add(offset) as u8
+}
+
+pub fn pattern_sum(seed: u64, len: usize) -> u64 {
+    (0..len).map(|i| u64::from(pattern(seed, i))).sum()
+}
