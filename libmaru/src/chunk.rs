@@ -213,3 +213,15 @@ impl Drop for Chunk {
         }
     }
 }
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("staging", &self.staging)
+            .field("state", &self.state)
+            .field("ptr", &self.map.as_ptr())
+            .field("len", &self.map.len())
+            .field("cuda", &self.cuda.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,181 @@
+//! Test fixtures: a pool on a real maru-fs mount, or on a plain tmpfs directory
+//! (same POSIX contract minus the fs's own policies), and a way to run test code
+//! in a child process (optionally as an unprivileged user).
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Which kind of pool a fixture gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory under /dev/shm.
+    Shm,
+    /// A pool of a maru-fs mount backed by a directory under /dev/shm.
+    MaruFs,
+}
+
+/// A pool for one test; unmounted and deleted on drop.
+pub struct Fixture {
+    pub kind: Kind,
+    /// The pool directory libmaru opens.
+    pub pool: PathBuf,
+    /// Where the chunk files really live (the backing directory for maru-fs).
+    pub backing: PathBuf,
+    mounted: Option<maru_fs::Mounted>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A pool whose directory has permission bits `mode`, owned by root.
+    pub fn new(kind: Kind, mode: u32) -> Fixture {
+        let tmp = tempfile::Builder::new()
+            .prefix("libmaru-test-")
+            .tempdir_in("/dev/shm")
+            .unwrap();
+        // Let an unprivileged user reach the pool through the temp dir.
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        match kind {
+            Kind::Shm => {
+                let pool = tmp.path().join("pool");
+                std::fs::create_dir(&pool).unwrap();
+                std::fs::set_permissions(&pool, std::fs::Permissions::from_mode(mode)).unwrap();
+                Fixture {
+                    kind,
+                    backing: pool.clone(),
+                    pool,
+                    mounted: None,
+                    _tmp: tmp,
+                }
+            }
+            Kind::MaruFs => {
+                let backing = tmp.path().join("backing");
+                let mnt = tmp.path().join("mnt");
+                std::fs::create_dir(&backing).unwrap();
+                std::fs::create_dir(&mnt).unwrap();
+                let cfg = maru_fs::PoolConfig {
+                    name: "pool".into(),
+                    backing: maru_fs::Backing::Dir(backing.clone()),
+                    capacity: 1 << 30,
+                    eviction: maru_fs::Eviction::None,
+                    max_chunk_size: None,
+                    uid: 0,
+                    gid: 0,
+                    mode,
+                    node: None,
+                };
+                let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&mnt), vec![cfg])
+                    .unwrap_or_else(|e| panic!("mounting maru-fs on {}: {e}", mnt.display()));
+                Fixture {
+                    kind,
+                    pool: mnt.join("pool"),
+                    backing,
+                    mounted: Some(mounted),
+                    _tmp: tmp,
+                }
+            }
+        }
+    }
+
+    /// Names in the backing directory (staging files included).
+    pub fn backing_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.backing)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(m) = self.mounted.take() {
+            let _ = m.unmount();
+        }
+    }
+}
+
+/// Every kind of pool the tests run against; `LIBMARU_TEST_ONLY=shm` or
+/// `=maru-fs` narrows it down while debugging one side.
+pub fn kinds() -> Vec<Kind> {
+    match std::env::var("LIBMARU_TEST_ONLY").as_deref() {
+        Ok("shm") => vec![Kind::Shm],
+        Ok("maru-fs") => vec![Kind::MaruFs],
+        _ => vec![Kind::Shm, Kind::MaruFs],
+    }
+}
+
+/// Environment variable naming the child action (see [`run_child`]).
+pub const CHILD_ENV: &str = "LIBMARU_TEST_CHILD";
+
+/// Runs the test binary's `child` test in a new process with `action` and
+/// `args` in its environment, optionally as uid/gid 65534 (nobody) through
+/// setpriv. Returns the child's `RESULT ...` line (without the prefix).
+pub fn run_child(action: &str, pool: &Path, key: &[u8], unprivileged: bool) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = if unprivileged {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, action)
+        .env("LIBMARU_TEST_POOL", pool)
+        .env("LIBMARU_TEST_KEY", hex(key));
+    let out = cmd.output().expect("spawning the child test process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            panic!(
+                "child {action} printed no RESULT line; status {}, stdout:\n{stdout}\nstderr:\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Bytes from lower-case hex.
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Physical frame number of the page at `addr` (needs root; 0 if hidden).
+pub fn pfn(addr: *const u8) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open("/proc/self/pagemap").unwrap();
+    f.seek(SeekFrom::Start((addr as u64 / 4096) * 8)).unwrap();
+    let mut b = [0u8; 8];
+    f.read_exact(&mut b).unwrap();
+    u64::from_le_bytes(b) & ((1 << 55) - 1)
+}
+
+/// A deterministic byte pattern for chunk `seed`.
+pub fn fill(buf: &mut [u8], seed: u8) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(seed);
+    }
+}
+
+/// Checks a buffer holds the pattern of `seed`.
+pub fn check(buf: &[u8], seed: u8) -> bool {
+    buf.iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i as u8).wrapping_mul(31).wrapping_add(seed))
+}

@@ -1,0 +1,419 @@
+//! libmaru against real pools: a maru-fs mount and a plain tmpfs directory.
+//! Multi-process and unprivileged-user cases run the `child` test of this
+//! binary in a new process.
+
+mod common;
+
+use common::{check, fill, hex, kinds, pfn, run_child, unhex, Fixture, Kind, CHILD_ENV};
+use maru::{ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
+
+/// Publishes a chunk of `size` bytes filled with the pattern of `seed`.
+fn put(pool: &Pool, key: &[u8], size: usize, seed: u8) -> Publish {
+    let mut c = pool.create(size).unwrap();
+    fill(c.as_mut_slice(), seed);
+    c.publish(key).unwrap()
+}
+
+#[test]
+fn publish_then_get_maps_the_same_bytes() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        for (i, size) in [1usize, 4096, 256 << 10, 3 << 20].into_iter().enumerate() {
+            let key = format!("model@1@0@{i:x}/part@bfloat16");
+            let mut c = pool.create(size).unwrap();
+            assert_eq!(c.len(), size);
+            assert!(
+                c.as_slice().iter().all(|&b| b == 0),
+                "{kind:?}: fresh chunk is zeroed"
+            );
+            fill(c.as_mut_slice(), i as u8);
+            assert_eq!(
+                c.publish(key.as_bytes()).unwrap(),
+                Publish::Published,
+                "{kind:?}"
+            );
+            assert!(matches!(c.state(), ChunkState::Published(_)));
+            let v = pool.get(key.as_bytes()).unwrap().expect("published key");
+            assert_eq!(v.len(), size);
+            assert!(check(v.as_slice(), i as u8), "{kind:?} size {size}");
+            if size >= HUGE_PAGE {
+                assert_eq!(
+                    v.as_ptr() as usize % HUGE_PAGE,
+                    0,
+                    "large views are 2 MiB-aligned"
+                );
+                assert_eq!(
+                    c.as_ptr() as usize % HUGE_PAGE,
+                    0,
+                    "large chunks are 2 MiB-aligned"
+                );
+            }
+            // Writer and reader map the same physical page (zero copy).
+            let (a, b) = (pfn(c.as_ptr()), pfn(v.as_ptr()));
+            assert!(
+                a != 0 && a == b,
+                "{kind:?}: writer pfn {a:#x} reader pfn {b:#x}"
+            );
+        }
+        assert!(pool.get(b"never-published").unwrap().is_none());
+    }
+}
+
+#[test]
+fn first_writer_wins_and_the_loser_is_cleaned_up() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let mut a = pool.create(8192).unwrap();
+        let mut b = pool.create(8192).unwrap();
+        fill(a.as_mut_slice(), 1);
+        fill(b.as_mut_slice(), 2);
+        assert_eq!(a.publish(b"k").unwrap(), Publish::Published);
+        assert_eq!(b.publish(b"k").unwrap(), Publish::AlreadyExists, "{kind:?}");
+        assert_eq!(*b.state(), ChunkState::Aborted);
+        // The loser's mapping stays readable until dropped.
+        assert!(check(b.as_slice(), 2));
+        assert_eq!(b.publish(b"other").unwrap_err().errno(), libc::EINVAL);
+        assert_eq!(a.publish(b"again").unwrap_err().errno(), libc::EINVAL);
+        drop(b);
+        assert!(check(pool.get(b"k").unwrap().unwrap().as_slice(), 1));
+        assert_eq!(fx.backing_names(), vec!["k".to_string()], "{kind:?}");
+    }
+}
+
+#[test]
+fn dropping_an_unpublished_chunk_removes_its_staging_file() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let c = pool.create(4096).unwrap();
+        let staging = c.staging_name();
+        assert!(staging.starts_with(".stage-"), "{staging}");
+        assert_eq!(fx.backing_names().len(), 1, "{kind:?}");
+        drop(c);
+        assert!(
+            fx.backing_names().is_empty(),
+            "{kind:?}: {:?}",
+            fx.backing_names()
+        );
+        assert_eq!(pool.list_keys().unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(pool.create(0).unwrap_err().errno(), libc::EINVAL);
+    }
+}
+
+#[test]
+fn contains_remove_and_mappings_outliving_removal() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        assert!(!pool.contains(b"x").unwrap());
+        put(&pool, b"x", 65536, 9);
+        assert!(pool.contains(b"x").unwrap(), "{kind:?}");
+        let v = pool.get(b"x").unwrap().unwrap();
+        assert!(pool.remove(b"x").unwrap());
+        assert!(!pool.contains(b"x").unwrap(), "{kind:?}");
+        assert!(!pool.remove(b"x").unwrap());
+        assert!(pool.get(b"x").unwrap().is_none());
+        assert!(
+            check(v.as_slice(), 9),
+            "{kind:?}: a removed chunk stays mapped"
+        );
+        // The key can be published again with new content.
+        put(&pool, b"x", 4096, 10);
+        assert!(check(pool.get(b"x").unwrap().unwrap().as_slice(), 10));
+    }
+}
+
+#[test]
+fn batch_and_prefix_operations_keep_order() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let keys: Vec<Vec<u8>> = (0..8).map(|i| format!("tok/{i}").into_bytes()).collect();
+        for i in [0usize, 1, 2, 4, 5] {
+            put(&pool, &keys[i], 4096, i as u8);
+        }
+        let present = pool.batch_contains(&keys).unwrap();
+        assert_eq!(
+            present,
+            vec![true, true, true, false, true, true, false, false],
+            "{kind:?}"
+        );
+        let views = pool.batch_get(&keys).unwrap();
+        for (i, v) in views.iter().enumerate() {
+            assert_eq!(v.is_some(), present[i]);
+            if let Some(v) = v {
+                assert!(check(v.as_slice(), i as u8), "{kind:?} key {i}");
+            }
+        }
+        assert_eq!(pool.prefix_contains(&keys).unwrap(), 3);
+        assert_eq!(pool.prefix_contains(&keys[4..6]).unwrap(), 2);
+        assert_eq!(pool.prefix_contains(&keys[3..]).unwrap(), 0);
+        assert_eq!(pool.prefix_contains::<&[u8]>(&[]).unwrap(), 0);
+        let pinned = pool.prefix_get(&keys).unwrap();
+        assert_eq!(pinned.len(), 3);
+        for (i, v) in pinned.iter().enumerate() {
+            assert!(check(v.as_slice(), i as u8));
+        }
+    }
+}
+
+#[test]
+fn arbitrary_keys_round_trip_through_the_pool() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let mut long = b"vllm@llama-3-8b@1@0@".to_vec();
+        long.extend(std::iter::repeat_n(b'/', 700));
+        let keys: Vec<Vec<u8>> = vec![
+            b"a/b/c".to_vec(),
+            b".dot".to_vec(),
+            b"..".to_vec(),
+            b"nul\0inside".to_vec(),
+            b"100%".to_vec(),
+            "\u{00e9}t\u{00e9}".as_bytes().to_vec(),
+            vec![b'k'; 255],
+            long,
+            vec![0xff; 2000],
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(
+                put(&pool, k, 4096, i as u8),
+                Publish::Published,
+                "{kind:?} key {i}"
+            );
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert!(pool.contains(k).unwrap(), "{kind:?} key {i}");
+            assert!(
+                check(pool.get(k).unwrap().unwrap().as_slice(), i as u8),
+                "{kind:?} key {i}"
+            );
+        }
+        let mut listed = pool.list_keys().unwrap();
+        listed.sort();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(listed, want, "{kind:?}");
+        // No name in the pool starts with '.' or exceeds 255 bytes.
+        for e in std::fs::read_dir(&fx.backing).unwrap() {
+            let n = e.unwrap().file_name();
+            let n = std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()).to_vec();
+            assert!(!n.starts_with(b".") && n.len() <= 255, "{n:?}");
+        }
+        // A long key's name is checked against its xattr: a different long key
+        // never reads it, and a file under that name without the xattr is not it.
+        let mut other = keys[7].clone();
+        other.push(b'!');
+        assert!(pool.get(&other).unwrap().is_none());
+    }
+}
+
+#[test]
+fn long_key_name_with_a_foreign_xattr_is_not_the_key() {
+    // Plain directory only: planting a file under a key's name needs direct access.
+    let fx = Fixture::new(Kind::Shm, 0o777);
+    let pool = Pool::open(&fx.pool).unwrap();
+    let key = vec![b'/'; 300];
+    let name = maru::key::KeyName::new(&key).unwrap();
+    assert!(name.is_hashed());
+    let path = fx.pool.join(std::str::from_utf8(name.as_bytes()).unwrap());
+    std::fs::write(&path, b"forged").unwrap();
+    assert!(pool.get(&key).unwrap().is_none(), "no xattr: not the key");
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let wrong = b"another key";
+    // SAFETY: valid NUL-terminated strings and value buffer.
+    let rc = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"user.maru.key".as_ptr(),
+            wrong.as_ptr().cast(),
+            wrong.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0);
+    assert!(
+        pool.get(&key).unwrap().is_none(),
+        "wrong xattr: not the key"
+    );
+}
+
+#[test]
+fn pinning_with_mlock_and_io_uring() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let mut c = pool.create(4 << 20).unwrap();
+        fill(c.as_mut_slice(), 3);
+        c.mlock().unwrap();
+        c.mlock().unwrap();
+        c.munlock().unwrap();
+        let mut pinner = UringPinner::new().unwrap();
+        let pin = pinner
+            .pin(c.as_slice())
+            .unwrap_or_else(|e| panic!("{kind:?}: io_uring long-term pin of a chunk: {e}"));
+        pin.unpin().unwrap();
+        c.publish(b"pinned").unwrap();
+        let mut v = pool.get(b"pinned").unwrap().unwrap();
+        v.mlock().unwrap();
+        v.prefault();
+        v.munlock().unwrap();
+        // The kernel registers io_uring buffers for writing: read-only views are refused.
+        let e = pinner
+            .pin(v.as_slice())
+            .err()
+            .expect("read-only views cannot be io_uring-pinned");
+        assert_eq!(e.errno(), libc::EFAULT, "{e}");
+    }
+}
+
+#[test]
+fn cuda_registration_reports_clearly_without_a_driver() {
+    let fx = Fixture::new(Kind::Shm, 0o777);
+    let pool = Pool::open(&fx.pool).unwrap();
+    let mut c = pool.create(1 << 20).unwrap();
+    c.publish(b"g").unwrap();
+    let mut v = pool.get(b"g").unwrap().unwrap();
+    match maru::cuda_available() {
+        Ok(()) => {
+            v.cuda_register().unwrap();
+            v.cuda_register().unwrap(); // idempotent
+            assert!(v.is_cuda_registered());
+            v.cuda_unregister().unwrap();
+            c.cuda_register().unwrap();
+            c.cuda_unregister().unwrap();
+            v.cuda_register().unwrap(); // unregistered on drop
+        }
+        Err(e) => {
+            eprintln!("SKIP CUDA registration: {e}");
+            let msg = e.to_string();
+            assert!(matches!(e.errno(), libc::ENOTSUP | libc::ENODEV), "{msg}");
+            let r = v.cuda_register().unwrap_err();
+            assert_eq!(r.errno(), e.errno());
+            assert!(!v.is_cuda_registered());
+            assert!(c.cuda_register().is_err());
+            assert!(msg.contains("feature") || msg.contains("driver") || msg.contains("device"));
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_pool_and_say_what_to_do() {
+    let e = Pool::open("/dev/shm/no-such-maru-pool").unwrap_err();
+    assert_eq!(e.errno(), libc::ENOENT);
+    assert!(e.to_string().contains("/dev/shm/no-such-maru-pool"), "{e}");
+    let fx = Fixture::new(Kind::Shm, 0o777);
+    let pool = Pool::open(&fx.pool).unwrap();
+    assert_eq!(pool.get(b"").unwrap_err().errno(), libc::EINVAL);
+    let e = pool.contains(&vec![b'x'; 5000]).unwrap_err();
+    assert_eq!(e.errno(), libc::ENAMETOOLONG);
+}
+
+#[test]
+fn another_process_maps_the_same_pages() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let key = b"shared/chunk";
+        put(&pool, key, 2 << 20, 5);
+        let v = pool.get(key).unwrap().unwrap();
+        let out = run_child("get", &fx.pool, key, false);
+        let f: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(f[0], "ok", "{kind:?}: {out}");
+        assert_eq!(f[1], (2 << 20).to_string());
+        assert_eq!(f[2], "true", "child saw the bytes");
+        assert_eq!(
+            f[3],
+            format!("{:x}", pfn(v.as_ptr())),
+            "{kind:?}: same physical page"
+        );
+        // A child that creates and publishes; the parent reads it.
+        let out = run_child("put", &fx.pool, b"from/child", false);
+        assert_eq!(out, "ok published", "{kind:?}");
+        assert!(check(
+            pool.get(b"from/child").unwrap().unwrap().as_slice(),
+            77
+        ));
+    }
+}
+
+#[test]
+fn unprivileged_users_get_clean_errors_and_work_where_allowed() {
+    for kind in kinds() {
+        // A pool open to everyone: nobody writes, root reads.
+        let fx = Fixture::new(kind, 0o777);
+        let out = run_child("put", &fx.pool, b"by/nobody", true);
+        assert_eq!(out, "ok published", "{kind:?}");
+        let pool = Pool::open(&fx.pool).unwrap();
+        assert!(check(
+            pool.get(b"by/nobody").unwrap().unwrap().as_slice(),
+            77
+        ));
+        put(&pool, b"by/root", 4096, 5);
+        let out = run_child("get", &fx.pool, b"by/root", true);
+        assert!(out.starts_with("ok 4096 true"), "{kind:?}: {out}");
+
+        // A pool readable but not writable by others: reads work, creates fail cleanly.
+        let fx = Fixture::new(kind, 0o755);
+        let pool = Pool::open(&fx.pool).unwrap();
+        put(&pool, b"ro", 4096, 5);
+        let out = run_child("get", &fx.pool, b"ro", true);
+        assert!(out.starts_with("ok 4096 true"), "{kind:?}: {out}");
+        let out = run_child("put", &fx.pool, b"nope", true);
+        assert!(
+            out.starts_with(&format!("err {} ", libc::EACCES)),
+            "{kind:?}: {out}"
+        );
+        assert!(out.contains("pool"), "{out}");
+
+        // A private pool: opening it fails with EACCES and a hint.
+        let fx = Fixture::new(kind, 0o700);
+        let out = run_child("get", &fx.pool, b"x", true);
+        assert!(
+            out.starts_with(&format!("err {} ", libc::EACCES)),
+            "{kind:?}: {out}"
+        );
+        assert!(
+            out.contains("group"),
+            "the message says what to check: {out}"
+        );
+    }
+}
+
+/// Entry point of the child processes of the tests above (does nothing when
+/// run as an ordinary test).
+#[test]
+fn child() {
+    let Ok(action) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let pool_path = std::env::var("LIBMARU_TEST_POOL").unwrap();
+    let key = unhex(&std::env::var("LIBMARU_TEST_KEY").unwrap());
+    let result = (|| -> maru::Result<String> {
+        let pool = Pool::open(&pool_path)?;
+        match action.as_str() {
+            "get" => Ok(match pool.get(&key)? {
+                Some(v) => format!(
+                    "ok {} {} {:x}",
+                    v.len(),
+                    check(v.as_slice(), 5),
+                    pfn(v.as_ptr())
+                ),
+                None => "missing".into(),
+            }),
+            "put" => {
+                let mut c = pool.create(8192)?;
+                fill(c.as_mut_slice(), 77);
+                Ok(format!("ok {:?}", c.publish(&key)?).to_lowercase())
+            }
+            other => panic!("unknown child action {other}"),
+        }
+    })();
+    match result {
+        Ok(s) => println!("RESULT {s}"),
+        Err(e) => println!("RESULT err {} {e}", e.errno()),
+    }
+    let _ = hex(&key);
+}
