@@ -208,3 +208,30 @@ fn live_system_shows_its_numa_nodes_and_says_when_there_is_no_cxl() {
         assert!(table.contains("No CXL device found"), "{table}");
     }
 }
+
+#[test]
+fn udev_reader_and_sysfs_reader_agree_on_this_host() {
+    // One model, two readers: `discover` (udev) and `discover --sysfs-root /sys` (plain walk).
+    let json = |args: &[&OsStr]| -> serde_json::Value {
+        let out = maru_devd(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut model: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // Free memory moves between the two runs; nothing else should.
+        for node in model["nodes"].as_array_mut().unwrap() {
+            node["mem_free"] = serde_json::Value::Null;
+        }
+        model
+    };
+    let live = json(&[OsStr::new("discover"), OsStr::new("--json")]);
+    let walked = json(&[
+        OsStr::new("discover"),
+        OsStr::new("--json"),
+        OsStr::new("--sysfs-root"),
+        OsStr::new("/sys"),
+    ]);
+    assert_eq!(live, walked);
+}
