@@ -235,3 +235,26 @@ fn udev_reader_and_sysfs_reader_agree_on_this_host() {
     ]);
     assert_eq!(live, walked);
 }
+
+#[test]
+fn unknown_dax_layout_degrades_to_what_can_be_read() {
+    let snapshot = kmem_snapshot();
+    let sys = snapshot.sys();
+    let dax = device_dir(&sys, "dax", "dax0.0");
+    let attrs = dax.parent().unwrap().join("dax_region");
+    std::fs::remove_dir_all(&attrs).unwrap();
+
+    let model = discover_json(&sys);
+    let all = warnings(&model);
+    let prefix = format!("{}: missing: unknown layout", attrs.display());
+    assert!(all.iter().any(|w| w.starts_with(&prefix)), "{all:#?}");
+    let region = &model["dax_regions"][0];
+    assert!(
+        region["size"].is_null() && region["id"].is_null(),
+        "{region:#}"
+    );
+    let dev = dax0(&model);
+    assert_eq!(dev["mode"], "system-ram", "{dev:#}");
+    assert_eq!(dev["size"], 268_435_456_u64, "{dev:#}");
+    assert_eq!(dev["cxl_region"], "region0", "{dev:#}");
+}

@@ -395,7 +395,7 @@ fn read_dax(
             reader.warn(
                 parent.join("dax_region"),
                 format!(
-                    "missing: unknown layout, {} is shown without its region",
+                    "missing: unknown layout, the region of {} is shown without id, size and align",
                     device.name
                 ),
             );
