@@ -1,13 +1,42 @@
 //! maru-devd: the Maru daemon. Discovers CXL/DAX memory, carves it into pools,
 //! serves them through the maru-fs FUSE mount.
 
+mod check;
+mod config;
+mod daemon;
 mod discover;
+mod host;
+mod logging;
+mod mounts;
+mod plan;
+mod reconfigure;
+mod status;
+mod tmpfs;
 
 use clap::{Parser, Subcommand};
 
+/// Default runtime directory (control socket, pool tmpfs mounts); root-only.
+pub const RUNTIME_DIR: &str = "/run/maru";
+
 /// Command line of maru-devd.
 #[derive(Debug, Parser)]
-#[command(name = "maru-devd", version, about = "Maru's CXL memory daemon")]
+#[command(
+    name = "maru-devd",
+    version,
+    about = "Maru's CXL memory daemon",
+    long_about = "Maru's CXL memory daemon: finds CXL/DAX memory and NUMA nodes, carves them into \
+named pools from a YAML file, and serves every pool as a directory of KV-cache chunk files under \
+one FUSE mount (zero-copy through FUSE passthrough).",
+    after_long_help = "\
+Examples:
+  maru-devd discover                        what CXL/DAX memory and NUMA nodes this host has
+  maru-devd check-config /etc/maru/maru.yaml   validate a config, print the plan, touch nothing
+  maru-devd run --config /etc/maru/maru.yaml   serve it (foreground, logs on stderr)
+  maru-devd run                             serve the embedded default pool at /mnt/maru/default
+  maru-devd status                          pools, usage, counters and capabilities of the daemon
+
+Docs: docs/config.md (the YAML), docs/daemon.md (lifecycle, signals, hotplug, privileges)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,11 +47,20 @@ struct Cli {
 enum Command {
     /// Show every CXL memdev, CXL region, DAX region/device and NUMA node.
     Discover(discover::DiscoverArgs),
+    /// Run the daemon in the foreground: set up pools, mount, serve until SIGTERM.
+    Run(daemon::RunArgs),
+    /// Validate a config file and print the plan, touching nothing.
+    CheckConfig(check::CheckArgs),
+    /// Show the running daemon's pools, usage, counters and capabilities.
+    Status(status::StatusArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match &cli.command {
-        Command::Discover(args) => discover::run(args),
+    match cli.command {
+        Command::Discover(args) => discover::run(&args),
+        Command::Run(args) => daemon::run(args),
+        Command::CheckConfig(args) => check::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }

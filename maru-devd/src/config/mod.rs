@@ -1,0 +1,322 @@
+//! The YAML configuration: schema, parsing with file:line:col errors, the embedded default,
+//! and the checks against the host that turn it into a [`Plan`](crate::plan::Plan).
+
+pub mod locate;
+mod parse;
+pub mod size;
+mod suggest;
+mod validate;
+
+use locate::{locate, Seg};
+use size::SizeSpec;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use validate::{movable_warning, validate};
+
+/// Where the FUSE filesystem is mounted when the config does not say.
+pub const DEFAULT_MOUNT: &str = "/mnt/maru";
+/// Permission bits of a pool directory when the config does not say: everyone may create,
+/// publish and read; the sticky bit keeps users from removing each other's chunks.
+pub const DEFAULT_MODE: u32 = 0o1777;
+/// The embedded default pool's size cap (see [`embedded_size`]).
+pub const EMBEDDED_MAX: u64 = 1 << 30;
+
+/// A parsed configuration, before it is checked against the host.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the filesystem is mounted.
+    pub mount: PathBuf,
+    /// The pools, in file order.
+    pub pools: Vec<PoolSpec>,
+}
+
+/// One pool as written in the file.
+#[derive(Debug, Clone)]
+pub struct PoolSpec {
+    /// Position in the `pools:` list (to point at it in errors).
+    pub index: usize,
+    /// Directory name under the mount.
+    pub name: String,
+    /// Where its pages come from.
+    pub source: SourceSpec,
+    /// How big it is.
+    pub size: SizeSpec,
+    /// Owner of the pool directory (default root).
+    pub owner: Option<IdSpec>,
+    /// Group of the pool directory (default root).
+    pub group: Option<IdSpec>,
+    /// Permission bits of the pool directory.
+    pub mode: u32,
+    /// What happens when the pool is full.
+    pub eviction: Eviction,
+    /// Largest chunk a writer may size (`ftruncate` above fails with EFBIG).
+    pub max_chunk_size: Option<u64>,
+}
+
+/// A memory source (the `devdax` source comes with its own issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// CXL (or any) memory online as system RAM on a NUMA node; a private tmpfs bound to it.
+    Numa {
+        /// The node, or `auto`.
+        node: NodeSel,
+        /// Opt-in: turn this devdax CXL device into system RAM (ZONE_NORMAL) first.
+        reconfigure_devdax: Option<String>,
+    },
+}
+
+/// A NUMA node as the config selects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeSel {
+    /// A CXL-backed CPU-less node if there is one, else node 0.
+    Auto,
+    /// This node.
+    Id(u32),
+}
+
+/// A user or group, by name or number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdSpec {
+    /// Looked up in the passwd/group database.
+    Name(String),
+    /// Taken as is.
+    Id(u32),
+}
+
+/// Eviction policy of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Eviction {
+    /// Evict least recently used unpinned published chunks when full.
+    Lru,
+    /// Fail with ENOSPC when full.
+    None,
+}
+
+/// A problem tied to a node of the document (resolved to a position by [`ConfigError`]).
+#[derive(Debug, Clone)]
+pub struct Diag {
+    /// Path to the offending node; empty = the document.
+    pub path: Vec<Seg>,
+    /// What is wrong and what would be right.
+    pub msg: String,
+}
+
+/// A config problem with its place: `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file as the user named it.
+    pub file: String,
+    /// 1-based line and column.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong and what would be right.
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.msg)
+    }
+}
+
+/// All problems of one file, one per line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A config file's text, kept to point into it.
+pub struct Source {
+    /// The file name as the user gave it.
+    pub file: String,
+    /// Its contents.
+    pub text: String,
+}
+
+impl Source {
+    /// Reads a config file.
+    pub fn read(path: &Path) -> anyhow::Result<Source> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Ok(Source {
+            file: path.display().to_string(),
+            text,
+        })
+    }
+
+    /// Turns problems into positioned errors (position 1:1 when a node cannot be found).
+    pub fn errors(&self, diags: Vec<Diag>) -> ConfigErrors {
+        ConfigErrors(
+            diags
+                .into_iter()
+                .map(|d| {
+                    let pos = if d.path.is_empty() {
+                        None
+                    } else {
+                        locate(&self.text, &d.path)
+                    };
+                    let (line, col) = pos.map_or((1, 1), |p| (p.line, p.col));
+                    ConfigError {
+                        file: self.file.clone(),
+                        line,
+                        col,
+                        msg: d.msg,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Parses the text into a [`Config`] (structure and syntax only).
+    pub fn parse(&self) -> Result<Config, ConfigErrors> {
+        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&self.text).map_err(|e| {
+            let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            let mut msg = e.to_string();
+            if let Some(cut) = msg.find(" at line ") {
+                msg.truncate(cut);
+            }
+            ConfigErrors(vec![ConfigError {
+                file: self.file.clone(),
+                line,
+                col,
+                msg: format!("YAML syntax error: {msg}"),
+            }])
+        })?;
+        parse::parse(&doc).map_err(|d| self.errors(d))
+    }
+}
+
+/// The embedded default pool's size: min(1 GiB, 10% of node 0's memory), rounded down to a
+/// MiB, at least 64 MiB (or all of node 0 if it is smaller than that).
+pub fn embedded_size(node0_mem_total: u64) -> u64 {
+    let tenth = node0_mem_total / 10;
+    let size = EMBEDDED_MAX.min(tenth) & !((1 << 20) - 1);
+    size.max((64 << 20).min(node0_mem_total))
+}
+
+/// The configuration used when `run` gets no `--config`: one pool `default` on node 0,
+/// sized by [`embedded_size`], mode 1777, LRU eviction, mounted at [`DEFAULT_MOUNT`].
+pub fn embedded(node0_mem_total: u64) -> Config {
+    Config {
+        mount: PathBuf::from(DEFAULT_MOUNT),
+        pools: vec![PoolSpec {
+            index: 0,
+            name: "default".into(),
+            source: SourceSpec::Numa {
+                node: NodeSel::Id(0),
+                reconfigure_devdax: None,
+            },
+            size: SizeSpec::Bytes(embedded_size(node0_mem_total)),
+            owner: None,
+            group: None,
+            mode: DEFAULT_MODE,
+            eviction: Eviction::Lru,
+            max_chunk_size: None,
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Source {
+        Source {
+            file: "t.yaml".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn parses_a_full_pool() {
+        let cfg = src("mount: /mnt/x\npools:\n  - name: kv\n    source: {numa: {node: 1}}\n    size: 2GiB\n    owner: root\n    group: 0\n    mode: \"0770\"\n    eviction: none\n    max_chunk_size: 64MiB\n")
+            .parse()
+            .unwrap();
+        assert_eq!(cfg.mount, PathBuf::from("/mnt/x"));
+        let p = &cfg.pools[0];
+        assert_eq!(p.name, "kv");
+        assert_eq!(
+            p.source,
+            SourceSpec::Numa {
+                node: NodeSel::Id(1),
+                reconfigure_devdax: None
+            }
+        );
+        assert_eq!(p.size, SizeSpec::Bytes(2 << 30));
+        assert_eq!(p.owner, Some(IdSpec::Name("root".into())));
+        assert_eq!(p.group, Some(IdSpec::Id(0)));
+        assert_eq!(p.mode, 0o770);
+        assert_eq!(p.eviction, Eviction::None);
+        assert_eq!(p.max_chunk_size, Some(64 << 20));
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = src("pools:\n  - {name: a, source: {numa: {}}, size: 10%}\n")
+            .parse()
+            .unwrap();
+        assert_eq!(cfg.mount, PathBuf::from(DEFAULT_MOUNT));
+        let p = &cfg.pools[0];
+        assert_eq!(
+            p.source,
+            SourceSpec::Numa {
+                node: NodeSel::Auto,
+                reconfigure_devdax: None
+            }
+        );
+        assert_eq!(p.mode, DEFAULT_MODE);
+        assert_eq!(p.eviction, Eviction::Lru);
+        assert_eq!(p.size, SizeSpec::Percent(10));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_place() {
+        let e = src(
+            "pools:\n  - name: a\n    sise: 1GiB\n    source: {numa: {node: 0}}\n    mode: 777\n",
+        )
+        .parse()
+        .unwrap_err();
+        let lines: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
+        assert!(
+            lines[0]
+                .starts_with("t.yaml:3:5: unknown key `sise` in pool `a`; did you mean `size`?"),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.yaml:2:5: pool `a` has no `size`")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("t.yaml:5:11: `mode` must be a quoted octal string")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn embedded_rule() {
+        assert_eq!(embedded_size(24 << 30), 1 << 30);
+        assert_eq!(embedded_size(4 << 30), 409 << 20);
+        assert_eq!(embedded_size(256 << 20), 64 << 20);
+        assert_eq!(embedded_size(32 << 20), 32 << 20);
+    }
+}

@@ -1,0 +1,479 @@
+//! Structural pass: YAML text -> [`Config`], with every problem tied to a path in the document.
+
+use super::locate::Seg;
+use super::size::{parse_bytes, parse_size, SizeSpec, SIZE_HINT};
+use super::suggest::did_you_mean;
+use super::{
+    Config, Diag, Eviction, IdSpec, NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
+};
+use serde_yaml_ng::{Mapping, Value};
+use std::path::PathBuf;
+
+const TOP_KEYS: &[&str] = &["mount", "pools"];
+const POOL_KEYS: &[&str] = &[
+    "name",
+    "source",
+    "size",
+    "owner",
+    "group",
+    "mode",
+    "eviction",
+    "max_chunk_size",
+];
+const SOURCES: &[&str] = &["numa", "devdax"];
+const NUMA_KEYS: &[&str] = &["node", "reconfigure_devdax"];
+const EVICTIONS: &[&str] = &["lru", "none"];
+
+/// Walks a parsed document. Returns the config if no problem was found, else every problem.
+pub fn parse(doc: &Value) -> Result<Config, Vec<Diag>> {
+    let mut p = Parser { diags: Vec::new() };
+    let cfg = p.top(doc);
+    match cfg {
+        Some(cfg) if p.diags.is_empty() => Ok(cfg),
+        _ => Err(p.diags),
+    }
+}
+
+struct Parser {
+    diags: Vec<Diag>,
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing (null)",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// A scalar as the user wrote it, for messages.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => kind(other).to_string(),
+    }
+}
+
+fn key_name(k: &Value) -> String {
+    show(k)
+}
+
+fn at(path: &[Seg], next: Seg) -> Vec<Seg> {
+    let mut p = path.to_vec();
+    p.push(next);
+    p
+}
+
+fn val(k: &str) -> Seg {
+    Seg::Value(k.to_string())
+}
+
+impl Parser {
+    fn err(&mut self, path: Vec<Seg>, msg: String) {
+        self.diags.push(Diag { path, msg });
+    }
+
+    /// Reports keys of `map` not in `allowed`, with a suggestion.
+    fn unknown_keys(&mut self, map: &Mapping, path: &[Seg], allowed: &[&str], what: &str) {
+        for k in map.keys() {
+            let name = key_name(k);
+            if allowed.contains(&name.as_str()) {
+                continue;
+            }
+            let hint = match did_you_mean(&name, allowed) {
+                Some(s) => format!("did you mean `{s}`? "),
+                None => String::new(),
+            };
+            self.err(
+                at(path, Seg::Key(name.clone())),
+                format!(
+                    "unknown key `{name}` in {what}; {hint}(valid keys: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn top(&mut self, doc: &Value) -> Option<Config> {
+        let Value::Mapping(map) = doc else {
+            self.err(
+                vec![],
+                format!(
+                    "the config must be a mapping with the keys `mount` and `pools`; found {}",
+                    kind(doc)
+                ),
+            );
+            return None;
+        };
+        self.unknown_keys(map, &[], TOP_KEYS, "the config");
+        let mount = match map.get("mount") {
+            None => PathBuf::from(DEFAULT_MOUNT),
+            Some(Value::String(s)) if s.starts_with('/') => PathBuf::from(s),
+            Some(v) => {
+                self.err(
+                    vec![val("mount")],
+                    format!(
+                        "`mount` must be an absolute path such as {DEFAULT_MOUNT}; found `{}`",
+                        show(v)
+                    ),
+                );
+                PathBuf::from(DEFAULT_MOUNT)
+            }
+        };
+        let pools = match map.get("pools") {
+            None => {
+                self.err(
+                    vec![],
+                    "the config has no `pools:` list; add one, e.g. `pools: [{name: kv, source: {numa: {node: 0}}, size: 1GiB}]`".into(),
+                );
+                Vec::new()
+            }
+            Some(Value::Sequence(items)) if items.is_empty() => {
+                self.err(
+                    vec![val("pools")],
+                    "`pools` is empty; list at least one pool (name, source, size)".into(),
+                );
+                Vec::new()
+            }
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.pool(i, item))
+                .collect(),
+            Some(v) => {
+                self.err(
+                    vec![val("pools")],
+                    format!(
+                        "`pools` must be a list of pools (items starting with `- name:`); found {}",
+                        kind(v)
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        Some(Config { mount, pools })
+    }
+
+    fn pool(&mut self, index: usize, item: &Value) -> Option<PoolSpec> {
+        let path = vec![val("pools"), Seg::Index(index)];
+        let Value::Mapping(map) = item else {
+            self.err(
+                path,
+                format!(
+                    "pool #{} must be a mapping with `name`, `source` and `size`; found {}",
+                    index + 1,
+                    kind(item)
+                ),
+            );
+            return None;
+        };
+        let before = self.diags.len();
+        let what = match map.get("name") {
+            Some(Value::String(n)) => format!("pool `{n}`"),
+            _ => format!("pool #{}", index + 1),
+        };
+        self.unknown_keys(map, &path, POOL_KEYS, &what);
+        let name = self.pool_name(map, &path, index);
+        let source = match map.get("source") {
+            Some(v) => self.source(v, &at(&path, val("source"))),
+            None => {
+                self.err(
+                    path.clone(),
+                    format!("{what} has no `source`; add e.g. `source: {{numa: {{node: 0}}}}`"),
+                );
+                None
+            }
+        };
+        let size = match map.get("size") {
+            Some(v) => self.size(v, &at(&path, val("size"))),
+            None => {
+                self.err(
+                    path.clone(),
+                    format!("{what} has no `size`; add e.g. `size: 1GiB` or `size: 25%`"),
+                );
+                None
+            }
+        };
+        let owner = self.id(map, &path, "owner");
+        let group = self.id(map, &path, "group");
+        let mode = self.mode(map, &path);
+        let eviction = match map.get("eviction") {
+            None => Eviction::Lru,
+            Some(Value::String(s)) if s == "lru" => Eviction::Lru,
+            Some(Value::String(s)) if s == "none" => Eviction::None,
+            Some(v) => {
+                let got = show(v);
+                let hint = match did_you_mean(&got, EVICTIONS) {
+                    Some(s) => format!("did you mean `{s}`? "),
+                    None => String::new(),
+                };
+                self.err(
+                    at(&path, val("eviction")),
+                    format!("unknown eviction policy `{got}`; {hint}(valid: lru, none)"),
+                );
+                Eviction::Lru
+            }
+        };
+        let max_chunk_size = match map.get("max_chunk_size") {
+            None => None,
+            Some(v) => self.bytes(v, &at(&path, val("max_chunk_size")), "max_chunk_size"),
+        };
+        if self.diags.len() > before {
+            return None;
+        }
+        Some(PoolSpec {
+            index,
+            name: name?,
+            source: source?,
+            size: size?,
+            owner,
+            group,
+            mode,
+            eviction,
+            max_chunk_size,
+        })
+    }
+
+    fn pool_name(&mut self, map: &Mapping, path: &[Seg], index: usize) -> Option<String> {
+        let v = match map.get("name") {
+            Some(v) => v,
+            None => {
+                self.err(
+                    path.to_vec(),
+                    format!(
+                        "pool #{} has no `name`; add e.g. `name: kv-cache`",
+                        index + 1
+                    ),
+                );
+                return None;
+            }
+        };
+        let name = show(v);
+        let ok = matches!(v, Value::String(_))
+            && !name.is_empty()
+            && name.len() <= 255
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if ok {
+            Some(name)
+        } else {
+            self.err(
+                at(path, val("name")),
+                format!(
+                    "bad pool name `{name}`: it becomes a directory under the mount, so use letters, digits, `-`, `_` and `.` (not first), at most 255 bytes"
+                ),
+            );
+            None
+        }
+    }
+
+    fn source(&mut self, v: &Value, path: &[Seg]) -> Option<SourceSpec> {
+        let one = match v {
+            Value::Mapping(m) if m.len() == 1 => m.iter().next(),
+            _ => None,
+        };
+        let Some((k, body)) = one else {
+            self.err(
+                path.to_vec(),
+                format!(
+                    "`source` must name exactly one memory source, like `{{numa: {{node: 0}}}}`; found {}",
+                    kind(v)
+                ),
+            );
+            return None;
+        };
+        let name = key_name(k);
+        match name.as_str() {
+            "numa" => self.numa(body, &at(path, val("numa"))),
+            "devdax" => {
+                self.err(
+                    at(path, Seg::Key(name)),
+                    "the `devdax` source is not supported by this maru-devd yet; use `{numa: {node: N}}` (a devdax CXL device can be turned into a node with `reconfigure_devdax`)".into(),
+                );
+                None
+            }
+            _ => {
+                let hint = match did_you_mean(&name, SOURCES) {
+                    Some(s) => format!("did you mean `{s}`? "),
+                    None => String::new(),
+                };
+                self.err(
+                    at(path, Seg::Key(name.clone())),
+                    format!("unknown memory source `{name}`; {hint}(supported: numa)"),
+                );
+                None
+            }
+        }
+    }
+
+    fn numa(&mut self, v: &Value, path: &[Seg]) -> Option<SourceSpec> {
+        let Value::Mapping(map) = v else {
+            self.err(
+                path.to_vec(),
+                format!(
+                    "`numa` must be a mapping like `{{node: 0}}` or `{{node: auto}}`; found {}",
+                    kind(v)
+                ),
+            );
+            return None;
+        };
+        let before = self.diags.len();
+        self.unknown_keys(map, path, NUMA_KEYS, "the numa source");
+        let node = match map.get("node") {
+            None => NodeSel::Auto,
+            Some(Value::String(s)) if s == "auto" => NodeSel::Auto,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= u32::MAX as u64) => {
+                NodeSel::Id(n.as_u64().unwrap_or_default() as u32)
+            }
+            Some(other) => {
+                self.err(
+                    at(path, val("node")),
+                    format!(
+                        "`node` must be a NUMA node number (0, 1, ...) or `auto`; found `{}`",
+                        show(other)
+                    ),
+                );
+                NodeSel::Auto
+            }
+        };
+        let reconfigure_devdax = match map.get("reconfigure_devdax") {
+            None => None,
+            Some(Value::String(s)) if s.starts_with("dax") && s.len() > 3 => Some(s.clone()),
+            Some(other) => {
+                self.err(
+                    at(path, val("reconfigure_devdax")),
+                    format!(
+                        "`reconfigure_devdax` names the DAX device to turn into system RAM, like `dax0.0`; found `{}`",
+                        show(other)
+                    ),
+                );
+                None
+            }
+        };
+        (self.diags.len() == before).then_some(SourceSpec::Numa {
+            node,
+            reconfigure_devdax,
+        })
+    }
+
+    fn size(&mut self, v: &Value, path: &[Seg]) -> Option<SizeSpec> {
+        let parsed = match v {
+            Value::Number(n) => n.as_u64().map(SizeSpec::Bytes).ok_or_else(|| {
+                format!("bad size `{n}`: sizes are whole, non-negative numbers; {SIZE_HINT}")
+            }),
+            Value::String(s) => parse_size(s),
+            other => Err(format!("bad size: found {}; {SIZE_HINT}", kind(other))),
+        };
+        match parsed {
+            Ok(SizeSpec::Bytes(0)) => {
+                self.err(path.to_vec(), "size must be greater than 0 bytes".into());
+                None
+            }
+            Ok(s) => Some(s),
+            Err(msg) => {
+                self.err(path.to_vec(), msg);
+                None
+            }
+        }
+    }
+
+    fn bytes(&mut self, v: &Value, path: &[Seg], what: &str) -> Option<u64> {
+        let parsed = match v {
+            Value::Number(n) => n
+                .as_u64()
+                .ok_or_else(|| format!("bad size `{n}` for {what}; {SIZE_HINT}")),
+            Value::String(s) if s.trim_end().ends_with('%') => Err(format!(
+                "{what} cannot be a percentage (`{s}`); {SIZE_HINT}"
+            )),
+            Value::String(s) => parse_bytes(s),
+            other => Err(format!(
+                "bad size for {what}: found {}; {SIZE_HINT}",
+                kind(other)
+            )),
+        };
+        match parsed {
+            Ok(0) => {
+                self.err(
+                    path.to_vec(),
+                    format!("{what} must be greater than 0 bytes"),
+                );
+                None
+            }
+            Ok(b) => Some(b),
+            Err(msg) => {
+                self.err(path.to_vec(), msg);
+                None
+            }
+        }
+    }
+
+    fn id(&mut self, map: &Mapping, path: &[Seg], key: &str) -> Option<IdSpec> {
+        match map.get(key)? {
+            Value::String(s) if !s.is_empty() => Some(IdSpec::Name(s.clone())),
+            Value::Number(n) if n.as_u64().is_some_and(|n| n < u32::MAX as u64) => {
+                Some(IdSpec::Id(n.as_u64().unwrap_or_default() as u32))
+            }
+            other => {
+                let what = if key == "owner" { "user" } else { "group" };
+                self.err(
+                    at(path, val(key)),
+                    format!(
+                        "`{key}` must be a {what} name or a numeric id; found `{}`",
+                        show(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn mode(&mut self, map: &Mapping, path: &[Seg]) -> u32 {
+        let v = match map.get("mode") {
+            None => return DEFAULT_MODE,
+            Some(v) => v,
+        };
+        let p = at(path, val("mode"));
+        match v {
+            Value::String(s) => {
+                let ok = (3..=4).contains(&s.len()) && s.chars().all(|c| ('0'..='7').contains(&c));
+                match u32::from_str_radix(s, 8) {
+                    Ok(m) if ok => m,
+                    _ => {
+                        self.err(
+                            p,
+                            format!("bad mode `{s}`: use 3 or 4 octal digits, like \"0770\" or \"1777\""),
+                        );
+                        DEFAULT_MODE
+                    }
+                }
+            }
+            Value::Number(n) => {
+                self.err(
+                    p,
+                    format!(
+                        "`mode` must be a quoted octal string, like \"0770\"; the unquoted {n} is a YAML number and would not mean what it looks like"
+                    ),
+                );
+                DEFAULT_MODE
+            }
+            other => {
+                self.err(
+                    p,
+                    format!(
+                        "`mode` must be a quoted octal string, like \"0770\"; found {}",
+                        kind(other)
+                    ),
+                );
+                DEFAULT_MODE
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The control socket: a root-only unix stream socket in the runtime directory. A client
+//! sends one JSON request line and reads one JSON reply line (see docs/daemon.md).
+
+use super::events::{DeviceEvent, Event};
+use crate::status::StatusReport;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Sender};
+use std::time::Duration;
+
+/// File name of the socket inside the runtime directory.
+pub const SOCKET: &str = "control.sock";
+
+/// Where the control socket of a runtime directory is.
+pub fn socket_path(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(SOCKET)
+}
+
+/// A request to the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// Pools, counters, capabilities.
+    Status,
+    /// Re-read the config (what SIGHUP does).
+    Reload,
+    /// Feed a device event through the hotplug path (only with `run --allow-inject`).
+    Inject {
+        /// The event.
+        event: DeviceEvent,
+    },
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "kebab-case")]
+pub enum Reply {
+    /// The status report.
+    Status(StatusReport),
+    /// The request was carried out; what happened.
+    Done {
+        /// Messages for the operator.
+        messages: Vec<String>,
+    },
+    /// The request was refused or failed.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Binds the socket (replacing a dead one) with mode 0600.
+pub fn bind(runtime_dir: &Path) -> anyhow::Result<UnixListener> {
+    let path = socket_path(runtime_dir);
+    if path.exists() {
+        if UnixStream::connect(&path).is_ok() {
+            anyhow::bail!(
+                "another maru-devd is running with runtime directory {} (its socket {} answers); stop it first",
+                runtime_dir.display(),
+                path.display()
+            );
+        }
+        std::fs::remove_file(&path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot bind the control socket {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} root-only", path.display()))?;
+    Ok(listener)
+}
+
+/// Serves the socket on the current thread: each connection's request becomes an
+/// [`Event::Request`]; the reply comes back from the main loop.
+pub fn serve(listener: UnixListener, events: Sender<Event>) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        if let Err(e) = handle(conn, &events) {
+            log::debug!("control socket: {e:#}");
+        }
+    }
+}
+
+fn handle(conn: UnixStream, events: &Sender<Event>) -> anyhow::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut line = String::new();
+    BufReader::new(&conn).read_line(&mut line)?;
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => {
+            let (tx, rx) = channel();
+            events
+                .send(Event::Request(req, tx))
+                .context("daemon is shutting down")?;
+            rx.recv().context("daemon is shutting down")?
+        }
+        Err(e) => Reply::Error {
+            message: format!("bad request `{}`: {e}", line.trim()),
+        },
+    };
+    let mut out = serde_json::to_string(&reply)?;
+    out.push('\n');
+    (&conn).write_all(out.as_bytes())?;
+    Ok(())
+}
+
+/// Sends one request to the daemon of `runtime_dir` and returns its reply.
+pub fn request(runtime_dir: &Path, req: &Request) -> anyhow::Result<Reply> {
+    let path = socket_path(runtime_dir);
+    let conn = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "no maru-devd answers on {} (is it running? start it with `maru-devd run`; is --runtime-dir right? are you root?)",
+            path.display()
+        )
+    })?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_string(req)?;
+    line.push('\n');
+    (&conn).write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(&conn).read_line(&mut answer)?;
+    serde_json::from_str(&answer)
+        .with_context(|| format!("bad reply from maru-devd: {}", answer.trim()))
+}

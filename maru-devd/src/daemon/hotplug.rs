@@ -1,0 +1,75 @@
+//! The udev monitor: dax, cxl and memory device events, turned into [`DeviceEvent`]s.
+
+use super::events::{Action, DeviceEvent, Event};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::Sender;
+
+fn open() -> std::io::Result<udev::MonitorSocket> {
+    udev::MonitorBuilder::new()?
+        .match_subsystem("dax")?
+        .match_subsystem("cxl")?
+        .match_subsystem("memory")?
+        .listen()
+}
+
+/// Listens to udev forever on the current thread, sending one event per device event. If
+/// udev cannot be reached (no udevd, a container) it logs why and returns: the daemon runs on
+/// without hotplug.
+pub fn forward(events: Sender<Event>) {
+    let socket = match open() {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot listen to udev ({e}); device hotplug will not be followed");
+            return;
+        }
+    };
+    let mut pfd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if rc < 0 {
+            continue;
+        }
+        for ev in socket.iter() {
+            let dev = ev.device();
+            let action = dev
+                .action()
+                .map(|a| a.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let node = dev
+                .attribute_value("target_node")
+                .and_then(|v| v.to_str()?.trim().parse::<u32>().ok())
+                .or_else(|| memory_block_node(&dev));
+            let de = DeviceEvent {
+                action: Action::from_udev(&action),
+                subsystem: dev
+                    .subsystem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sysname: dev.sysname().to_string_lossy().into_owned(),
+                node,
+            };
+            log::info!(
+                "udev: {action} {}/{} (node {:?})",
+                de.subsystem,
+                de.sysname,
+                de.node
+            );
+            if events.send(Event::Device(de)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The node of a memory block (its `nodeN` link), while it still exists.
+fn memory_block_node(dev: &udev::Device) -> Option<u32> {
+    std::fs::read_dir(dev.syspath())
+        .ok()?
+        .flatten()
+        .find_map(|e| e.file_name().to_str()?.strip_prefix("node")?.parse().ok())
+}

@@ -1,0 +1,491 @@
+//! `maru-devd run`: set up the pools, mount maru-fs, drop privileges, then react to signals,
+//! device events and control requests until SIGTERM/SIGINT.
+
+pub mod control;
+mod events;
+mod hotplug;
+mod notify;
+mod privileges;
+mod signals;
+
+use crate::check;
+use crate::config;
+use crate::host::Host;
+use crate::mounts;
+use crate::plan::{backing_dir, Plan, PoolPlan};
+use crate::reconfigure;
+use crate::status::{PoolReport, StatusReport};
+use crate::tmpfs;
+use anyhow::Context;
+use control::{Reply, Request};
+use events::{Action, DeviceEvent, Event};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Sender};
+use std::time::Instant;
+
+/// Arguments of `maru-devd run`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Examples:
+  maru-devd run
+      No config: one pool `default` on NUMA node 0, min(1 GiB, 10% of node 0), mode 1777,
+      mounted at /mnt/maru. Try it: ls -l /mnt/maru/default
+  maru-devd run --config /etc/maru/maru.yaml
+      The pools of a config file (check it first: maru-devd check-config FILE).
+  MARU_RUNTIME_DIR=/tmp/maru-run maru-devd run --config test.yaml
+      A second, independent daemon (own socket and pool tmpfs mounts).
+
+Runs in the foreground and logs to stderr. SIGTERM or SIGINT unmounts and exits (pool
+contents stay in their tmpfs under <runtime-dir>/pools and are adopted by the next start);
+SIGHUP re-reads the config. See `maru-devd status`.")]
+pub struct RunArgs {
+    /// YAML config file; without it the embedded default pool is served.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Root-only directory for the control socket and the pools' tmpfs mounts.
+    #[arg(long, env = "MARU_RUNTIME_DIR", default_value = crate::RUNTIME_DIR, value_name = "DIR")]
+    pub runtime_dir: PathBuf,
+    /// Directory standing for /sys (tests: a copied snapshot; reconfiguration writes go there).
+    #[arg(long, value_name = "DIR")]
+    pub sysfs_root: Option<PathBuf>,
+    /// Accept `inject` requests on the control socket (fake device events, for tests).
+    #[arg(long)]
+    pub allow_inject: bool,
+    /// Log debug messages too.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// A pool the daemon serves.
+struct PoolState {
+    plan: PoolPlan,
+    backing: PathBuf,
+    /// Watched devices that are currently gone.
+    missing: BTreeSet<String>,
+    warnings: Vec<String>,
+}
+
+struct Daemon {
+    args: RunArgs,
+    mount: PathBuf,
+    control: maru_fs::Control,
+    pools: Vec<PoolState>,
+    started: Instant,
+    last_reload: Vec<String>,
+    thp: &'static str,
+}
+
+fn fs_pool(p: &PoolPlan, backing: &Path) -> maru_fs::PoolConfig {
+    maru_fs::PoolConfig {
+        name: p.name.clone(),
+        backing: maru_fs::Backing::Dir(backing.to_path_buf()),
+        capacity: p.size,
+        eviction: match p.eviction {
+            config::Eviction::Lru => maru_fs::Eviction::Lru,
+            config::Eviction::None => maru_fs::Eviction::None,
+        },
+        max_chunk_size: p.max_chunk_size,
+        uid: p.uid,
+        gid: p.gid,
+        mode: p.mode,
+        node: Some(p.node),
+    }
+}
+
+/// The plan for `args`: the config file's, or the embedded default's.
+fn load_plan(args: &RunArgs, host: &Host) -> anyhow::Result<Plan> {
+    match &args.config {
+        Some(file) => check::load(file, host)?.map_err(anyhow::Error::new),
+        None => {
+            let mem = host.node(0).and_then(|n| n.mem_total).context(
+                "the embedded default pool lives on NUMA node 0, but node 0's memory size cannot be read; pass --config",
+            )?;
+            let cfg = config::embedded(mem);
+            config::validate(&cfg, host).map_err(|d| {
+                let msgs: Vec<String> = d.into_iter().map(|d| d.msg).collect();
+                anyhow::anyhow!("embedded default config: {}", msgs.join("; "))
+            })
+        }
+    }
+}
+
+/// Sets up a pool's tmpfs (mounting or adopting it); returns its backing directory.
+fn setup_backing(runtime_dir: &Path, p: &PoolPlan, thp: &str) -> anyhow::Result<PathBuf> {
+    let dir = backing_dir(runtime_dir, &p.name);
+    match tmpfs::setup(&dir, &p.name, p.size, p.node, thp)? {
+        tmpfs::Setup::Mounted => log::info!(
+            "pool {}: tmpfs at {} (size={}, mpol=bind:{}, huge={thp})",
+            p.name,
+            dir.display(),
+            p.size,
+            p.node
+        ),
+        tmpfs::Setup::Adopted => log::info!(
+            "pool {}: adopted the existing tmpfs at {} (its chunks are kept)",
+            p.name,
+            dir.display()
+        ),
+    }
+    Ok(dir)
+}
+
+fn zone_warnings(host: &Host, p: &PoolPlan) -> Vec<String> {
+    host.node(p.node)
+        .and_then(|n| {
+            let movable = n.zones.get("Movable").copied().unwrap_or(0);
+            (movable > 0).then(|| {
+                config::movable_warning(&p.name, p.node, movable, n.online_memblocks, &p.devices)
+            })
+        })
+        .into_iter()
+        .collect()
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    crate::logging::init(args.verbose);
+    signals::block()?;
+    let host = Host::discover(args.sysfs_root.as_deref())?;
+    let plan = load_plan(&args, &host)?;
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+    for p in &plan.pools {
+        if let Some(dev) = &p.reconfigure_devdax {
+            let roots = reconfigure::Roots {
+                sysfs: host.sysfs_root().to_path_buf(),
+                proc: PathBuf::from("/proc"),
+            };
+            let out = reconfigure::to_system_ram(&roots, dev)
+                .with_context(|| format!("pool {}: reconfigure_devdax {dev}", p.name))?;
+            log::info!(
+                "pool {}: {dev} is system RAM on node {} (rebound: {}, onlined as ZONE_NORMAL: {})",
+                p.name,
+                p.node,
+                out.rebound,
+                if out.onlined.is_empty() {
+                    "none needed".to_string()
+                } else {
+                    out.onlined.join(" ")
+                }
+            );
+        }
+    }
+    let host = if plan.pools.iter().any(|p| p.reconfigure_devdax.is_some()) {
+        Host::discover(args.sysfs_root.as_deref())?
+    } else {
+        host
+    };
+    tmpfs::private_dir(&args.runtime_dir)?;
+    tmpfs::private_dir(&args.runtime_dir.join("pools"))?;
+    let listener = control::bind(&args.runtime_dir)?;
+    mounts::clean_stale(&plan.mount)?;
+    let thp = tmpfs::thp_mode(host.sysfs_root());
+    let mut pools = Vec::new();
+    for p in &plan.pools {
+        let backing = setup_backing(&args.runtime_dir, p, thp)?;
+        let warnings = zone_warnings(&host, p);
+        pools.push(PoolState {
+            plan: p.clone(),
+            backing,
+            missing: BTreeSet::new(),
+            warnings,
+        });
+    }
+    privileges::drop_privileges()?;
+    log::info!(
+        "privileges dropped: keeping {} only, no_new_privs set",
+        privileges::effective().join(", ")
+    );
+    let configs = pools.iter().map(|p| fs_pool(&p.plan, &p.backing)).collect();
+    let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&plan.mount), configs)
+        .with_context(|| format!("cannot serve maru-fs on {}", plan.mount.display()))?;
+    let (tx, rx) = channel();
+    spawn("signals", tx.clone(), signals::forward)?;
+    spawn("control", tx.clone(), move |tx| {
+        control::serve(listener, tx)
+    })?;
+    spawn("udev", tx.clone(), hotplug::forward)?;
+    drop(tx);
+    let mut d = Daemon {
+        control: mounted.control(),
+        mount: plan.mount.clone(),
+        pools,
+        args,
+        started: Instant::now(),
+        last_reload: Vec::new(),
+        thp,
+    };
+    log::info!(
+        "serving {} pool(s) on {}: {}",
+        d.pools.len(),
+        d.mount.display(),
+        d.pools
+            .iter()
+            .map(|p| p.plan.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    notify::notify("READY=1");
+    let why = loop {
+        match rx.recv() {
+            Ok(Event::Stop(sig)) => break sig,
+            Ok(Event::Reload) => {
+                d.reload();
+            }
+            Ok(Event::Device(ev)) => {
+                d.device(&ev);
+            }
+            Ok(Event::Request(req, reply)) => {
+                let answer = d.request(req);
+                let _ = reply.send(answer);
+            }
+            Err(_) => break "all event sources closed",
+        }
+    };
+    log::info!("{why}: unmounting {}", d.mount.display());
+    notify::notify("STOPPING=1");
+    let _ = std::fs::remove_file(control::socket_path(&d.args.runtime_dir));
+    if let Err(e) = mounted.unmount() {
+        log::warn!("{e}; detaching the mount lazily");
+        nix::mount::umount2(&d.mount, nix::mount::MntFlags::MNT_DETACH)
+            .with_context(|| format!("cannot unmount {}", d.mount.display()))?;
+    }
+    log::info!(
+        "stopped; pool contents stay in {} for the next start",
+        d.args.runtime_dir.join("pools").display()
+    );
+    Ok(())
+}
+
+fn spawn(
+    name: &str,
+    tx: Sender<Event>,
+    f: impl FnOnce(Sender<Event>) + Send + 'static,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("maru-devd-{name}"))
+        .spawn(move || f(tx))
+        .with_context(|| format!("cannot start the {name} thread"))?;
+    Ok(())
+}
+
+impl Daemon {
+    fn request(&mut self, req: Request) -> Reply {
+        match req {
+            Request::Status => Reply::Status(self.status()),
+            Request::Reload => Reply::Done {
+                messages: self.reload(),
+            },
+            Request::Inject { event } if self.args.allow_inject => {
+                let messages = self.device(&event);
+                Reply::Done { messages }
+            }
+            Request::Inject { .. } => Reply::Error {
+                message: "inject is disabled; start the daemon with --allow-inject (tests only)"
+                    .into(),
+            },
+        }
+    }
+
+    fn status(&self) -> StatusReport {
+        let stats = self.control.stats();
+        let pools = self
+            .pools
+            .iter()
+            .map(|p| {
+                let s = stats
+                    .iter()
+                    .find(|s| s.name == p.plan.name)
+                    .cloned()
+                    .unwrap_or_default();
+                PoolReport {
+                    name: p.plan.name.clone(),
+                    node: p.plan.node,
+                    backing: p.backing.clone(),
+                    state: if s.online {
+                        "online".into()
+                    } else {
+                        "offline".into()
+                    },
+                    offline_reason: s.offline_reason,
+                    devices: p.plan.devices.clone(),
+                    capacity: s.capacity,
+                    used_bytes: s.used_bytes,
+                    pinned_bytes: s.pinned_bytes,
+                    published_chunks: s.published_chunks,
+                    staging_chunks: s.staging_chunks,
+                    creates: s.creates,
+                    publishes: s.publishes,
+                    lookups: s.lookups,
+                    hits: s.hits,
+                    evictions: s.evictions,
+                    read_requests: s.read_requests,
+                    write_requests: s.write_requests,
+                    warnings: p.warnings.clone(),
+                }
+            })
+            .collect();
+        StatusReport {
+            pid: std::process::id(),
+            mount: self.mount.clone(),
+            runtime_dir: self.args.runtime_dir.clone(),
+            config: self.args.config.clone(),
+            uptime_s: self.started.elapsed().as_secs(),
+            capabilities: privileges::effective(),
+            no_new_privs: privileges::no_new_privs(),
+            last_reload: self.last_reload.clone(),
+            pools,
+        }
+    }
+
+    /// SIGHUP: new pools appear, removed pools go (unless chunks are pinned), changes to
+    /// existing pools wait for a restart. A config with errors changes nothing.
+    fn reload(&mut self) -> Vec<String> {
+        let msgs = match self.try_reload() {
+            Ok(m) => m,
+            Err(e) => vec![format!(
+                "reload failed, the running configuration is kept: {e:#}"
+            )],
+        };
+        for m in &msgs {
+            log::warn!("reload: {m}");
+        }
+        self.last_reload.clone_from(&msgs);
+        msgs
+    }
+
+    fn try_reload(&mut self) -> anyhow::Result<Vec<String>> {
+        if self.args.config.is_none() {
+            return Ok(vec![
+                "running the embedded default: there is no config file to re-read".into(),
+            ]);
+        }
+        let host = Host::discover(self.args.sysfs_root.as_deref())?;
+        let plan = load_plan(&self.args, &host)?;
+        let mut msgs = Vec::new();
+        if plan.mount != self.mount {
+            msgs.push(format!(
+                "mount changed to {}: that takes effect after a restart",
+                plan.mount.display()
+            ));
+        }
+        let removed: Vec<String> = self
+            .pools
+            .iter()
+            .filter(|p| !plan.pools.iter().any(|n| n.name == p.plan.name))
+            .map(|p| p.plan.name.clone())
+            .collect();
+        for name in removed {
+            match self.control.remove_pool(&name) {
+                Ok(()) => {
+                    let Some(i) = self.pools.iter().position(|p| p.plan.name == name) else {
+                        continue;
+                    };
+                    let gone = self.pools.remove(i);
+                    match tmpfs::release(&gone.backing) {
+                        Ok(()) => msgs.push(format!("pool {name} removed; its memory is freed")),
+                        Err(e) => {
+                            msgs.push(format!("pool {name} removed from the mount, but {e:#}"))
+                        }
+                    }
+                }
+                Err(e) => msgs.push(format!(
+                    "pool {name} was removed from the config but is kept: {e}"
+                )),
+            }
+        }
+        for p in &plan.pools {
+            match self.pools.iter().find(|s| s.plan.name == p.name) {
+                Some(cur) => {
+                    if cur.plan.size != p.size
+                        || cur.plan.node != p.node
+                        || cur.plan.mode != p.mode
+                        || cur.plan.uid != p.uid
+                        || cur.plan.gid != p.gid
+                        || cur.plan.eviction != p.eviction
+                        || cur.plan.max_chunk_size != p.max_chunk_size
+                    {
+                        msgs.push(format!(
+                            "pool {}: changed settings take effect after a restart",
+                            p.name
+                        ));
+                    }
+                }
+                None => {
+                    if p.reconfigure_devdax.is_some() {
+                        msgs.push(format!(
+                            "pool {} is new and asks for reconfigure_devdax: that needs a restart (the running daemon has dropped the privileges for it)",
+                            p.name
+                        ));
+                        continue;
+                    }
+                    let backing = setup_backing(&self.args.runtime_dir, p, self.thp)?;
+                    self.control
+                        .add_pool(fs_pool(p, &backing))
+                        .with_context(|| format!("cannot add pool {}", p.name))?;
+                    msgs.push(format!(
+                        "pool {} added on node {} ({} bytes)",
+                        p.name, p.node, p.size
+                    ));
+                    self.pools.push(PoolState {
+                        plan: p.clone(),
+                        backing,
+                        missing: BTreeSet::new(),
+                        warnings: zone_warnings(&host, p),
+                    });
+                }
+            }
+        }
+        if msgs.is_empty() {
+            msgs.push("no change".into());
+        }
+        Ok(msgs)
+    }
+
+    /// Hotplug: a pool whose device goes away turns offline, and back online when every one of
+    /// its devices has returned.
+    fn device(&mut self, ev: &DeviceEvent) -> Vec<String> {
+        let mut msgs = Vec::new();
+        for p in &mut self.pools {
+            let watched = p.plan.devices.contains(&ev.sysname);
+            if !watched && ev.node != Some(p.plan.node) {
+                continue;
+            }
+            let name = format!("{}/{}", ev.subsystem, ev.sysname);
+            let changed = match ev.action {
+                Action::Remove => p.missing.insert(name),
+                Action::Add => p.missing.remove(&name),
+                Action::Other => false,
+            };
+            if !changed {
+                continue;
+            }
+            let (online, reason) = if p.missing.is_empty() {
+                (true, None)
+            } else {
+                let list: Vec<&str> = p.missing.iter().map(String::as_str).collect();
+                (false, Some(format!("device gone: {}", list.join(", "))))
+            };
+            let msg = match self
+                .control
+                .set_online(&p.plan.name, online, reason.clone())
+            {
+                Ok(()) if online => format!("pool {} is online again", p.plan.name),
+                Ok(()) => format!(
+                    "pool {} is offline: {}",
+                    p.plan.name,
+                    reason.unwrap_or_default()
+                ),
+                Err(e) => format!("pool {}: cannot change its state: {e}", p.plan.name),
+            };
+            log::warn!("{msg}");
+            msgs.push(msg);
+        }
+        if msgs.is_empty() {
+            msgs.push(format!("{}/{}: no pool affected", ev.subsystem, ev.sysname));
+        }
+        msgs
+    }
+}

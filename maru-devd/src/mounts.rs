@@ -1,0 +1,117 @@
+//! The mount table (`/proc/self/mountinfo`) and cleaning a FUSE mount a dead daemon left.
+
+use anyhow::Context;
+use nix::mount::{umount2, MntFlags};
+use std::path::{Path, PathBuf};
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone)]
+pub struct MountEntry {
+    /// Where it is mounted.
+    pub mountpoint: PathBuf,
+    /// Filesystem type (`tmpfs`, `fuse`, `fuse.maru`, ...).
+    pub fstype: String,
+}
+
+/// The mounts this process sees.
+pub struct MountTable(Vec<MountEntry>);
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl MountTable {
+    /// Reads `/proc/self/mountinfo`.
+    pub fn read() -> anyhow::Result<MountTable> {
+        let text = std::fs::read_to_string("/proc/self/mountinfo")
+            .context("cannot read /proc/self/mountinfo (is /proc mounted?)")?;
+        Ok(MountTable::parse(&text))
+    }
+
+    fn parse(text: &str) -> MountTable {
+        let entries = text
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let sep = fields.iter().position(|f| *f == "-")?;
+                Some(MountEntry {
+                    mountpoint: PathBuf::from(unescape(fields.get(4)?)),
+                    fstype: (*fields.get(sep + 1)?).to_string(),
+                })
+            })
+            .collect();
+        MountTable(entries)
+    }
+
+    /// The topmost mount at `path`, if `path` is a mount point.
+    pub fn at(&self, path: &Path) -> Option<&MountEntry> {
+        self.0.iter().rev().find(|m| m.mountpoint == path)
+    }
+}
+
+/// Makes sure `mountpoint` exists and carries no FUSE mount of a dead daemon: a FUSE mount
+/// whose server is gone answers ENOTCONN and is lazily unmounted. A live mount is an error.
+pub fn clean_stale(mountpoint: &Path) -> anyhow::Result<()> {
+    let table = MountTable::read()?;
+    if let Some(m) = table.at(mountpoint) {
+        if !m.fstype.starts_with("fuse") {
+            anyhow::bail!(
+                "{} is already a {} mount; maru-devd mounts its own filesystem there: unmount it or choose another `mount:`",
+                mountpoint.display(),
+                m.fstype
+            );
+        }
+        match std::fs::metadata(mountpoint) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                log::warn!(
+                    "{}: stale FUSE mount from a daemon that died; unmounting it (lazily)",
+                    mountpoint.display()
+                );
+                umount2(mountpoint, MntFlags::MNT_DETACH)
+                    .with_context(|| format!("cannot unmount the stale mount on {}", mountpoint.display()))?;
+            }
+            _ => anyhow::bail!(
+                "{} is served by a live FUSE filesystem ({}); is another maru-devd running? stop it first (maru-devd status)",
+                mountpoint.display(),
+                m.fstype
+            ),
+        }
+    }
+    std::fs::create_dir_all(mountpoint)
+        .with_context(|| format!("cannot create mount point {}", mountpoint.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mountinfo() {
+        let t = MountTable::parse(
+            "22 1 0:21 / /run rw,nosuid - tmpfs tmpfs rw\n\
+             90 22 0:50 / /run/maru/pools/a\\040b rw - tmpfs maru-a rw,size=1024k\n\
+             91 22 0:51 / /mnt/maru rw - fuse maru rw,user_id=0\n",
+        );
+        assert_eq!(
+            t.at(Path::new("/run/maru/pools/a b")).unwrap().fstype,
+            "tmpfs"
+        );
+        assert_eq!(t.at(Path::new("/mnt/maru")).unwrap().fstype, "fuse");
+        assert!(t.at(Path::new("/mnt")).is_none());
+    }
+}

@@ -1,0 +1,164 @@
+//! `maru-devd status`: asks the running daemon over its control socket and prints the answer.
+
+use crate::config::size::human;
+use crate::daemon::control::{request, Reply, Request};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Arguments of `maru-devd status`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Examples:
+  maru-devd status            pools, state, capacity, usage, counters, capabilities
+  maru-devd status --json     the same as one JSON object (for scripts and monitoring)
+
+It talks to the daemon through the root-only socket <runtime-dir>/control.sock
+(default /run/maru/control.sock), so run it as root.")]
+pub struct StatusArgs {
+    /// Print the daemon's JSON report instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Runtime directory of the daemon to ask.
+    #[arg(long, env = "MARU_RUNTIME_DIR", default_value = crate::RUNTIME_DIR, value_name = "DIR")]
+    pub runtime_dir: PathBuf,
+}
+
+/// What the daemon reports about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Daemon process id.
+    pub pid: u32,
+    /// Mount point.
+    pub mount: PathBuf,
+    /// Runtime directory.
+    pub runtime_dir: PathBuf,
+    /// Config file, or `None` for the embedded default.
+    pub config: Option<PathBuf>,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// Effective capabilities of the daemon.
+    pub capabilities: Vec<String>,
+    /// Whether no_new_privs is set.
+    pub no_new_privs: bool,
+    /// What the last reload did.
+    pub last_reload: Vec<String>,
+    /// One entry per pool.
+    pub pools: Vec<PoolReport>,
+}
+
+/// One pool in the status report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolReport {
+    /// Pool name.
+    pub name: String,
+    /// NUMA node of its pages.
+    pub node: u32,
+    /// Backing tmpfs directory.
+    pub backing: PathBuf,
+    /// `online`, or `offline`.
+    pub state: String,
+    /// Why it is offline.
+    pub offline_reason: Option<String>,
+    /// Devices whose removal takes the pool offline.
+    pub devices: Vec<String>,
+    /// Configured capacity in bytes.
+    pub capacity: u64,
+    /// Bytes charged to chunks.
+    pub used_bytes: u64,
+    /// Bytes of chunks open or mapped.
+    pub pinned_bytes: u64,
+    /// Published chunks.
+    pub published_chunks: u64,
+    /// Staging chunks.
+    pub staging_chunks: u64,
+    /// Creates since mount.
+    pub creates: u64,
+    /// Publishes since mount.
+    pub publishes: u64,
+    /// Lookups that reached the daemon.
+    pub lookups: u64,
+    /// Lookups that found a chunk.
+    pub hits: u64,
+    /// Evictions.
+    pub evictions: u64,
+    /// READ requests the daemon served (0 while passthrough works).
+    pub read_requests: u64,
+    /// WRITE requests the daemon served (0 while passthrough works).
+    pub write_requests: u64,
+    /// Warnings about the pool's memory (e.g. ZONE_MOVABLE).
+    pub warnings: Vec<String>,
+}
+
+/// Runs the command.
+pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
+    let report = match request(&args.runtime_dir, &Request::Status)? {
+        Reply::Status(r) => r,
+        Reply::Error { message } => anyhow::bail!("maru-devd refused: {message}"),
+        Reply::Done { .. } => anyhow::bail!("maru-devd gave an unexpected answer to status"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(())
+}
+
+fn render(r: &StatusReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let config = r.config.as_ref().map_or_else(
+        || "embedded default".to_string(),
+        |p| p.display().to_string(),
+    );
+    let _ = writeln!(
+        s,
+        "maru-devd pid {} up {}s, mount {}, config {config}",
+        r.pid,
+        r.uptime_s,
+        r.mount.display()
+    );
+    let _ = writeln!(
+        s,
+        "capabilities: {} (no_new_privs: {})",
+        if r.capabilities.is_empty() {
+            "none".to_string()
+        } else {
+            r.capabilities.join(", ")
+        },
+        if r.no_new_privs { "yes" } else { "no" }
+    );
+    for p in &r.pools {
+        let state = match &p.offline_reason {
+            Some(why) => format!("{} ({why})", p.state),
+            None => p.state.clone(),
+        };
+        let _ = writeln!(
+            s,
+            "pool {} [{state}] node {}, backing {}",
+            p.name,
+            p.node,
+            p.backing.display()
+        );
+        let _ = writeln!(s, "  capacity {}", human(p.capacity));
+        let _ = writeln!(s, "  used     {}", human(p.used_bytes));
+        let _ = writeln!(s, "  pinned   {}", human(p.pinned_bytes));
+        let _ = writeln!(
+            s,
+            "  chunks   {} published, {} staging; creates {}, publishes {}, lookups {}, hits {}, evictions {}",
+            p.published_chunks, p.staging_chunks, p.creates, p.publishes, p.lookups, p.hits, p.evictions
+        );
+        let _ = writeln!(
+            s,
+            "  daemon data requests: {} read, {} write (0 = zero-copy passthrough)",
+            p.read_requests, p.write_requests
+        );
+        for w in &p.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+    }
+    for m in &r.last_reload {
+        let _ = writeln!(s, "last reload: {m}");
+    }
+    s
+}
