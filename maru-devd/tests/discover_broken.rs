@@ -183,12 +183,8 @@ fn live_system_shows_its_numa_nodes_and_says_when_there_is_no_cxl() {
         nodes.iter().any(|n| n["node"] == 0),
         "node 0 missing: {model:#}"
     );
-    assert!(
-        nodes
-            .iter()
-            .all(|n| n["mem_total"].as_u64().unwrap_or(0) > 0),
-        "{model:#}"
-    );
+    // A CPU-only node may have no memory; every node must still show a readable MemTotal.
+    assert!(nodes.iter().all(|n| n["mem_total"].is_u64()), "{model:#}");
 
     let out = maru_devd(&[OsStr::new("discover")]);
     assert!(
