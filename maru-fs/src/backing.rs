@@ -90,6 +90,13 @@ impl Store {
         }
     }
 
+    /// The path of a chunk's backing file, where there is one.
+    pub fn file_path(&self, name: &OsStr) -> Option<PathBuf> {
+        match self {
+            Store::Dir(d) => Some(d.path.join(name)),
+        }
+    }
+
     /// Removes a chunk file (its pages go when the last open file on it closes).
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
         match self {

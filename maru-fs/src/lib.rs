@@ -13,6 +13,7 @@ mod error;
 mod fs;
 mod mount;
 mod notify;
+mod reaper;
 mod state;
 mod stats;
 mod xattr;

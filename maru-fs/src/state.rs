@@ -16,6 +16,7 @@ use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo};
 
 use crate::backing::{fremove_xattr, fset_xattr_flags, Store};
 use crate::notify::Notice;
+use crate::reaper::Reaper;
 use crate::xattr;
 use crate::{Eviction, FsError, PoolConfig, PoolStats};
 
@@ -69,8 +70,11 @@ pub(crate) struct Chunk {
     /// Current name; `None` once unlinked, evicted or reclaimed.
     name: Option<OsString>,
     phase: Phase,
-    /// Bytes charged to the pool (the size given by `ftruncate`, or found at publish).
+    /// Size in bytes (given by `ftruncate`, or found at publish).
     size: u64,
+    /// Bytes this chunk holds charged to its pool (0 once the charge has moved to
+    /// the reaper, which returns it when the memory is really freed).
+    charged: u64,
     uid: u32,
     mode: u16,
     created: SystemTime,
@@ -126,6 +130,8 @@ pub(crate) struct State {
     dirs: HashMap<u64, Vec<DirEntry>>,
     /// Kernel cache invalidations to send once the lock is dropped.
     notices: Vec<Notice>,
+    /// Returns the space of removed chunks once their memory is freed.
+    reaper: Reaper,
 }
 
 fn is_staging_name(name: &OsStr) -> bool {
@@ -171,6 +177,16 @@ impl State {
             handles: HashMap::new(),
             dirs: HashMap::new(),
             notices: Vec::new(),
+            reaper: Reaper::new(),
+        }
+    }
+
+    /// Returns to their pools the charges of removed chunks whose memory is gone.
+    fn reap(&mut self) {
+        for (pool, bytes) in self.reaper.reap() {
+            if let Some(p) = self.pool_nodes.get_mut(&pool) {
+                p.used = p.used.saturating_sub(bytes);
+            }
         }
     }
 
@@ -243,6 +259,7 @@ impl State {
                     name: Some(f.name),
                     phase: Phase::Published,
                     size: f.size,
+                    charged: f.size,
                     uid: f.uid,
                     mode: f.mode,
                     created: f.created,
@@ -324,7 +341,8 @@ impl State {
     }
 
     /// One stats snapshot per pool, in name order.
-    pub fn stats(&self) -> Vec<PoolStats> {
+    pub fn stats(&mut self) -> Vec<PoolStats> {
+        self.reap();
         let mut out = Vec::with_capacity(self.pools.len());
         for ino in self.pools.values() {
             let Some(p) = self.pool_nodes.get(ino) else {
@@ -476,6 +494,18 @@ impl State {
         };
         if let Some(pool) = self.pool_nodes.get_mut(&c.pool) {
             pool.entries.remove(&name);
+            // Until its memory is freed (last descriptor and last mapping gone),
+            // the chunk stays charged; the reaper returns the charge then.
+            let watched = pool
+                .store
+                .file_path(&name)
+                .is_some_and(|path| self.reaper.watch(&path, pool.ino, c.charged));
+            if watched {
+                c.charged = 0;
+            } else if c.opens == 0 {
+                pool.used = pool.used.saturating_sub(c.charged);
+                c.charged = 0;
+            }
             if let Err(e) = pool.store.remove(&name) {
                 log::warn!(
                     "pool {}: cannot remove backing file {:?} of chunk {:?}: {e}",
@@ -483,10 +513,6 @@ impl State {
                     pool.store.path().join(&name),
                     name
                 );
-            }
-            if c.opens == 0 {
-                pool.used = pool.used.saturating_sub(c.size);
-                c.size = 0;
             }
             if notify {
                 self.notices.push(Notice::Delete {
@@ -497,6 +523,7 @@ impl State {
             }
         }
         self.drop_if_orphan(ino);
+        self.reap();
     }
 
     /// Creates and opens a staging chunk `name` in pool `parent`.
@@ -564,6 +591,7 @@ impl State {
             name: Some(name.to_os_string()),
             phase: Phase::Staging,
             size: 0,
+            charged: 0,
             uid,
             mode: perm,
             created: SystemTime::now(),
@@ -656,10 +684,11 @@ impl State {
         c.file = None;
         if c.name.is_none() {
             if let Some(pool) = self.pool_nodes.get_mut(&c.pool) {
-                pool.used = pool.used.saturating_sub(c.size);
+                pool.used = pool.used.saturating_sub(c.charged);
             }
-            c.size = 0;
+            c.charged = 0;
             self.drop_if_orphan(ino);
+            self.reap();
         } else if c.phase == Phase::Staging {
             // The writer let go without publishing.
             self.unname(ino, true);
@@ -742,64 +771,91 @@ impl State {
 
     // ---------------------------------------------------------------- capacity
 
+    /// Bytes still free in pool `pool_ino`.
+    fn free(&self, pool_ino: u64) -> u64 {
+        self.pool_nodes
+            .get(&pool_ino)
+            .map_or(0, |p| p.cfg.capacity.saturating_sub(p.used))
+    }
+
     /// Charges chunk `ino` for `new_size` bytes (evicting if the policy allows).
     fn charge(&mut self, ino: u64, new_size: u64) -> Result<(), Errno> {
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         let old = c.size;
         let pool_ino = c.pool;
-        let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
         if new_size > old {
+            let delta = new_size - old;
+            let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
             if pool.cfg.max_chunk_size.is_some_and(|max| new_size > max) {
                 return Err(Errno::EFBIG);
             }
             if !pool.online {
                 return Err(Errno::ENODEV);
             }
-            let free = pool.cfg.capacity.saturating_sub(pool.used);
-            let delta = new_size - old;
-            if delta > free {
-                if pool.cfg.eviction == Eviction::None {
+            let eviction = pool.cfg.eviction;
+            if delta > self.free(pool_ino) {
+                self.reap();
+            }
+            if delta > self.free(pool_ino) {
+                if eviction == Eviction::None {
                     return Err(Errno::ENOSPC);
                 }
-                self.make_room(pool_ino, delta - free)?;
+                self.make_room(pool_ino, delta)?;
             }
         }
+        let c = self.chunks.get_mut(&ino).ok_or(Errno::ENOENT)?;
         let pool = self.pool_nodes.get_mut(&pool_ino).ok_or(Errno::ENOENT)?;
-        pool.used = pool.used.saturating_sub(old).saturating_add(new_size);
-        if let Some(c) = self.chunks.get_mut(&ino) {
-            c.size = new_size;
+        if new_size >= old {
+            let d = new_size - old;
+            pool.used = pool.used.saturating_add(d);
+            c.charged = c.charged.saturating_add(d);
+        } else {
+            let d = (old - new_size).min(c.charged);
+            pool.used = pool.used.saturating_sub(d);
+            c.charged -= d;
         }
+        c.size = new_size;
         Ok(())
     }
 
-    /// Evicts least recently used unpinned published chunks of a pool until `need`
-    /// bytes are freed; evicts nothing and fails with `ENOSPC` if that is impossible.
-    fn make_room(&mut self, pool_ino: u64, need: u64) -> Result<(), Errno> {
+    /// Evicts least recently used unpinned published chunks of a pool until
+    /// `delta` bytes are free; evicts nothing and fails with `ENOSPC` if even
+    /// evicting every candidate could not make that much room.
+    fn make_room(&mut self, pool_ino: u64, delta: u64) -> Result<(), Errno> {
         let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
         let mut victims: Vec<(u64, u64, u64)> = pool
             .entries
             .values()
             .filter_map(|ino| {
                 let c = self.chunks.get(ino)?;
-                (c.phase == Phase::Published && c.opens == 0).then_some((c.last_used, *ino, c.size))
+                (c.phase == Phase::Published && c.opens == 0).then_some((
+                    c.last_used,
+                    *ino,
+                    c.charged,
+                ))
             })
             .collect();
-        if victims.iter().map(|v| v.2).sum::<u64>() < need {
+        let evictable: u64 = victims.iter().map(|v| v.2).sum();
+        if evictable.saturating_add(self.free(pool_ino)) < delta {
             return Err(Errno::ENOSPC);
         }
         victims.sort_unstable();
-        let mut freed = 0;
-        for (_, ino, size) in victims {
-            if freed >= need {
+        for (_, ino, _) in victims {
+            if self.free(pool_ino) >= delta {
                 break;
             }
-            freed += size;
+            // A chunk still mapped by a process that closed its descriptor keeps
+            // its memory (and its charge) until unmapped: the loop then goes on.
             self.unname(ino, true);
             if let Some(pool) = self.pool_nodes.get_mut(&pool_ino) {
                 pool.counters.evictions += 1;
             }
         }
-        Ok(())
+        if self.free(pool_ino) >= delta {
+            Ok(())
+        } else {
+            Err(Errno::ENOSPC)
+        }
     }
 
     /// Changes size and/or permission bits of `ino`.

@@ -1,0 +1,109 @@
+//! Knowing when a removed chunk's memory is really gone.
+//!
+//! Under FUSE passthrough the kernel moves a chunk's mapping onto the backing
+//! file, so a process may close its descriptor and keep the pages mapped without
+//! the daemon seeing anything. When a chunk is unlinked, evicted or reclaimed, its
+//! backing file is watched with inotify before it is removed: the kernel reports
+//! `IN_IGNORED` once the last descriptor *and* the last mapping are gone and the
+//! pages are freed. Only then is the chunk's size returned to the pool.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The inotify instance and the charges waiting on it.
+#[derive(Debug)]
+pub(crate) struct Reaper {
+    fd: Option<OwnedFd>,
+    /// Watch descriptor -> (pool inode, bytes to return).
+    pending: HashMap<i32, (u64, u64)>,
+}
+
+impl Reaper {
+    /// A reaper; without inotify, charges are returned at the last close instead.
+    pub fn new() -> Reaper {
+        // SAFETY: plain syscall with flag arguments; the result is checked.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        let fd = if fd < 0 {
+            log::warn!(
+                "inotify unavailable ({}): space of removed chunks returns at their last close, \
+                 even if a process still maps them",
+                io::Error::last_os_error()
+            );
+            None
+        } else {
+            // SAFETY: `fd` is a fresh descriptor we own.
+            Some(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        Reaper {
+            fd,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Watches the backing file at `path` (which is about to be removed) and
+    /// returns `bytes` to `pool` when its memory is freed. Returns false if it
+    /// cannot watch, in which case the caller returns the charge itself.
+    pub fn watch(&mut self, path: &Path, pool: u64, bytes: u64) -> bool {
+        let Some(fd) = &self.fd else {
+            return false;
+        };
+        let Ok(cpath) = CString::new(path.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `cpath` is NUL-terminated and outlives the call; `fd` is our inotify fd.
+        let wd = unsafe {
+            libc::inotify_add_watch(fd.as_raw_fd(), cpath.as_ptr(), libc::IN_DELETE_SELF)
+        };
+        if wd < 0 {
+            log::warn!(
+                "cannot watch {} ({}): its space returns now, even if it is still mapped",
+                path.display(),
+                io::Error::last_os_error()
+            );
+            return false;
+        }
+        self.pending.insert(wd, (pool, bytes));
+        true
+    }
+
+    /// Collects the charges whose backing memory has been freed: (pool, bytes).
+    pub fn reap(&mut self) -> Vec<(u64, u64)> {
+        let mut freed = Vec::new();
+        let Some(fd) = &self.fd else {
+            return freed;
+        };
+        if self.pending.is_empty() {
+            return freed;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: `buf` is a writable buffer of `buf.len()` bytes; `fd` is our inotify fd.
+            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            let n = n as usize;
+            let header = std::mem::size_of::<libc::inotify_event>();
+            let mut off = 0;
+            while off + header <= n {
+                // SAFETY: the kernel wrote a whole inotify_event header at `off`
+                // (checked against `n`); read_unaligned copes with the byte buffer.
+                let ev: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
+                off += header + ev.len as usize;
+                // IN_IGNORED ends every watch (after IN_DELETE_SELF, or if the backing
+                // filesystem goes away): the memory is gone either way.
+                if ev.mask & libc::IN_IGNORED != 0 {
+                    if let Some(charge) = self.pending.remove(&ev.wd) {
+                        freed.push(charge);
+                    }
+                }
+            }
+        }
+        freed
+    }
+}
