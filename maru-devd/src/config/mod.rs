@@ -191,15 +191,51 @@ impl Source {
             if let Some(cut) = msg.find(" at line ") {
                 msg.truncate(cut);
             }
+            let (line, col, msg) = match duplicate_key(&msg) {
+                Some(key) => match second_key(&self.text, line, col, key) {
+                    Some((l, first)) => (
+                        l,
+                        col,
+                        format!(
+                            "duplicate key `{key}` (first at line {first}); keep only one of them"
+                        ),
+                    ),
+                    None => (line, col, format!("YAML syntax error: {msg}")),
+                },
+                None => (line, col, format!("YAML syntax error: {msg}")),
+            };
             ConfigErrors(vec![ConfigError {
                 file: self.file.clone(),
                 line,
                 col,
-                msg: format!("YAML syntax error: {msg}"),
+                msg,
             }])
         })?;
         parse::parse(&doc).map_err(|d| self.errors(d))
     }
+}
+
+/// The key of serde_yaml_ng's "duplicate entry with key \"K\"" message.
+fn duplicate_key(msg: &str) -> Option<&str> {
+    let rest = &msg[msg.find("duplicate entry with key \"")? + 26..];
+    rest.strip_suffix('"')
+}
+
+/// For a block mapping starting at `line`:`col` (1-based), the lines of the first and second
+/// `key:` at that column.
+fn second_key(text: &str, line: usize, col: usize, key: &str) -> Option<(usize, usize)> {
+    let mut hits = text
+        .lines()
+        .enumerate()
+        .skip(line - 1)
+        .filter_map(|(i, l)| {
+            let at = l.get(col - 1..)?;
+            let is_key = l[..col - 1].trim_start_matches([' ', '-']).is_empty()
+                && at.strip_prefix(key)?.trim_start().starts_with(':');
+            is_key.then_some(i + 1)
+        });
+    let first = hits.next()?;
+    Some((hits.next()?, first))
 }
 
 /// The embedded default pool's size: min(1 GiB, 10% of node 0's memory), rounded down to a

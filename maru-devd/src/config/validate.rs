@@ -161,7 +161,10 @@ fn pool(
     let (node, node_reason, capacity) = node_of(spec, host, diags, warnings)?;
     let size = match spec.size {
         SizeSpec::Bytes(b) => b,
-        SizeSpec::Percent(p) => (capacity / 100 * u64::from(p)) & !((1 << 20) - 1),
+        SizeSpec::Percent(p) => {
+            let share = u128::from(capacity) * u128::from(p) / 100;
+            u64::try_from(share).unwrap_or(u64::MAX) & !((1 << 20) - 1)
+        }
     };
     if size == 0 {
         diags.push(Diag {
@@ -184,7 +187,7 @@ fn pool(
             diags.push(Diag {
                 path: pool_path(spec, &["max_chunk_size"]),
                 msg: format!(
-                    "max_chunk_size {} is larger than pool `{}` ({}); lower it or leave it out",
+                    "max_chunk_size {} is larger than the whole pool `{}`, {}; lower it or leave it out",
                     human(max),
                     spec.name,
                     human(size)

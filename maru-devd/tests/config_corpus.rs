@@ -1,0 +1,140 @@
+//! The broken-config corpus: every `tests/configs/bad/NAME.yaml` must make `check-config`
+//! fail with exactly the stderr in `NAME.expected` (FILE:LINE:COL: message lines), and every
+//! `tests/configs/good/*.yaml` and example config must pass. Checked against a captured sysfs
+//! tree (node 0: 1.9 GiB with CPUs; node 1: 256 MiB of CXL memory, no CPUs; dax0.0 -> node 1).
+
+mod devd_support;
+
+use devd_support::{bin, snapshot};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const SNAPSHOT: &str = "qemu10.0-linux6.12-ram/1-ram-region-kmem-online";
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn check(sysfs: &Path, dir: &Path, file: &Path) -> std::process::Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .arg("check-config")
+        .arg("--sysfs-root")
+        .arg(sysfs)
+        .arg(file.file_name().unwrap())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_broken_config_gets_its_exact_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysfs = snapshot(SNAPSHOT, tmp.path());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad");
+    let files = yaml_files(&dir);
+    assert!(
+        files.len() >= 20,
+        "the corpus must hold at least 20 broken configs, has {}",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for file in &files {
+        let expected = std::fs::read_to_string(file.with_extension("expected"))
+            .unwrap_or_else(|e| panic!("{}: no .expected file ({e})", file.display()));
+        let out = check(&sysfs, &dir, file);
+        let got = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(1) || got != expected {
+            failures.push(format!(
+                "{}: exit {:?}\n--- expected\n{expected}--- got\n{got}",
+                file.display(),
+                out.status.code()
+            ));
+        }
+        let first = expected.lines().next().unwrap_or_default();
+        let name = file.file_name().unwrap().to_string_lossy();
+        let pos: Vec<&str> = first.splitn(4, ':').collect();
+        assert!(
+            pos.len() == 4
+                && pos[0] == name
+                && pos[1].parse::<usize>().is_ok()
+                && pos[2].parse::<usize>().is_ok(),
+            "{name}: the first line must be FILE:LINE:COL: message, got {first}"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn good_and_example_configs_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysfs = snapshot(SNAPSHOT, tmp.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = yaml_files(&root.join("tests/configs/good"));
+    files.extend(yaml_files(&root.join("../examples/config")));
+    files.push(root.join("../examples/maru.yaml"));
+    for file in files {
+        let out = check(&sysfs, file.parent().unwrap(), &file);
+        assert!(
+            out.status.success(),
+            "{} should be valid:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            plan.contains("pool "),
+            "{}: no plan printed:\n{plan}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn plan_shows_sizes_nodes_and_backing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysfs = snapshot(SNAPSHOT, tmp.path());
+    let cfg = tmp.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "mount: /mnt/kv\npools:\n  - name: cxl\n    source: {numa: {node: auto}}\n    size: 50%\n    group: 0\n    mode: \"0770\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args([
+            "check-config",
+            "--runtime-dir",
+            "/run/maru-x",
+            "--sysfs-root",
+        ])
+        .arg(&sysfs)
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        plan.contains("source:   numa node 1 (auto: CXL-backed node without CPUs)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("size:     134217728 bytes (128 MiB)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("tmpfs at /run/maru-x/pools/cxl (size=134217728, mpol=bind:1"),
+        "{plan}"
+    );
+    assert!(plan.contains("path:     /mnt/kv/cxl"), "{plan}");
+    assert!(plan.contains("mode 0770"), "{plan}");
+}

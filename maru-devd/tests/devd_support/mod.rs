@@ -1,0 +1,320 @@
+//! Helpers for the maru-devd tests: the captured sysfs snapshots, a daemon in a temp dir.
+
+// Each test binary includes this module and uses a different subset of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The maru-devd binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_maru-devd")
+}
+
+/// `shared/` (beside the repository), or `$MARU_SHARED_DIR`.
+pub fn shared_dir() -> PathBuf {
+    match std::env::var_os("MARU_SHARED_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    }
+}
+
+/// Extracts a sysfs snapshot (`profile/snapshot`) into `dest`; returns the dir standing for /sys.
+pub fn snapshot(name: &str, dest: &Path) -> PathBuf {
+    let tarball = shared_dir()
+        .join("fixtures/sysfs")
+        .join(format!("{name}.tar.gz"));
+    assert!(
+        tarball.exists(),
+        "sysfs fixture {} missing: set MARU_SHARED_DIR to the shared/ folder",
+        tarball.display()
+    );
+    let ok = Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(dest)
+        .status()
+        .expect("run tar");
+    assert!(ok.success(), "tar xzf {} failed", tarball.display());
+    dest.join("root/sys")
+}
+
+/// Whether this process is root (the daemon tests need it: they mount).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Skips (returns false, printing why) when the daemon tests cannot run here.
+pub fn can_run_daemon() -> bool {
+    if !is_root() {
+        eprintln!("SKIP: maru-devd daemon tests need root (they mount tmpfs and FUSE)");
+        return false;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIP: /dev/fuse is missing (modprobe fuse)");
+        return false;
+    }
+    true
+}
+
+/// A test's private world: config, runtime dir and mount point under one temp dir.
+pub struct World {
+    /// Holds everything; removed on drop (after the mounts are gone).
+    pub tmp: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+    /// The runtime dir (control socket, pool tmpfs mounts).
+    pub run: PathBuf,
+    /// The mount point.
+    pub mnt: PathBuf,
+}
+
+impl World {
+    /// A world whose config is `pools_yaml` (the `pools:` list) with the mount in the temp dir.
+    pub fn new(pools_yaml: &str) -> World {
+        let tmp = tempfile::Builder::new()
+            .prefix("maru-devd-test")
+            .tempdir()
+            .unwrap();
+        // The unprivileged test user must be able to reach the mount point.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let mnt = tmp.path().join("mnt");
+        let run = tmp.path().join("run");
+        let config = tmp.path().join("maru.yaml");
+        std::fs::write(
+            &config,
+            format!("mount: {}\npools:\n{pools_yaml}", mnt.display()),
+        )
+        .unwrap();
+        World {
+            tmp,
+            config,
+            run,
+            mnt,
+        }
+    }
+
+    /// Rewrites the config's pools.
+    pub fn set_pools(&self, pools_yaml: &str) {
+        std::fs::write(
+            &self.config,
+            format!("mount: {}\npools:\n{pools_yaml}", self.mnt.display()),
+        )
+        .unwrap();
+    }
+
+    /// Starts `maru-devd run` on the config and waits until it answers status.
+    pub fn start(&self) -> Daemon {
+        let log = self.tmp.path().join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let child = Command::new(bin())
+            .args(["run", "--allow-inject", "--config"])
+            .arg(&self.config)
+            .env("MARU_RUNTIME_DIR", &self.run)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start maru-devd");
+        let mut d = Daemon {
+            child,
+            log,
+            run: self.run.clone(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = d.child.try_wait().unwrap() {
+                panic!("maru-devd exited ({st}) during start:\n{}", d.log_text());
+            }
+            if self.status_json().is_some() {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "maru-devd did not answer within 30 s:\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `maru-devd status --json` as JSON, if the daemon answers.
+    pub fn status_json(&self) -> Option<serde_json::Value> {
+        let out = self.devd(&["status", "--json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    /// Runs a maru-devd command against this world's runtime dir.
+    pub fn devd(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .env("MARU_RUNTIME_DIR", &self.run)
+            .output()
+            .unwrap()
+    }
+
+    /// Sends one raw JSON request line to the control socket and returns the reply.
+    pub fn request(&self, json: &str) -> serde_json::Value {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(self.run.join("control.sock")).unwrap();
+        s.write_all(json.as_bytes()).unwrap();
+        s.write_all(b"\n").unwrap();
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Whether something is mounted at the mount point.
+    pub fn mounted(&self) -> bool {
+        is_mountpoint(&self.mnt)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Tests leave the pool tmpfs mounts behind on purpose (restart adoption); free them.
+        for dir in [self.mnt.clone()].into_iter().chain(
+            std::fs::read_dir(self.run.join("pools"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path()),
+        ) {
+            while is_mountpoint(&dir) {
+                if nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `path` is a mount point (per /proc/self/mountinfo).
+pub fn is_mountpoint(path: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = path.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&*want))
+}
+
+/// A running daemon.
+pub struct Daemon {
+    /// The process.
+    pub child: Child,
+    /// Its stderr.
+    pub log: PathBuf,
+    run: PathBuf,
+}
+
+impl Daemon {
+    /// Its pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// What it logged.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Waits for the process to exit (at most 30 s) and returns whether it exited with 0.
+    pub fn wait(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "maru-devd did not exit:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM and wait; true when it exited cleanly.
+    pub fn stop(mut self) -> bool {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let ok = self.wait();
+        std::mem::forget(self);
+        ok
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Python script that writes a chunk of `n` bytes (a pattern derived from the key) through
+/// mmap, publishes it under `key` and prints its sha256.
+pub const WRITER: &str = r#"
+import hashlib, mmap, os, sys
+d, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+st = os.path.join(d, ".stage-%d" % os.getpid())
+fd = os.open(st, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+os.ftruncate(fd, n)
+m = mmap.mmap(fd, n)
+data = (key.encode() * (n // len(key) + 1))[:n]
+m[:] = data
+m.close()
+os.close(fd)
+os.rename(st, os.path.join(d, key))
+print(hashlib.sha256(data).hexdigest())
+"#;
+
+/// Python script that maps a chunk read-only and prints its sha256.
+pub const READER: &str = r#"
+import hashlib, mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+m = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+print(hashlib.sha256(m[:]).hexdigest())
+"#;
+
+/// Runs a python script (as `user` uid:gid when given), returning trimmed stdout.
+pub fn python(script: &str, args: &[&str], user: Option<u32>) -> Result<String, String> {
+    let mut cmd = match user {
+        Some(id) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={id}"))
+                .arg(format!("--regid={id}"))
+                .arg("--clear-groups")
+                .arg("/usr/bin/python3");
+            c
+        }
+        None => Command::new("/usr/bin/python3"),
+    };
+    let out = cmd.arg("-c").arg(script).args(args).output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
