@@ -284,9 +284,11 @@ os.ftruncate(fd, n)
 m = mmap.mmap(fd, n)
 data = (key.encode() * (n // len(key) + 1))[:n]
 m[:] = data
+# publish while the staging file is still open: a staging file whose last handle goes
+# unpublished is reclaimed
+os.rename(st, os.path.join(d, key))
 m.close()
 os.close(fd)
-os.rename(st, os.path.join(d, key))
 print(hashlib.sha256(data).hexdigest())
 "#;
 
