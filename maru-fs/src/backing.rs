@@ -14,14 +14,61 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{openat, renameat2, OFlag, RenameFlags};
-use nix::sys::stat::{fchmod, fstat, Mode};
-use nix::unistd::{fchown, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::sys::stat::{fstat, Mode};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::Backing;
 
-/// Name of the xattr (on the backing file) that records when a chunk was created,
-/// in unix seconds; `trusted.*` works on every tmpfs, and needs no user-visible name.
-const CREATED_XATTR: &str = "trusted.maru.created";
+/// Name of the xattr on a backing file that records the chunk's owner, mode and
+/// creation time. Backing files themselves stay owned by the daemon with mode 0600
+/// (the daemon keeps only CAP_SYS_ADMIN: no CAP_CHOWN, CAP_FOWNER or
+/// CAP_DAC_OVERRIDE); `trusted.*` xattrs need only CAP_SYS_ADMIN and work on every
+/// tmpfs.
+const META_XATTR: &str = "trusted.maru.meta";
+
+/// What maru-fs remembers about a chunk across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkMeta {
+    /// The creator's uid.
+    pub uid: u32,
+    /// Permission bits.
+    pub mode: u16,
+    /// Creation time.
+    pub created: SystemTime,
+}
+
+impl ChunkMeta {
+    fn encode(&self) -> String {
+        let secs = self
+            .created
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        format!("v1 uid={} mode={:o} created={secs}", self.uid, self.mode)
+    }
+
+    fn decode(text: &[u8]) -> Option<ChunkMeta> {
+        let text = std::str::from_utf8(text).ok()?;
+        let mut fields = text.split(' ');
+        if fields.next()? != "v1" {
+            return None;
+        }
+        let (mut uid, mut mode, mut created) = (None, None, None);
+        for f in fields {
+            match f.split_once('=')? {
+                ("uid", v) => uid = v.parse().ok(),
+                ("mode", v) => mode = u16::from_str_radix(v, 8).ok(),
+                ("created", v) => created = v.parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+        Some(ChunkMeta {
+            uid: uid?,
+            mode: mode? & 0o7777,
+            created: UNIX_EPOCH + Duration::from_secs(created?),
+        })
+    }
+}
 
 /// A chunk found in a backing store when a pool is mounted (restart adoption).
 #[derive(Debug)]
@@ -30,12 +77,8 @@ pub(crate) struct Found {
     pub name: OsString,
     /// Its size in bytes.
     pub size: u64,
-    /// The creator's uid (the backing file's owner).
-    pub uid: u32,
-    /// Permission bits.
-    pub mode: u16,
-    /// Creation time (from [`CREATED_XATTR`], else the file's mtime).
-    pub created: SystemTime,
+    /// Owner, mode and creation time (from [`META_XATTR`], else from the file).
+    pub meta: ChunkMeta,
     /// The writer's own `user.*` xattrs.
     pub xattrs: Vec<(OsString, Vec<u8>)>,
 }
@@ -69,10 +112,19 @@ impl Store {
         }
     }
 
-    /// Creates a new, empty chunk file owned by `uid:gid` with permission `mode`.
-    pub fn create(&self, name: &OsStr, uid: u32, gid: u32, mode: u16) -> io::Result<File> {
+    /// Creates a new, empty chunk file and records `meta` with it.
+    pub fn create(&self, name: &OsStr, meta: &ChunkMeta) -> io::Result<File> {
         match self {
-            Store::Dir(d) => d.create(name, uid, gid, mode),
+            Store::Dir(d) => d.create(name, meta),
+        }
+    }
+
+    /// Records changed metadata of an open chunk.
+    pub fn set_meta(&self, file: &File, meta: &ChunkMeta) -> io::Result<()> {
+        match self {
+            Store::Dir(_) => {
+                fset_xattr_flags(file, OsStr::new(META_XATTR), meta.encode().as_bytes(), 0)
+            }
         }
     }
 
@@ -132,7 +184,7 @@ impl DirStore {
         })
     }
 
-    fn create(&self, name: &OsStr, uid: u32, gid: u32, mode: u16) -> io::Result<File> {
+    fn create(&self, name: &OsStr, meta: &ChunkMeta) -> io::Result<File> {
         let fd = openat(
             &self.dir,
             name,
@@ -140,26 +192,15 @@ impl DirStore {
             Mode::from_bits_truncate(0o600),
         )?;
         let file = File::from(fd);
-        let setup = (|| -> io::Result<()> {
-            fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
-            fchmod(&file, Mode::from_bits_truncate(u32::from(mode)))?;
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            // Best effort: without it, adoption falls back to the file's mtime.
-            if let Err(e) = fset_xattr(&file, OsStr::new(CREATED_XATTR), now.to_string().as_bytes())
-            {
-                log::debug!(
-                    "cannot record creation time on {:?}: {e}",
-                    self.path.join(name)
-                );
-            }
-            Ok(())
-        })();
-        if let Err(e) = setup {
-            let _ = unlinkat(&self.dir, name, UnlinkatFlags::NoRemoveDir);
-            return Err(e);
+        if let Err(e) = fset_xattr_flags(&file, OsStr::new(META_XATTR), meta.encode().as_bytes(), 0)
+        {
+            // Only a restart would notice: its adoption would show the chunk as the
+            // daemon's, mode 0600.
+            log::warn!(
+                "cannot record owner and mode of {:?} in xattr {META_XATTR} ({e}); \
+                 the daemon needs CAP_SYS_ADMIN for them to survive a restart",
+                self.path.join(name)
+            );
         }
         Ok(file)
     }
@@ -217,12 +258,21 @@ impl DirStore {
                 }
             };
             let st = fstat(&file)?;
-            let mtime = UNIX_EPOCH + Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0));
-            let created = fget_xattr(&file, OsStr::new(CREATED_XATTR))
+            let meta = fget_xattr(&file, OsStr::new(META_XATTR))
                 .ok()
-                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
-                .map(|s| UNIX_EPOCH + Duration::from_secs(s))
-                .unwrap_or(mtime);
+                .and_then(|v| ChunkMeta::decode(&v))
+                .unwrap_or_else(|| {
+                    log::warn!(
+                        "{:?} has no valid {META_XATTR}: adopting it with the file's own owner and mode",
+                        entry.path()
+                    );
+                    ChunkMeta {
+                        uid: st.st_uid,
+                        mode: (st.st_mode & 0o7777) as u16,
+                        created: UNIX_EPOCH
+                            + Duration::from_secs(u64::try_from(st.st_mtime).unwrap_or(0)),
+                    }
+                });
             let mut xattrs = Vec::new();
             for xname in flist_xattr(&file).unwrap_or_default() {
                 if xname.as_bytes().starts_with(b"user.") {
@@ -234,9 +284,7 @@ impl DirStore {
             found.push(Found {
                 name,
                 size: u64::try_from(st.st_size).unwrap_or(0),
-                uid: st.st_uid,
-                mode: (st.st_mode & 0o7777) as u16,
-                created,
+                meta,
                 xattrs,
             });
         }
@@ -271,10 +319,6 @@ pub(crate) fn fset_xattr_flags(
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn fset_xattr(file: &File, name: &OsStr, value: &[u8]) -> io::Result<()> {
-    fset_xattr_flags(file, name, value, 0)
 }
 
 /// Removes xattr `name` from `file`.

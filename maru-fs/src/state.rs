@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo};
 
-use crate::backing::{fremove_xattr, fset_xattr_flags, Store};
+use crate::backing::{fremove_xattr, fset_xattr_flags, ChunkMeta, Store};
 use crate::notify::Notice;
 use crate::reaper::Reaper;
 use crate::xattr;
@@ -235,7 +235,7 @@ impl State {
         let store = Store::open(&cfg.backing).map_err(backing_err)?;
         let mut found = store.adopt().map_err(backing_err)?;
         // Oldest first, so the LRU clock starts in creation order.
-        found.sort_by_key(|f| f.created);
+        found.sort_by_key(|f| f.meta.created);
         let pool_ino = self.alloc_ino();
         let mut pool = Pool {
             ino: pool_ino,
@@ -260,9 +260,9 @@ impl State {
                     phase: Phase::Published,
                     size: f.size,
                     charged: f.size,
-                    uid: f.uid,
-                    mode: f.mode,
-                    created: f.created,
+                    uid: f.meta.uid,
+                    mode: f.meta.mode,
+                    created: f.meta.created,
                     opens: 0,
                     file: None,
                     backing: None,
@@ -550,18 +550,19 @@ impl State {
         if pool.entries.contains_key(name) {
             return Err(Errno::EEXIST);
         }
-        let perm = (mode & 0o777) as u16;
-        let file = pool
-            .store
-            .create(name, uid, pool.cfg.gid, perm)
-            .map_err(|e| {
-                log::warn!(
-                    "pool {}: cannot create backing file {:?}: {e}",
-                    pool.cfg.name,
-                    pool.store.path().join(name)
-                );
-                errno_of(&e)
-            })?;
+        let meta = ChunkMeta {
+            uid,
+            mode: (mode & 0o777) as u16,
+            created: SystemTime::now(),
+        };
+        let file = pool.store.create(name, &meta).map_err(|e| {
+            log::warn!(
+                "pool {}: cannot create backing file {:?}: {e}",
+                pool.cfg.name,
+                pool.store.path().join(name)
+            );
+            errno_of(&e)
+        })?;
         let backing = if passthrough && pool.store.passthrough() {
             match open_backing(&file) {
                 Ok(id) => Some(Arc::new(id)),
@@ -593,8 +594,8 @@ impl State {
             size: 0,
             charged: 0,
             uid,
-            mode: perm,
-            created: SystemTime::now(),
+            mode: meta.mode,
+            created: meta.created,
             opens: 1,
             file: Some(file),
             backing: backing.clone(),
@@ -896,10 +897,19 @@ impl State {
         if let Some(mode) = mode {
             let perm = (mode & 0o777) as u16;
             if let Some(c) = self.chunks.get_mut(&ino) {
-                if let Some(f) = &c.file {
-                    use std::os::unix::fs::PermissionsExt;
-                    f.set_permissions(std::fs::Permissions::from_mode(u32::from(perm)))
-                        .map_err(|e| errno_of(&e))?;
+                if let (Some(f), Some(pool)) = (&c.file, self.pool_nodes.get(&c.pool)) {
+                    let meta = ChunkMeta {
+                        uid: c.uid,
+                        mode: perm,
+                        created: c.created,
+                    };
+                    if let Err(e) = pool.store.set_meta(f, &meta) {
+                        log::warn!(
+                            "pool {}: cannot record mode of {:?}: {e}",
+                            pool.cfg.name,
+                            c.name
+                        );
+                    }
                 }
                 c.mode = perm;
             }
