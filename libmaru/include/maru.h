@@ -74,7 +74,9 @@ const char *maru_last_error(void);
 
 /**
  * Opens the pool directory `path` (NUL-terminated, e.g. "/mnt/maru/llama").
- * On success stores the handle in *out and returns 0.
+ * On success stores the handle in *out and returns 0. Every chunk and view
+ * holds one file descriptor, so the first open raises the process's soft
+ * RLIMIT_NOFILE to its hard limit.
  * Errors: -ENOENT (no such directory), -ENOTDIR, -EACCES (no permission on
  * the pool directory), -EINVAL (NULL argument).
  */
@@ -93,7 +95,8 @@ void maru_pool_close(maru_pool *pool);
 /**
  * Creates a staging chunk of `size` bytes (> 0) in the pool: a hidden
  * staging file, sized (the pool charges the size now), mapped read-write
- * and pre-faulted. Mappings of 2 MiB or more are 2 MiB-aligned so the pool's
+ * and pre-faulted (its pages are allocated now). The chunk keeps its file
+ * open (one file descriptor) until freed. Mappings of 2 MiB or more are 2 MiB-aligned so the pool's
  * huge pages are mapped as huge pages.
  * On success stores the handle in *out and, when `data`/`len` are not NULL,
  * the mapping's address and length (== size). Returns 0.
@@ -136,9 +139,11 @@ void maru_chunk_free(maru_chunk *chunk);
 /* ------------------------------------------------------------------ */
 
 /**
- * Looks up `key` and maps the published chunk read-only (pre-faulted; 2 MiB-
- * aligned when 2 MiB or larger). The chunk is pinned (never evicted) while
- * the view lives. No bytes are copied.
+ * Looks up `key` and maps the published chunk read-only (2 MiB-aligned when
+ * 2 MiB or larger, so huge pages map as huge pages). Pages are faulted in
+ * lazily on first access; call maru_view_prefault() to fault them in now.
+ * The chunk is pinned (never evicted) while the view lives: the view keeps
+ * the chunk's file open (one file descriptor per view). No bytes are copied.
  * On success stores the view in *out and, when not NULL, the mapping's
  * address in *data and its length in *len. Returns 0.
  * Errors: -ENOENT (no such key), -EACCES, -ENAMETOOLONG.
@@ -271,8 +276,8 @@ int maru_chunk_mlock(maru_chunk *chunk);
 int maru_chunk_munlock(maru_chunk *chunk);
 
 /**
- * Faults every page of the view's mapping in now (reads one byte per page),
- * so later accesses take no page fault. Returns 0 or -errno.
+ * Faults every page of the view's mapping in now (MADV_POPULATE_READ), so
+ * later accesses take no page fault. Returns 0 or -errno.
  */
 int maru_view_prefault(maru_view *view);
 

@@ -7,6 +7,7 @@ use crate::map::Mapping;
 use crate::pool::{PoolDir, Publish};
 use std::ffi::CString;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
@@ -30,16 +31,21 @@ pub struct Chunk {
     // Field order matters: the CUDA registration goes before the mapping.
     cuda: Option<Registration>,
     map: Mapping,
+    /// The open staging file: with FUSE passthrough the mapping refers to the
+    /// backing file, so this descriptor is what keeps the chunk alive in the pool
+    /// (a staging file is reclaimed when its last descriptor closes).
+    _fd: OwnedFd,
     dir: Arc<PoolDir>,
     staging: CString,
     state: ChunkState,
 }
 
 impl Chunk {
-    pub(crate) fn new(dir: Arc<PoolDir>, staging: CString, map: Mapping) -> Self {
+    pub(crate) fn new(dir: Arc<PoolDir>, staging: CString, map: Mapping, fd: OwnedFd) -> Self {
         Chunk {
             cuda: None,
             map,
+            _fd: fd,
             dir,
             staging,
             state: ChunkState::Staging,

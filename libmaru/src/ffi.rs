@@ -687,8 +687,7 @@ pub unsafe extern "C" fn maru_chunk_munlock(chunk: *mut MaruChunk) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn maru_view_prefault(view: *mut MaruView) -> c_int {
     let v = handle!(view, "view");
-    v.0.prefault();
-    0
+    v.0.prefault().map_or_else(fail, |_| 0)
 }
 
 /// 1 if CUDA registration can be used here, else 0 (reason in maru_last_error).

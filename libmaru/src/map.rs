@@ -36,8 +36,9 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps `len` bytes of `fd` from offset 0, MAP_SHARED, aligned to a huge page
-    /// when `len >= ALIGN_THRESHOLD`, and faults every page in (write faults for
-    /// read-write mappings, so the pool allocates the pages now).
+    /// when `len >= ALIGN_THRESHOLD`. Read-write mappings are pre-faulted for
+    /// writing (the pool allocates the pages now); read-only mappings fault
+    /// lazily (see [`Mapping::populate`]).
     pub fn new(fd: BorrowedFd<'_>, len: usize, access: Access, object: &str) -> Result<Self> {
         if len == 0 {
             return Err(Error::InvalidArgument(format!(
@@ -83,7 +84,7 @@ impl Mapping {
     }
 
     /// Faults every page in: MADV_POPULATE_WRITE/READ (Linux >= 5.14).
-    fn populate(&self) -> io::Result<()> {
+    pub fn populate(&self) -> io::Result<()> {
         let advice = match self.access {
             Access::ReadOnly => libc::MADV_POPULATE_READ,
             Access::ReadWrite => libc::MADV_POPULATE_WRITE,

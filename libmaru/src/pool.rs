@@ -20,6 +20,21 @@ static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Mode of new chunk files (before umask); access is governed by the pool directory.
 const CHUNK_MODE: libc::c_uint = 0o644;
 
+/// Raises the soft limit on open files to the hard limit (best effort).
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer / in pointer to a plain struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// What a pool's chunks and views share: the directory fd and its path.
 pub(crate) struct PoolDir {
     dir: OwnedFd,
@@ -77,7 +92,13 @@ impl std::fmt::Debug for Pool {
 
 impl Pool {
     /// Opens the pool directory at `path` (e.g. `/mnt/maru/llama`).
+    ///
+    /// Every chunk and view keeps one file descriptor open (that open file is
+    /// the pool's pin), so the first call raises the process's soft
+    /// `RLIMIT_NOFILE` to its hard limit.
     pub fn open(path: impl AsRef<Path>) -> Result<Pool> {
+        static RAISE_NOFILE: std::sync::Once = std::sync::Once::new();
+        RAISE_NOFILE.call_once(raise_nofile_limit);
         let path = path.as_ref();
         let object = format!("pool {}", path.display());
         let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
@@ -159,9 +180,13 @@ impl Pool {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } != 0 {
             return Err(abort(Error::last_os("size (ftruncate)", object)));
         }
+        // Ask for the pages now, in as large folios as the pool's filesystem
+        // gives (tmpfs huge=: large folios, then PMD mappings). Optional: a pool
+        // that does not support it (EOPNOTSUPP) allocates on the faults below.
+        // SAFETY: valid fd; range within the size just set.
+        unsafe { libc::fallocate(fd.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
         let map = Mapping::new(fd.as_fd(), size, Access::ReadWrite, &object).map_err(abort)?;
-        drop(fd); // the mapping holds the file (and the pool's pin) from here on
-        Ok(Chunk::new(self.dir.clone(), staging, map))
+        Ok(Chunk::new(self.dir.clone(), staging, map, fd))
     }
 
     /// Maps the chunk published under `key` read-only; `None` if there is no such key.
@@ -201,7 +226,7 @@ impl Pool {
         let size = usize::try_from(st.st_size).unwrap_or(0);
         let object = self.key_object(name);
         let map = Mapping::new(fd.as_fd(), size, Access::ReadOnly, &object)?;
-        Ok(Some(View::new(map, object)))
+        Ok(Some(View::new(map, fd, object)))
     }
 
     /// Whether the file named for a long key really holds `key` (its xattr).

@@ -1,8 +1,9 @@
 //! A read-only mapping of a published chunk.
 
 use crate::cuda::Registration;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::map::Mapping;
+use std::os::fd::OwnedFd;
 
 /// A published chunk mapped read-only. The chunk stays pinned (never evicted)
 /// while the view lives; every process's view maps the same pages.
@@ -10,15 +11,19 @@ pub struct View {
     // Field order matters: the CUDA registration goes before the mapping.
     cuda: Option<Registration>,
     map: Mapping,
+    /// The open file: with FUSE passthrough the mapping refers to the backing
+    /// file, so this descriptor is what the pool counts as the pin.
+    _fd: OwnedFd,
     /// "key <name> in pool <path>", for messages.
     object: String,
 }
 
 impl View {
-    pub(crate) fn new(map: Mapping, object: String) -> Self {
+    pub(crate) fn new(map: Mapping, fd: OwnedFd, object: String) -> Self {
         View {
             cuda: None,
             map,
+            _fd: fd,
             object,
         }
     }
@@ -48,10 +53,13 @@ impl View {
         self.map.as_slice()
     }
 
-    /// Faults every page in now (the mapping is already pre-faulted when made;
-    /// this re-reads one byte per page, e.g. after memory pressure).
-    pub fn prefault(&self) {
-        self.map.touch_pages();
+    /// Faults every page in now (MADV_POPULATE_READ), so later reads take no
+    /// page fault. Views are mapped lazily: without this, the first read of
+    /// each page (or a 2 MiB huge page) faults it in.
+    pub fn prefault(&self) -> Result<()> {
+        self.map
+            .populate()
+            .map_err(|e| Error::os("pre-fault", self.object.clone(), e))
     }
 
     /// Locks the pages in RAM.

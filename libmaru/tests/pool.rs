@@ -258,7 +258,7 @@ fn pinning_with_mlock_and_io_uring() {
         c.publish(b"pinned").unwrap();
         let mut v = pool.get(b"pinned").unwrap().unwrap();
         v.mlock().unwrap();
-        v.prefault();
+        v.prefault().unwrap();
         v.munlock().unwrap();
         // The kernel registers io_uring buffers for writing: read-only views are refused.
         let e = pinner
@@ -416,4 +416,61 @@ fn child() {
         Err(e) => println!("RESULT err {} {e}", e.errno()),
     }
     let _ = hex(&key);
+}
+
+/// The pool's pin count of a key (maru-fs xattr `user.maru.pins`).
+fn pins(fx: &Fixture, key: &str) -> String {
+    let path = std::ffi::CString::new(fx.pool.join(key).to_str().unwrap()).unwrap();
+    let mut buf = [0u8; 32];
+    // SAFETY: valid NUL-terminated strings and buffer.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"user.maru.pins".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(
+        n >= 0,
+        "getxattr user.maru.pins: {}",
+        std::io::Error::last_os_error()
+    );
+    String::from_utf8_lossy(&buf[..n as usize]).into_owned()
+}
+
+/// Waits (up to 10 s) for the pin count to become `want`: the kernel sends
+/// FUSE RELEASE asynchronously after the last close.
+fn wait_pins(fx: &Fixture, key: &str, want: &str) {
+    for _ in 0..1000 {
+        if pins(fx, key) == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(pins(fx, key), want, "pin count of {key}");
+}
+
+#[test]
+fn views_and_chunks_hold_the_pools_pin_until_dropped() {
+    // With FUSE passthrough a mapping refers to the backing file, not the FUSE
+    // file: only the descriptor a view keeps open tells maru-fs it is pinned.
+    let fx = Fixture::new(Kind::MaruFs, 0o777);
+    let pool = Pool::open(&fx.pool).unwrap();
+    let mut c = pool.create(1 << 20).unwrap();
+    c.publish(b"p").unwrap();
+    assert_eq!(pins(&fx, "p"), "1", "the writer's chunk pins it");
+    drop(c);
+    wait_pins(&fx, "p", "0");
+    let a = pool.get(b"p").unwrap().unwrap();
+    let b = pool.get(b"p").unwrap().unwrap();
+    assert_eq!(pins(&fx, "p"), "2");
+    drop(a);
+    wait_pins(&fx, "p", "1");
+    // Still pinned by `b` a while later: the mapping alone would not count.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(pins(&fx, "p"), "1");
+    assert!(b.as_slice().iter().all(|&x| x == 0));
+    drop(b);
+    wait_pins(&fx, "p", "0");
 }

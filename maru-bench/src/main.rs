@@ -1,5 +1,140 @@
-//! maru-bench: measures libmaru's chunk operations (work in progress).
+//! maru-bench: measures libmaru's chunk operations the way the original Maru's
+//! public API is used (store, retrieve, exists, batches, pin, delete, a second
+//! process), with memcpy and loopback-TCP baselines in the same run. Prints a
+//! table and writes JSON.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("maru-bench is not implemented yet")
+mod baseline;
+mod ops;
+mod setup;
+mod stats;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark libmaru against memcpy and loopback TCP")]
+struct Args {
+    /// Iterations per operation and size.
+    #[arg(long, default_value_t = 2000)]
+    n: usize,
+    /// Chunk sizes in KiB.
+    #[arg(long, value_delimiter = ',', default_value = "256,1024,4096")]
+    sizes_kib: Vec<usize>,
+    /// Pools to measure: maru-fs (own mount over a huge-page tmpfs) and/or tmpfs (no FUSE).
+    #[arg(long, value_delimiter = ',', default_value = "maru-fs")]
+    backend: Vec<String>,
+    /// Use this existing pool directory instead of mounting one.
+    #[arg(long)]
+    pool: Option<PathBuf>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "maru-bench.json")]
+    json: PathBuf,
+    /// Size of the long-term pin (io_uring registration) chunk, in MiB.
+    #[arg(long, default_value_t = 32)]
+    pin_mib: usize,
+    /// Internal: run the second-process retrieve against this pool and print JSON.
+    #[arg(long, hide = true)]
+    child_retrieve: Option<PathBuf>,
+    /// Internal: chunk size of the child's keys.
+    #[arg(long, hide = true, default_value_t = 0)]
+    child_size: usize,
+    /// Internal: number of keys the child cycles over.
+    #[arg(long, hide = true, default_value_t = 0)]
+    child_keys: usize,
+}
+
+/// One row of the report.
+#[derive(Serialize, Clone, Debug)]
+pub struct Row {
+    /// Pool kind or "baseline".
+    pub backend: String,
+    /// Operation name.
+    pub op: String,
+    /// Chunk size in bytes (0 where not applicable).
+    pub size: usize,
+    /// Latency summary.
+    #[serde(flatten)]
+    pub stats: stats::Summary,
+    /// Remark (what exactly was timed).
+    pub note: String,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(pool) = &args.child_retrieve {
+        return ops::child_retrieve(pool, args.child_size, args.child_keys, args.n);
+    }
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let sizes: Vec<usize> = args.sizes_kib.iter().map(|k| k << 10).collect();
+    let mut rows = Vec::new();
+    let mut pools = Vec::new();
+    if let Some(p) = &args.pool {
+        pools.push(("existing".to_string(), setup::BenchPool::existing(p)));
+    } else {
+        for b in &args.backend {
+            pools.push((b.clone(), setup::BenchPool::new(b)?));
+        }
+    }
+    let mut descriptions = Vec::new();
+    for (name, pool) in &pools {
+        eprintln!("maru-bench: {name}: {}", pool.description);
+        descriptions.push(serde_json::json!({"backend": name, "pool": pool.description}));
+        rows.extend(ops::run(
+            name,
+            &pool.path,
+            &sizes,
+            args.n,
+            args.pin_mib << 20,
+        )?);
+    }
+    drop(pools);
+    eprintln!("maru-bench: baselines");
+    rows.extend(baseline::run(&sizes, args.n)?);
+
+    print_table(&rows);
+    let report = serde_json::json!({
+        "machine": setup::machine(),
+        "n": args.n,
+        "pools": descriptions,
+        "method": "each operation timed individually with Instant (CLOCK_MONOTONIC) in one thread; \
+                   p50/p99 over n iterations (batch get: min(n,200)); untimed setup/cleanup around each sample",
+        "rows": rows,
+    });
+    std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("maru-bench: wrote {}", args.json.display());
+    Ok(())
+}
+
+fn human(size: usize) -> String {
+    match size {
+        0 => "-".into(),
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s % 1024 == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| backend | operation | size | n | p50 µs | p99 µs | mean µs | note |\n|---|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+            r.backend,
+            r.op,
+            human(r.size),
+            r.stats.n,
+            r.stats.p50_us,
+            r.stats.p99_us,
+            r.stats.mean_us,
+            r.note
+        );
+    }
 }
