@@ -92,13 +92,44 @@ pub fn clean_stale(mountpoint: &Path) -> anyhow::Result<()> {
             ),
         }
     }
-    std::fs::create_dir_all(mountpoint)
-        .with_context(|| format!("cannot create mount point {}", mountpoint.display()))
+    create_public_dirs(mountpoint)
+}
+
+/// Creates `dir` and its missing parents with mode 0755 whatever the umask, so every user
+/// can reach the mount (existing directories are left as they are).
+fn create_public_dirs(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    for d in missing.into_iter().rev() {
+        std::fs::create_dir(d)
+            .and_then(|()| std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)))
+            .with_context(|| format!("cannot create mount point directory {}", d.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_point_dirs_are_public_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        // SAFETY: umask only changes this process's file creation mask.
+        let old = unsafe { libc::umask(0o077) };
+        let made = create_public_dirs(&dir);
+        // SAFETY: as above, restoring the previous mask.
+        unsafe { libc::umask(old) };
+        made.unwrap();
+        for d in [tmp.path().join("a"), dir] {
+            assert_eq!(
+                std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+                0o755
+            );
+        }
+    }
 
     #[test]
     fn parses_mountinfo() {
