@@ -1,0 +1,161 @@
+"""Locating and loading libmaru.so, and the C prototypes of its ABI (include/maru.h).
+
+The library is looked up, in order, at:
+
+1. ``$MARU_LIBRARY`` (a path to ``libmaru.so``);
+2. ``maru/_native/libmaru.so`` inside this package (a wheel built with the library copied in);
+3. the Cargo target directories of a Maru checkout: ``$CARGO_TARGET_DIR``, then ``target/``
+   of the workspace found above the current directory or above this package's source
+   (``release`` before ``debug``).
+
+Every failure names the places that were tried and how to build the library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from ctypes import (
+    POINTER,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_uint32,
+    c_void_p,
+)
+from pathlib import Path
+
+from .errors import MaruError, MaruLibraryError
+
+#: The ABI version (``MARU_ABI_VERSION`` in maru.h) this package was written against.
+ABI_VERSION = 1
+#: Longest key libmaru accepts, in bytes (``MARU_KEY_MAX``).
+KEY_MAX = 4000
+#: Longest escaped file name (``MARU_NAME_MAX``).
+NAME_MAX = 255
+
+_LIB_NAME = "libmaru.so"
+_BUILD_HINT = "build it with `cargo build --release -p libmaru` in the Maru checkout, or set MARU_LIBRARY=/path/to/libmaru.so"
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+
+
+def _workspace_roots() -> list[Path]:
+    """Cargo workspaces above the current directory and above this package's source."""
+    roots: list[Path] = []
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for d in (start, *start.parents):
+            cargo = d / "Cargo.toml"
+            try:
+                if cargo.is_file() and "[workspace]" in cargo.read_text(errors="replace"):
+                    if d not in roots:
+                        roots.append(d)
+                    break
+            except OSError:
+                continue
+    return roots
+
+
+def candidates() -> list[Path]:
+    """Every path :func:`load` tries, in order."""
+    out: list[Path] = []
+    env = os.environ.get("MARU_LIBRARY")
+    if env:
+        out.append(Path(env))
+    out.append(Path(__file__).resolve().parent / "_native" / _LIB_NAME)
+    target_dirs: list[Path] = []
+    cargo_target = os.environ.get("CARGO_TARGET_DIR")
+    if cargo_target:
+        target_dirs.append(Path(cargo_target))
+    target_dirs.extend(root / "target" for root in _workspace_roots())
+    for t in target_dirs:
+        for profile in ("release", "debug"):
+            out.append(t / profile / _LIB_NAME)
+    return out
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """Sets argtypes/restype of every function the package calls."""
+    vp = c_void_p
+    pvp = POINTER(c_void_p)
+    psz = POINTER(c_size_t)
+    protos = {
+        "maru_abi_version": ([], c_uint32),
+        "maru_last_error": ([], c_char_p),
+        "maru_pool_open": ([c_char_p, pvp], c_int),
+        "maru_pool_close": ([vp], None),
+        "maru_chunk_create": ([vp, c_size_t, pvp, pvp, psz], c_int),
+        "maru_chunk_publish": ([vp, c_char_p, c_size_t], c_int),
+        "maru_chunk_free": ([vp], None),
+        "maru_get": ([vp, c_char_p, c_size_t, pvp, pvp, psz], c_int),
+        "maru_view_release": ([vp], None),
+        "maru_contains": ([vp, c_char_p, c_size_t], c_int),
+        "maru_remove": ([vp, c_char_p, c_size_t], c_int),
+        # Batch calls: the arrays are passed as raw addresses (array.array buffers).
+        "maru_batch_contains": ([vp, c_char_p, vp, c_size_t, vp], c_int),
+        "maru_batch_get": ([vp, c_char_p, vp, c_size_t, vp, vp, vp], c_int),
+        "maru_prefix_contains": ([vp, c_char_p, vp, c_size_t, vp], c_int),
+        "maru_list_keys": ([vp, pvp], c_int),
+        "maru_key_list_count": ([vp], c_size_t),
+        "maru_key_list_key": ([vp, c_size_t, psz], vp),
+        "maru_key_list_free": ([vp], None),
+        "maru_key_escape": ([c_char_p, c_size_t, c_char_p, c_size_t], c_int),
+        "maru_cuda_available": ([], c_int),
+        "maru_chunk_cuda_register": ([vp], c_int),
+        "maru_view_cuda_register": ([vp], c_int),
+    }
+    for name, (args, res) in protos.items():
+        fn = getattr(lib, name)
+        fn.argtypes = args
+        fn.restype = res
+
+
+def load() -> ctypes.CDLL:
+    """Loads libmaru once per process (thread-safe) and checks its ABI version.
+
+    Raises :class:`MaruLibraryError` naming every place tried when it cannot be found,
+    loaded, or has another ABI version.
+    """
+    global _lib
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is not None:
+            return _lib
+        tried: list[str] = []
+        for path in candidates():
+            if not path.is_file():
+                tried.append(f"{path} (absent)")
+                continue
+            try:
+                lib = ctypes.CDLL(str(path))
+                _declare(lib)
+            except (OSError, AttributeError) as e:
+                tried.append(f"{path} ({e})")
+                continue
+            version = lib.maru_abi_version()
+            if version != ABI_VERSION:
+                tried.append(f"{path} (ABI version {version}, this package needs {ABI_VERSION})")
+                continue
+            _lib = lib
+            return lib
+        raise MaruLibraryError(
+            "cannot load libmaru (the Maru client library); looked at: "
+            + "; ".join(tried)
+            + f". To fix: {_BUILD_HINT}."
+        )
+
+
+def last_error(lib: ctypes.CDLL) -> str:
+    """The calling thread's libmaru error message."""
+    msg = lib.maru_last_error()
+    return msg.decode(errors="replace") if msg else ""
+
+
+def check(lib: ctypes.CDLL, rc: int, what: str) -> int:
+    """Returns ``rc`` when >= 0, else raises :class:`MaruError` with libmaru's message."""
+    if rc >= 0:
+        return rc
+    raise MaruError.from_errno(-rc, what, last_error(lib))

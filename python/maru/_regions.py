@@ -1,0 +1,102 @@
+"""Owners of libmaru handles and the zero-copy memoryviews exported over them.
+
+A *region* is one mapping of one chunk: a staging chunk (read-write) or a view of a
+published chunk (read-only). Its libmaru handle is released (unmapped, unpinned) when
+the last Python reference goes: every memoryview made by :func:`export` holds the
+region through a ctypes array, so slices, numpy arrays and torch tensors made from it
+keep the mapping alive, and nothing can outlive the mapping it points into.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+
+# ctypes builds a new type for each `c_ubyte * n`; chunk sizes are few, so keep them.
+_ARRAY_TYPES: dict[int, type] = {}
+_ARRAY_TYPES_MAX = 4096
+
+#: Process-wide region ids (never reused, so a stale id cannot name a new mapping).
+_next_region_id = itertools.count(1).__next__
+
+
+def _array_type(n: int) -> type:
+    t = _ARRAY_TYPES.get(n)
+    if t is None:
+        t = ctypes.c_ubyte * n
+        if len(_ARRAY_TYPES) < _ARRAY_TYPES_MAX:
+            _ARRAY_TYPES[n] = t
+    return t
+
+
+class PoolRef:
+    """Owns a ``maru_pool*``; closed when the handler and every in-flight call let go."""
+
+    __slots__ = ("lib", "ptr", "path")
+
+    def __init__(self, lib: ctypes.CDLL, ptr: int, path: str):
+        self.lib = lib
+        self.ptr = ptr
+        self.path = path
+
+    def __del__(self) -> None:
+        try:
+            self.lib.maru_pool_close(self.ptr)
+        except Exception:  # interpreter shutdown: the process is going anyway
+            pass
+
+
+class Staging:
+    """A staging chunk (``maru_chunk*``) and its read-write mapping."""
+
+    __slots__ = ("lib", "ptr", "addr", "size", "region_id", "published", "__weakref__")
+
+    def __init__(self, lib: ctypes.CDLL, ptr: int, addr: int, size: int):
+        self.lib = lib
+        self.ptr = ptr
+        self.addr = addr
+        self.size = size
+        self.region_id = _next_region_id()
+        self.published = False
+
+    def export(self) -> memoryview:
+        """A writable memoryview over the whole mapping (keeps this chunk alive)."""
+        return export(self, self.addr, self.size, False)
+
+    def __del__(self) -> None:
+        # Unmaps; an unpublished chunk is aborted (staging file removed, space returned).
+        try:
+            self.lib.maru_chunk_free(self.ptr)
+        except Exception:
+            pass
+
+
+class View:
+    """A read-only mapping (``maru_view*``) of a published chunk; pins it while alive."""
+
+    __slots__ = ("lib", "ptr", "addr", "size", "region_id", "__weakref__")
+
+    def __init__(self, lib: ctypes.CDLL, ptr: int, addr: int, size: int):
+        self.lib = lib
+        self.ptr = ptr
+        self.addr = addr
+        self.size = size
+        self.region_id = _next_region_id()
+
+    def export(self) -> memoryview:
+        """A read-only memoryview over the whole mapping (keeps this view alive)."""
+        return export(self, self.addr, self.size, True)
+
+    def __del__(self) -> None:
+        try:
+            self.lib.maru_view_release(self.ptr)
+        except Exception:
+            pass
+
+
+def export(owner: object, addr: int, size: int, readonly: bool) -> memoryview:
+    """A byte memoryview over ``size`` bytes at ``addr`` that keeps ``owner`` alive."""
+    arr = _array_type(size).from_address(addr)
+    arr._owner = owner  # the memoryview holds arr, arr holds the owner: no cycle
+    mv = memoryview(arr).cast("B")
+    return mv.toreadonly() if readonly else mv

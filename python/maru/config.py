@@ -1,0 +1,106 @@
+"""MaruConfig: what a MaruHandler connects to and how it allocates."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+#: URL schemes that name a pool directory. ``tcp`` is what LMCache's MaruBackend hands
+#: over after rewriting ``maru://`` (it was a ZeroMQ address in the original Maru).
+SCHEMES = ("maru", "tcp", "file")
+
+DEFAULT_URL = "maru:///mnt/maru/default"
+
+
+def pool_path_from_url(url: str) -> str:
+    """The pool directory a ``server_url`` names.
+
+    Accepted: ``maru:///mnt/maru/<pool>``, ``tcp:///mnt/maru/<pool>``,
+    ``file:///mnt/maru/<pool>`` and a plain absolute path. Raises :class:`ValueError`
+    with the accepted forms otherwise (e.g. for ``tcp://host:5555``: there is no server).
+    """
+    forms = "maru:///mnt/maru/<pool> (or tcp:///..., file:///..., or an absolute path)"
+    if url.startswith("/"):
+        path = url
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES:
+            raise ValueError(f"server_url {url!r}: unknown scheme {parts.scheme!r}; use {forms}")
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(
+                f"server_url {url!r} names a host ({parts.netloc!r}), but Maru on CXL has no "
+                f"server: name the pool directory of the maru-fs mount instead, {forms}"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(f"server_url {url!r}: no query or fragment allowed; use {forms}")
+        path = unquote(parts.path)
+    p = PurePosixPath(path)
+    if not p.is_absolute() or p == PurePosixPath("/"):
+        raise ValueError(f"server_url {url!r}: the pool directory must be an absolute path; use {forms}")
+    return str(p)
+
+
+@dataclass
+class MaruConfig:
+    """Configuration of a :class:`maru.MaruHandler`.
+
+    The fields LMCache's ``MaruBackend`` passes are all accepted. Those that configured
+    the original Maru's RPC to a metadata server (``timeout_ms``, ``use_async_rpc``,
+    ``max_inflight``, ``eager_map``, ``auto_expand``, ``expand_size``, ``rm_address``,
+    ``enable_stats``) are accepted and ignored: there is no server.
+
+    Attributes:
+        server_url: the pool directory: ``maru:///mnt/maru/<pool>`` (or ``tcp:///...``).
+        instance_id: a name for this client (logs and stats only); generated when None.
+        pool_size: bytes of staging chunks this handler may hold ready at once (caps the
+            reserve; the pool's capacity itself is the administrator's, in maru.yaml).
+        chunk_size_bytes: size of a full chunk; ``alloc`` refuses more.
+        auto_connect: whether ``with MaruHandler(cfg)`` connects on entry.
+        reserve_chunks: how many ready (created, sized, mapped, pre-faulted) staging
+            chunks the handler keeps so that ``alloc`` costs no system call; 0 disables.
+        cuda_register: register staging chunks in the reserve with CUDA (off the hot
+            path): None = when libmaru was built with CUDA and a GPU is present.
+        cuda_register_views: also register every retrieved chunk's read-only mapping
+            with CUDA (costly per call; off by default).
+    """
+
+    server_url: str = DEFAULT_URL
+    instance_id: str | None = None
+    pool_size: int = 1024 * 1024 * 100
+    chunk_size_bytes: int = 1024 * 1024
+    auto_connect: bool = True
+    timeout_ms: int = 2000
+    use_async_rpc: bool = True
+    max_inflight: int = 64
+    eager_map: bool = True
+    auto_expand: bool = True
+    expand_size: int | None = None
+    rm_address: str | None = None
+    enable_stats: bool = False
+    reserve_chunks: int = 8
+    cuda_register: bool | None = None
+    cuda_register_views: bool = False
+
+    def __post_init__(self) -> None:
+        if self.instance_id is None:
+            self.instance_id = str(uuid.uuid4())
+        if self.chunk_size_bytes <= 0:
+            raise ValueError(f"chunk_size_bytes must be positive, got {self.chunk_size_bytes}")
+        if self.pool_size < 0:
+            raise ValueError(f"pool_size must be >= 0, got {self.pool_size}")
+        if self.reserve_chunks < 0:
+            raise ValueError(f"reserve_chunks must be >= 0, got {self.reserve_chunks}")
+        # Validate now so a bad URL fails where it is written, not at connect().
+        pool_path_from_url(self.server_url)
+
+    @property
+    def pool_path(self) -> str:
+        """The pool directory ``server_url`` names."""
+        return pool_path_from_url(self.server_url)
+
+    @property
+    def reserve_target(self) -> int:
+        """Ready staging chunks to keep: ``reserve_chunks``, capped by ``pool_size``."""
+        return min(self.reserve_chunks, self.pool_size // self.chunk_size_bytes)

@@ -1,0 +1,629 @@
+"""MaruHandler: the original Maru handler's interface over a maru-fs pool directory.
+
+How the original's model maps onto Maru on CXL (one file per chunk):
+
+* The original handler asks a metadata server for an *owned region* (a slab of CXL
+  memory cut into pages of ``chunk_size``), writes into free pages and registers
+  ``key -> (region, page)`` with the server over RPC. Here a pool is a directory of the
+  maru-fs mount: a chunk is one file, ``store`` publishes it under the key with one
+  atomic rename, and ``retrieve`` maps it read-only. There is no server and no RPC.
+* A *region* is one mapping of one chunk, numbered in this process; ``page_index`` is
+  always 0 and ``get_region_page_count`` is 1. Staging chunks handed out by ``alloc``
+  (and not yet stored or freed) are the *owned* regions.
+* Lifetimes follow Python references: a mapping stays (and pins its chunk) while any
+  memoryview, slice, array or tensor made from it is alive, then it is released. So
+  nothing ever points into an unmapped chunk, and ``close`` never invalidates a view a
+  caller still holds.
+* ``pin`` maps the chunk and keeps the mapping until ``unpin``: maru-fs never evicts a
+  chunk that any process has open or mapped. ``delete`` is refused (False) while the
+  chunk is pinned: by this handler, or open/mapped by any process (``user.maru.pins``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import threading
+import weakref
+from array import array
+from ctypes import byref, c_size_t, c_void_p
+from typing import Callable, Iterable, Sequence
+
+from . import _lib
+from ._regions import PoolRef, Staging, View
+from ._reserve import Reserve
+from .config import MaruConfig
+from .errors import MaruError
+from .types import AllocHandle, MemoryInfo
+
+logger = logging.getLogger("maru")
+
+# array typecode of size_t / pointer arrays passed to batch calls.
+_SZ = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_size_t))
+_PTR = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_void_p))
+
+_PINS_XATTR = "user.maru.pins"
+
+Key = str | bytes
+
+
+def _kb(key: Key) -> bytes:
+    """A key as the bytes libmaru stores (UTF-8 for str keys)."""
+    return key.encode() if isinstance(key, str) else bytes(key)
+
+
+class _Packed:
+    """Keys packed for a libmaru batch call: one buffer plus a length array."""
+
+    __slots__ = ("keys", "buf", "lens", "n")
+
+    def __init__(self, keys: Iterable[Key]):
+        self.keys = [_kb(k) for k in keys]
+        self.buf = b"".join(self.keys)
+        self.lens = array(_SZ, map(len, self.keys))
+        self.n = len(self.keys)
+
+
+class MaruHandler:
+    """Stores and retrieves KV-cache chunks in one Maru pool, with no copy.
+
+    Thread-safe: LMCache calls ``store`` from worker threads while other threads look
+    keys up. Usage::
+
+        with MaruHandler(MaruConfig(server_url="maru:///mnt/maru/llama")) as h:
+            handle = h.alloc(len(data))
+            handle.buf[:] = data
+            h.store("model@1@0@abc/def", handle)
+            info = h.retrieve("model@1@0@abc/def")   # info.view: read-only, zero-copy
+    """
+
+    def __init__(self, config: MaruConfig | None = None):
+        self._config = config or MaruConfig()
+        self._lib: ctypes.CDLL | None = None
+        self._pool: PoolRef | None = None
+        self._closing = False
+        self._lock = threading.Lock()
+        self._reserve: Reserve | None = None
+        self._cuda = False
+        # region id -> Staging/View; weak: a region lives as long as its users.
+        self._regions: weakref.WeakValueDictionary[int, Staging | View] = weakref.WeakValueDictionary()
+        # Staging chunks handed out by alloc and not yet stored or freed (weak: a
+        # chunk nobody references any more is aborted and its space returned).
+        self._owned: weakref.WeakValueDictionary[int, Staging] = weakref.WeakValueDictionary()
+        # key bytes -> [View, pin count]
+        self._pins: dict[bytes, list] = {}
+        self._on_region_added: Callable[[int, int], None] | None = None
+        self._stats = dict.fromkeys(
+            (
+                "allocs",
+                "allocs_from_reserve",
+                "frees",
+                "stores",
+                "store_duplicates",
+                "store_failures",
+                "retrieve_hits",
+                "retrieve_misses",
+                "exists_calls",
+                "pins",
+                "unpins",
+                "deletes",
+                "deletes_refused",
+            ),
+            0,
+        )
+        #: Why the last ``connect`` failed (None after a success).
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    def connect(self) -> bool:
+        """Opens the pool directory named by ``server_url`` and starts the reserve.
+
+        Returns False (and logs the reason, also kept in ``last_error``) when the
+        library cannot be loaded or the pool cannot be opened (absent, no permission).
+        """
+        if self._pool is not None:
+            return True
+        try:
+            lib = _lib.load()
+            path = self._config.pool_path
+            out = c_void_p()
+            _lib.check(lib, lib.maru_pool_open(path.encode(), byref(out)), f"open pool {path}")
+        except (MaruError, ValueError) as e:
+            self.last_error = str(e)
+            logger.error("maru: cannot connect to %s: %s", self._config.server_url, e)
+            return False
+        self._lib = lib
+        self._pool = PoolRef(lib, out.value, path)
+        self._closing = False
+        self.last_error = None
+        want_cuda = self._config.cuda_register
+        self._cuda = bool(lib.maru_cuda_available()) if want_cuda is None else want_cuda
+        if self._cuda and not lib.maru_cuda_available():
+            logger.warning("maru: cuda_register=True but CUDA is unavailable: %s", _lib.last_error(lib))
+            self._cuda = False
+        self._reserve = Reserve(self._create_full, self._config.reserve_target, os.path.basename(path))
+        self._reserve.start()
+        logger.info(
+            "maru: connected to pool %s (chunk %d bytes, reserve %d, cuda %s)",
+            path,
+            self._config.chunk_size_bytes,
+            self._config.reserve_target,
+            self._cuda,
+        )
+        return True
+
+    def close(self) -> None:
+        """Stops the reserve, drops pins and owned staging chunks, closes the pool.
+
+        Mappings that callers still reference (views, tensors) stay valid until they
+        are dropped; unpublished staging chunks are aborted once unreferenced.
+        """
+        if self._pool is None:
+            return
+        self._closing = True
+        if self._reserve is not None:
+            self._reserve.close()
+            self._reserve = None
+        with self._lock:
+            self._pins.clear()
+            self._owned.clear()
+        self._pool = None  # closed once in-flight calls drop their reference
+
+    def __enter__(self) -> "MaruHandler":
+        if self._config.auto_connect and not self.connect():
+            raise MaruError(f"cannot connect to {self._config.server_url}: {self.last_error}")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def _p(self) -> PoolRef:
+        """The open pool, or RuntimeError (same as the original handler)."""
+        pool = self._pool
+        if pool is None or self._closing:
+            raise RuntimeError("Not connected. Call connect() first.")
+        return pool
+
+    @property
+    def connected(self) -> bool:
+        """Whether the handler is connected."""
+        return self._pool is not None and not self._closing
+
+    @property
+    def instance_id(self) -> str:
+        """This client's instance id (logs and stats only)."""
+        return str(self._config.instance_id)
+
+    @property
+    def pool_path(self) -> str:
+        """The pool directory this handler uses."""
+        return self._config.pool_path
+
+    def get_chunk_size(self) -> int:
+        """The configured chunk size in bytes."""
+        return self._config.chunk_size_bytes
+
+    # ------------------------------------------------------------------ staging
+
+    def _create(self, size: int) -> Staging:
+        pool = self._p()
+        lib = pool.lib
+        out, data, ln = c_void_p(), c_void_p(), c_size_t()
+        rc = lib.maru_chunk_create(pool.ptr, size, byref(out), byref(data), byref(ln))
+        _lib.check(lib, rc, f"create a {size}-byte chunk in pool {pool.path}")
+        st = Staging(lib, out.value, data.value, ln.value)
+        return st
+
+    def _create_full(self) -> Staging:
+        st = self._create(self._config.chunk_size_bytes)
+        if self._cuda:
+            rc = st.lib.maru_chunk_cuda_register(st.ptr)
+            if rc < 0:
+                logger.warning("maru: CUDA registration of a staging chunk failed: %s", _lib.last_error(st.lib))
+        return st
+
+    def alloc(self, size: int) -> AllocHandle:
+        """A writable staging chunk of ``size`` bytes (``<= chunk_size``).
+
+        Full-size chunks come from the reserve (no system call); a smaller size (the
+        last, partial chunk of a sequence) creates a chunk of exactly that size, so a
+        reader's view has the stored length. Raises ValueError for a bad size and
+        :class:`MaruError` (a RuntimeError) when the pool refuses (full, no permission).
+        """
+        chunk_size = self._config.chunk_size_bytes
+        if size <= 0 or size > chunk_size:
+            raise ValueError(f"alloc size {size} must be in 1..{chunk_size} (chunk_size_bytes)")
+        self._p()
+        st = None
+        if size == chunk_size and self._reserve is not None:
+            st = self._reserve.take()
+        if st is None:
+            st = self._create_full() if size == chunk_size else self._create(size)
+        else:
+            self._stats["allocs_from_reserve"] += 1
+        self._stats["allocs"] += 1
+        rid = st.region_id
+        self._regions[rid] = st
+        self._owned[rid] = st
+        cb = self._on_region_added
+        if cb is not None:
+            cb(rid, 1)
+        return AllocHandle(st.export(), rid, 0, size)
+
+    def free(self, handle: AllocHandle) -> None:
+        """Gives back a staging chunk from ``alloc`` that will not be stored.
+
+        A full-size chunk goes back to the reserve (reused: do not touch ``handle.buf``
+        afterwards); others are aborted once unreferenced. After ``store`` this only
+        drops the handler's reference (the key stays; use ``delete``).
+        """
+        with self._lock:
+            st = self._owned.pop(handle._region_id, None)
+        if st is None:
+            return
+        self._stats["frees"] += 1
+        reserve = self._reserve
+        if st.size == self._config.chunk_size_bytes and reserve is not None:
+            reserve.give_back(st)
+
+    def store(self, key: Key, handle: AllocHandle) -> bool:
+        """Publishes the chunk written through ``handle.buf`` under ``key``.
+
+        Returns True when the key now holds a chunk: published by this call, or already
+        present (first writer wins; this chunk is then discarded). Returns False (and
+        logs why) when the pool refused. ValueError if ``handle`` is not a staging chunk
+        of this handler (already stored or freed).
+        """
+        pool = self._p()
+        with self._lock:
+            st = self._owned.pop(handle._region_id, None)
+        if st is None:
+            raise ValueError(
+                f"store {key!r}: region {handle._region_id} is not a staging chunk of this handler "
+                "(already stored or freed, or allocated by another handler)"
+            )
+        return self._publish(pool, _kb(key), st)
+
+    def _publish(self, pool: PoolRef, kb: bytes, st: Staging) -> bool:
+        lib = pool.lib
+        rc = lib.maru_chunk_publish(st.ptr, kb, len(kb))
+        if rc == 0:
+            st.published = True
+            self._stats["stores"] += 1
+            return True
+        if rc == -errno.EEXIST:
+            self._stats["store_duplicates"] += 1
+            return True
+        self._stats["store_failures"] += 1
+        logger.error(
+            "maru: store of key %r in pool %s failed: %s",
+            kb.decode(errors="replace"),
+            pool.path,
+            MaruError.from_errno(-rc, "publish", _lib.last_error(lib)),
+        )
+        return False
+
+    def batch_store(self, keys: Sequence[Key], handles: Sequence[AllocHandle]) -> list[bool]:
+        """``store`` for each (key, handle) pair; results in order."""
+        if len(keys) != len(handles):
+            raise ValueError(f"batch_store: {len(keys)} keys but {len(handles)} handles")
+        pool = self._p()
+        with self._lock:
+            sts = [self._owned.pop(h._region_id, None) for h in handles]
+        results = []
+        for key, h, st in zip(keys, handles, sts):
+            if st is None:
+                logger.error("maru: batch_store %r: region %d is not a staging chunk of this handler", key, h._region_id)
+                results.append(False)
+                continue
+            results.append(self._publish(pool, _kb(key), st))
+        return results
+
+    # ------------------------------------------------------------------ reading
+
+    def _view(self, pool: PoolRef, kb: bytes) -> View | None:
+        lib = pool.lib
+        out, data, ln = c_void_p(), c_void_p(), c_size_t()
+        rc = lib.maru_get(pool.ptr, kb, len(kb), byref(out), byref(data), byref(ln))
+        if rc < 0:
+            if rc == -errno.ENOENT:
+                return None
+            raise MaruError.from_errno(-rc, f"map key {kb!r} in pool {pool.path}", _lib.last_error(lib))
+        v = View(lib, out.value, data.value, ln.value)
+        if self._config.cuda_register_views and self._cuda:
+            if lib.maru_view_cuda_register(v.ptr) < 0:
+                logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(lib))
+        self._regions[v.region_id] = v
+        return v
+
+    def _batch_views(self, pool: PoolRef, packed: _Packed) -> list[View | None]:
+        n = packed.n
+        lib = pool.lib
+        views = array(_PTR, [0]) * n
+        data = array(_PTR, [0]) * n
+        lens = array(_SZ, [0]) * n
+        rc = lib.maru_batch_get(
+            pool.ptr,
+            packed.buf,
+            packed.lens.buffer_info()[0],
+            n,
+            views.buffer_info()[0],
+            data.buffer_info()[0],
+            lens.buffer_info()[0],
+        )
+        _lib.check(lib, rc, f"map {n} keys in pool {pool.path}")
+        out: list[View | None] = []
+        register = self._config.cuda_register_views and self._cuda
+        regions = self._regions
+        for i in range(n):
+            ptr = views[i]
+            if not ptr:
+                out.append(None)
+                continue
+            v = View(lib, ptr, data[i], lens[i])
+            if register and lib.maru_view_cuda_register(ptr) < 0:
+                logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(lib))
+            regions[v.region_id] = v
+            out.append(v)
+        return out
+
+    def retrieve(self, key: Key) -> MemoryInfo | None:
+        """Maps the chunk published under ``key``; None when absent.
+
+        ``.view`` is a read-only memoryview over the pool's pages (no copy); the chunk
+        stays mapped and pinned while the view (or anything made from it) is alive.
+        A key pinned by this handler reuses the pin's mapping.
+        """
+        pool = self._p()
+        kb = _kb(key)
+        ent = self._pins.get(kb)
+        v = ent[0] if ent is not None else self._view(pool, kb)
+        if v is None:
+            self._stats["retrieve_misses"] += 1
+            return None
+        self._stats["retrieve_hits"] += 1
+        return MemoryInfo(v.export(), v.region_id, 0)
+
+    def batch_retrieve(self, keys: Sequence[Key]) -> list[MemoryInfo | None]:
+        """``retrieve`` for each key with one libmaru call; results in order."""
+        pool = self._p()
+        packed = _Packed(keys)
+        pins = self._pins
+        found: list[View | None] = [None] * packed.n
+        todo = []
+        for i, kb in enumerate(packed.keys):
+            ent = pins.get(kb)
+            if ent is not None:
+                found[i] = ent[0]
+            else:
+                todo.append(i)
+        if todo:
+            sub = packed if len(todo) == packed.n else _Packed(packed.keys[i] for i in todo)
+            for i, v in zip(todo, self._batch_views(pool, sub)):
+                found[i] = v
+        out = [None if v is None else MemoryInfo(v.export(), v.region_id, 0) for v in found]
+        hits = packed.n - out.count(None)
+        self._stats["retrieve_hits"] += hits
+        self._stats["retrieve_misses"] += packed.n - hits
+        return out
+
+    def exists(self, key: Key) -> bool:
+        """Whether ``key`` is published (one cached lookup; no mapping, no pin)."""
+        pool = self._p()
+        kb = _kb(key)
+        self._stats["exists_calls"] += 1
+        return _lib.check(pool.lib, pool.lib.maru_contains(pool.ptr, kb, len(kb)), f"look up key {kb!r}") == 1
+
+    def batch_exists(self, keys: Sequence[Key]) -> list[bool]:
+        """``exists`` for each key with one libmaru call; results in order."""
+        pool = self._p()
+        packed = _Packed(keys)
+        if packed.n == 0:
+            return []
+        present = array("B", bytes(packed.n))
+        rc = pool.lib.maru_batch_contains(
+            pool.ptr, packed.buf, packed.lens.buffer_info()[0], packed.n, present.buffer_info()[0]
+        )
+        _lib.check(pool.lib, rc, f"look up {packed.n} keys in pool {pool.path}")
+        self._stats["exists_calls"] += 1
+        return [b != 0 for b in present]
+
+    def prefix_exists(self, keys: Sequence[Key]) -> int:
+        """How many of ``keys`` are present from the first on (stops at the first miss)."""
+        pool = self._p()
+        packed = _Packed(keys)
+        if packed.n == 0:
+            return 0
+        rc = pool.lib.maru_prefix_contains(pool.ptr, packed.buf, packed.lens.buffer_info()[0], packed.n, None)
+        return _lib.check(pool.lib, rc, f"look up {packed.n} keys in pool {pool.path}")
+
+    # ------------------------------------------------------------------ pins
+
+    def _add_pin(self, kb: bytes, v: View | None) -> bool:
+        with self._lock:
+            ent = self._pins.get(kb)
+            if ent is not None:
+                ent[1] += 1
+                return True
+            if v is None:
+                return False
+            self._pins[kb] = [v, 1]
+            return True
+
+    def pin(self, key: Key) -> bool:
+        """Maps and holds ``key`` so it is never evicted; True if it exists.
+
+        Pins count: each ``pin`` needs an ``unpin``. The mapping is reused by
+        ``retrieve``/``batch_retrieve`` of the same key.
+        """
+        pool = self._p()
+        kb = _kb(key)
+        if kb in self._pins and self._add_pin(kb, None):
+            self._stats["pins"] += 1
+            return True
+        ok = self._add_pin(kb, self._view(pool, kb))
+        self._stats["pins"] += ok
+        return ok
+
+    def batch_pin(self, keys: Sequence[Key]) -> list[bool]:
+        """``pin`` for each key with one libmaru call for the unpinned ones; in order."""
+        pool = self._p()
+        packed = _Packed(keys)
+        todo = [i for i, kb in enumerate(packed.keys) if kb not in self._pins]
+        views: dict[int, View | None] = {}
+        if todo:
+            sub = packed if len(todo) == packed.n else _Packed(packed.keys[i] for i in todo)
+            views = dict(zip(todo, self._batch_views(pool, sub)))
+        out = [self._add_pin(kb, views.get(i)) for i, kb in enumerate(packed.keys)]
+        self._stats["pins"] += sum(out)
+        return out
+
+    def unpin(self, key: Key) -> bool:
+        """Drops one pin of ``key``; False if this handler had not pinned it."""
+        self._p()
+        kb = _kb(key)
+        with self._lock:
+            ent = self._pins.get(kb)
+            if ent is None:
+                return False
+            ent[1] -= 1
+            if ent[1] <= 0:
+                del self._pins[kb]
+        self._stats["unpins"] += 1
+        return True
+
+    def batch_unpin(self, keys: Sequence[Key]) -> list[bool]:
+        """``unpin`` for each key; results in order."""
+        return [self.unpin(k) for k in keys]
+
+    # ------------------------------------------------------------------ delete
+
+    def _escaped_name(self, lib: ctypes.CDLL, kb: bytes) -> str:
+        buf = ctypes.create_string_buffer(_lib.NAME_MAX + 1)
+        n = _lib.check(lib, lib.maru_key_escape(kb, len(kb), buf, len(buf)), f"escape key {kb!r}")
+        return buf.raw[:n].decode()
+
+    def _open_count(self, pool: PoolRef, kb: bytes) -> int | None:
+        """Open handles (pins) of the key's chunk across processes; None if absent."""
+        path = os.path.join(pool.path, self._escaped_name(pool.lib, kb))
+        try:
+            return int(os.getxattr(path, _PINS_XATTR))
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if e.errno in (errno.ENODATA, errno.ENOTSUP):  # not a maru-fs pool
+                return 0
+            raise MaruError(f"read {_PINS_XATTR} of {path}: {e.strerror}", e.errno) from e
+
+    def delete(self, key: Key) -> bool:
+        """Removes ``key`` from the pool. True if removed.
+
+        Refused (False) while the chunk is pinned: by this handler's ``pin``, or open or
+        mapped by any process (including this one's live views). False if absent.
+        """
+        pool = self._p()
+        kb = _kb(key)
+        if kb in self._pins:
+            self._stats["deletes_refused"] += 1
+            logger.debug("maru: delete %r refused: pinned by this handler", key)
+            return False
+        opens = self._open_count(pool, kb)
+        if opens is None:
+            return False
+        if opens > 0:
+            self._stats["deletes_refused"] += 1
+            logger.debug("maru: delete %r refused: %d open handles/mappings", key, opens)
+            return False
+        rc = pool.lib.maru_remove(pool.ptr, kb, len(kb))
+        if rc == 0:
+            self._stats["deletes"] += 1
+            return True
+        if rc in (-errno.ENOENT, -errno.EBUSY):
+            return False
+        raise MaruError.from_errno(-rc, f"delete key {kb!r} in pool {pool.path}", _lib.last_error(pool.lib))
+
+    # ------------------------------------------------------------------ regions
+
+    def get_buffer_view(self, region_id: int, offset: int, size: int) -> memoryview | None:
+        """A memoryview of ``size`` bytes at ``offset`` in a live region, else None.
+
+        Writable for staging chunks, read-only for retrieved chunks; it keeps the
+        region alive.
+        """
+        r = self._regions.get(region_id)
+        if r is None or offset < 0 or size < 0 or offset + size > r.size:
+            return None
+        mv = r.export()
+        return mv if offset == 0 and size == r.size else mv[offset : offset + size]
+
+    def get_region_page_count(self, region_id: int) -> int | None:
+        """1 for a live region (one chunk per region), None otherwise."""
+        return 1 if region_id in self._regions else None
+
+    def get_owned_region_ids(self) -> list[int]:
+        """Region ids of staging chunks handed out by ``alloc`` and not yet stored/freed."""
+        return list(self._owned.keys())
+
+    def set_on_region_added(self, callback: Callable[[int, int], None] | None) -> None:
+        """Calls ``callback(region_id, 1)`` for each owned region now and on each ``alloc``."""
+        self._on_region_added = callback
+        if callback is not None:
+            for rid in self.get_owned_region_ids():
+                callback(rid, 1)
+
+    # ------------------------------------------------------------------ health, stats
+
+    def healthcheck(self) -> bool:
+        """True when connected and the pool directory is reachable and online."""
+        pool = self._pool
+        if pool is None or self._closing:
+            return False
+        try:
+            online = os.getxattr(pool.path, "user.maru.online")
+        except OSError as e:
+            if e.errno in (errno.ENODATA, errno.ENOTSUP):
+                return os.path.isdir(pool.path)
+            return False
+        return online == b"online"
+
+    def _pool_xattrs(self, path: str) -> dict:
+        out: dict = {}
+        for name, conv in (("capacity", int), ("used", int), ("online", bytes.decode), ("node", bytes.decode)):
+            try:
+                out[name] = conv(os.getxattr(path, f"user.maru.{name}"))
+            except (OSError, ValueError):
+                pass
+        if "capacity" not in out:
+            st = os.statvfs(path)
+            out["capacity"] = st.f_blocks * st.f_frsize
+            out["used"] = (st.f_blocks - st.f_bfree) * st.f_frsize
+        return out
+
+    def get_stats(self) -> dict:
+        """Pool usage (from the mount), key count, and this handler's counters."""
+        pool = self._p()
+        lib = pool.lib
+        lst = c_void_p()
+        n = _lib.check(lib, lib.maru_list_keys(pool.ptr, byref(lst)), f"list pool {pool.path}")
+        lib.maru_key_list_free(lst)
+        usage = self._pool_xattrs(pool.path)
+        reserve = self._reserve
+        return {
+            "pool": {"path": pool.path, **usage},
+            "kv_manager": {"total_entries": n, "total_size": usage.get("used", 0)},
+            "handler": {
+                "instance_id": self.instance_id,
+                "chunk_size": self._config.chunk_size_bytes,
+                "reserve_ready": len(reserve) if reserve is not None else 0,
+                "reserve_target": self._config.reserve_target,
+                "reserve_error": reserve.last_error if reserve is not None else None,
+                "owned_regions": len(self._owned),
+                "live_regions": len(self._regions),
+                "pinned_keys": len(self._pins),
+                "cuda_registered": self._cuda,
+                **self._stats,
+            },
+        }
