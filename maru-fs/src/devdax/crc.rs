@@ -24,7 +24,30 @@ const TABLE: [u32; 256] = {
 
 /// CRC-32C of `data`.
 pub(crate) fn crc32c(data: &[u8]) -> u32 {
-    !update(!0, data)
+    let mut c = Crc32c::new();
+    c.update(data);
+    c.finish()
+}
+
+/// A CRC-32C computed over several pieces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Crc32c(u32);
+
+impl Crc32c {
+    /// The CRC of nothing yet.
+    pub fn new() -> Crc32c {
+        Crc32c(!0)
+    }
+
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0 = update(self.0, data);
+    }
+
+    /// The CRC of everything added.
+    pub fn finish(&self) -> u32 {
+        !self.0
+    }
 }
 
 /// Continues a CRC-32C computation (`state` is the inverted running value).

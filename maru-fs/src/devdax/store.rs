@@ -1,0 +1,906 @@
+//! A devdax pool: the daemon's mapping of its byte range, the extent allocator and
+//! the on-device index, with chunk handles that behave like open files.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::alloc::Allocator;
+use super::geometry::Geometry;
+use super::layout::{
+    now_secs, xattr_bytes, Header, Record, RecordState, Slot, SlotProblem, RECORD_SIZE, SLOT_SIZE,
+    VERSION, XATTR_SPACE,
+};
+use super::mapping::Mapping;
+use super::{DevdaxConfig, DevdaxError, FormatPolicy};
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+/// A published chunk found when the pool was opened.
+#[derive(Debug, Clone)]
+pub(crate) struct FoundChunk {
+    /// The key.
+    pub name: OsString,
+    /// Data bytes.
+    pub size: u64,
+    /// Creator's uid.
+    pub uid: u32,
+    /// Permission bits.
+    pub mode: u16,
+    /// Creation time.
+    pub created: SystemTime,
+    /// The writer's `user.*` xattrs.
+    pub xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+/// What recovery did when the pool was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Published chunks found again.
+    pub published: u64,
+    /// Staging records (chunks never published) dropped.
+    pub staging_dropped: u64,
+    /// Records dropped because their checksum or contents were bad.
+    pub damaged_dropped: u64,
+    /// Published chunks dropped because their data no longer matches its checksum.
+    pub data_mismatch: u64,
+}
+
+/// One chunk of the pool, named or (unlinked, still open) not.
+#[derive(Debug)]
+struct Entry {
+    /// Index slot of its record; `None` once the record is cleared (removed).
+    slot: Option<u64>,
+    name: Option<OsString>,
+    state: RecordState,
+    seq: u64,
+    extent_off: u64,
+    extent_len: u64,
+    size: u64,
+    data_crc: u32,
+    uid: u32,
+    mode: u16,
+    created: u64,
+    xattrs: Vec<(OsString, Vec<u8>)>,
+    /// Open [`ChunkHandle`]s.
+    handles: u32,
+}
+
+/// Everything behind the pool's lock.
+#[derive(Debug)]
+struct Inner {
+    device: PathBuf,
+    /// Byte offset of the pool in the device.
+    region_offset: u64,
+    map: Mapping,
+    header: Header,
+    alloc: Allocator,
+    entries: HashMap<u64, Entry>,
+    names: HashMap<OsString, u64>,
+    free_slots: BTreeSet<u64>,
+    next_id: u64,
+    next_seq: u64,
+}
+
+/// An open devdax pool.
+#[derive(Debug)]
+pub(crate) struct DevdaxStore {
+    inner: Arc<Mutex<Inner>>,
+    device: PathBuf,
+    recovery: Recovery,
+}
+
+/// An open chunk: reads, writes and sizes go to the pool's mapping. The chunk's
+/// extent stays allocated while any handle is alive, even after its name is
+/// removed (like an unlinked, still open file).
+#[derive(Debug)]
+pub(crate) struct ChunkHandle {
+    inner: Arc<Mutex<Inner>>,
+    id: u64,
+}
+
+fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    // A panic elsewhere must not take the pool down; the state stays consistent
+    // because every update below completes before it returns.
+    inner.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The device (or stand-in file) opened read-write, its geometry, and the pool's
+/// byte range `(offset, len)` checked against it.
+fn open_region(cfg: &DevdaxConfig) -> Result<(File, Geometry, u64), DevdaxError> {
+    let geo = Geometry::of_device(&cfg.device, cfg.sysfs_dir.as_deref())?;
+    let range = |problem: String| DevdaxError::Range {
+        device: cfg.device.clone(),
+        problem,
+    };
+    if cfg.offset % geo.align != 0 {
+        return Err(range(format!(
+            "offset {} is not a multiple of the device alignment {}",
+            cfg.offset, geo.align
+        )));
+    }
+    if cfg.offset >= geo.size {
+        return Err(range(format!(
+            "offset {} is past the end of the device ({} bytes)",
+            cfg.offset, geo.size
+        )));
+    }
+    let len = match cfg.len {
+        Some(len) => {
+            if len % geo.align != 0 {
+                return Err(range(format!(
+                    "length {len} is not a multiple of the device alignment {}",
+                    geo.align
+                )));
+            }
+            if cfg.offset.checked_add(len).is_none_or(|end| end > geo.size) {
+                return Err(range(format!(
+                    "offset {} + length {len} runs past the end of the device ({} bytes)",
+                    cfg.offset, geo.size
+                )));
+            }
+            len
+        }
+        None => (geo.size - cfg.offset) / geo.align * geo.align,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&cfg.device)
+        .map_err(|source| DevdaxError::Io {
+            what: "cannot open the device read-write".into(),
+            path: cfg.device.clone(),
+            source,
+        })?;
+    let meta = file.metadata().map_err(|source| DevdaxError::Io {
+        what: "cannot stat the device".into(),
+        path: cfg.device.clone(),
+        source,
+    })?;
+    if meta.is_file() && meta.len() < cfg.offset + len {
+        return Err(range(format!(
+            "the stand-in file is {} bytes, shorter than the pool's range end {}",
+            meta.len(),
+            cfg.offset + len
+        )));
+    }
+    Ok((file, geo, len))
+}
+
+fn map_region(cfg: &DevdaxConfig, file: &File, len: u64) -> Result<Mapping, DevdaxError> {
+    Mapping::new(file, cfg.offset, len).map_err(|source| DevdaxError::Io {
+        what: format!("cannot map {len} bytes from offset {} of", cfg.offset),
+        path: cfg.device.clone(),
+        source,
+    })
+}
+
+fn random_uuid() -> [u8; 16] {
+    let mut uuid = [0u8; 16];
+    // SAFETY: `uuid` is a writable buffer of 16 bytes that outlives the call.
+    let n = unsafe { libc::getrandom(uuid.as_mut_ptr().cast(), uuid.len(), 0) };
+    if n != 16 {
+        // No entropy source: time and pid still tell formats apart.
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        uuid.copy_from_slice(&(t ^ (u128::from(std::process::id()) << 64)).to_le_bytes());
+    }
+    uuid
+}
+
+fn mapping_io(cfg: &DevdaxConfig, what: &str, source: io::Error) -> DevdaxError {
+    DevdaxError::Io {
+        what: what.to_string(),
+        path: cfg.device.clone(),
+        source,
+    }
+}
+
+/// Writes a fresh, empty pool on `map` (the whole configured range) and returns its header.
+fn write_fresh(
+    cfg: &DevdaxConfig,
+    map: &Mapping,
+    len: u64,
+    align: u64,
+) -> Result<Header, DevdaxError> {
+    let mut h = Header::fresh(len, align, random_uuid()).map_err(|problem| DevdaxError::Range {
+        device: cfg.device.clone(),
+        problem,
+    })?;
+    let io = |e| mapping_io(cfg, "cannot write the pool header and index to", e);
+    // Invalidate both header copies first, so a crash mid-format leaves a range
+    // that is refused (not a half-old pool), then clear the index.
+    map.zero(0, h.data_offset).map_err(io)?;
+    fence(Ordering::SeqCst);
+    for generation in [1, 2] {
+        h.generation = generation;
+        map.write((generation % 2) * SLOT_SIZE, &h.encode())
+            .map_err(io)?;
+        fence(Ordering::SeqCst);
+    }
+    Ok(h)
+}
+
+/// Formats the pool range of `cfg`, destroying whatever it held. Returns the
+/// number of data bytes the new pool offers.
+pub(crate) fn format(cfg: &DevdaxConfig) -> Result<u64, DevdaxError> {
+    let (file, geo, len) = open_region(cfg)?;
+    let map = map_region(cfg, &file, len)?;
+    let h = write_fresh(cfg, &map, len, geo.align)?;
+    log::info!(
+        "formatted devdax pool on {} at byte {}: {} bytes of data, {} index records",
+        cfg.device.display(),
+        cfg.offset,
+        h.data_len,
+        h.record_count
+    );
+    Ok(h.data_len)
+}
+
+/// Reads the header of an existing pool, or decides what to do when there is none.
+fn read_header(
+    cfg: &DevdaxConfig,
+    map: &Mapping,
+    len: u64,
+    align: u64,
+) -> Result<Header, DevdaxError> {
+    let mut slots = Vec::with_capacity(2);
+    for i in 0..2u64 {
+        let mut buf = vec![0u8; SLOT_SIZE as usize];
+        map.read(i * SLOT_SIZE, &mut buf)
+            .map_err(|e| mapping_io(cfg, "cannot read the pool header of", e))?;
+        slots.push(Header::decode(&buf));
+    }
+    let best = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().ok().map(|h| (i, h)))
+        .max_by_key(|(_, h)| h.generation);
+    if let Some((i, h)) = best {
+        let other = &slots[1 - i];
+        if let Err(p) = other {
+            log::warn!(
+                "devdax pool on {} at byte {}: header copy {} is unusable ({p:?}); using copy {i} \
+                 (generation {}); the unusable copy is rewritten now (a crash during an earlier \
+                 header update leaves exactly this)",
+                cfg.device.display(),
+                cfg.offset,
+                1 - i,
+                h.generation
+            );
+        }
+        let h = h.clone();
+        if h.region_len != len || h.align != align {
+            return Err(DevdaxError::Mismatch {
+                device: cfg.device.clone(),
+                offset: cfg.offset,
+                detail: format!(
+                    "the pool header describes {} bytes at alignment {}, the configuration {} bytes at alignment {}",
+                    h.region_len, h.align, len, align
+                ),
+            });
+        }
+        return Ok(h);
+    }
+    let problems: Vec<&SlotProblem> = slots.iter().filter_map(|s| s.as_ref().err()).collect();
+    if problems.iter().all(|p| **p == SlotProblem::Blank) {
+        return match cfg.format {
+            FormatPolicy::IfBlank => {
+                log::info!(
+                    "devdax pool on {} at byte {}: blank range, formatting a new pool",
+                    cfg.device.display(),
+                    cfg.offset
+                );
+                write_fresh(cfg, map, len, align)
+            }
+            FormatPolicy::Never => Err(DevdaxError::Blank {
+                device: cfg.device.clone(),
+                offset: cfg.offset,
+            }),
+        };
+    }
+    if let Some(found) = problems.iter().find_map(|p| match p {
+        SlotProblem::Version(v) => Some(*v),
+        _ => None,
+    }) {
+        return Err(DevdaxError::Version {
+            device: cfg.device.clone(),
+            offset: cfg.offset,
+            found,
+            supported: VERSION,
+        });
+    }
+    let damaged = problems.iter().any(|p| {
+        matches!(
+            p,
+            SlotProblem::BadChecksum { .. } | SlotProblem::Inconsistent(_)
+        )
+    });
+    if !damaged {
+        return Err(DevdaxError::NotAPool {
+            device: cfg.device.clone(),
+            offset: cfg.offset,
+        });
+    }
+    let detail = problems
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let what = match p {
+                SlotProblem::Blank => "blank".to_string(),
+                SlotProblem::NoMagic => "no magic".to_string(),
+                SlotProblem::BadChecksum { stored, computed } => {
+                    format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                }
+                SlotProblem::Version(v) => format!("version {v}"),
+                SlotProblem::Inconsistent(s) => format!("inconsistent fields: {s}"),
+            };
+            format!("copy {i}: {what}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(DevdaxError::Corrupt {
+        device: cfg.device.clone(),
+        offset: cfg.offset,
+        detail,
+    })
+}
+
+impl DevdaxStore {
+    /// Opens (recovering, or formatting a blank range if allowed) the pool of `cfg`.
+    pub fn open(cfg: &DevdaxConfig) -> Result<DevdaxStore, DevdaxError> {
+        let (file, geo, len) = open_region(cfg)?;
+        let map = map_region(cfg, &file, len)?;
+        let mut header = read_header(cfg, &map, len, geo.align)?;
+        let alloc = Allocator::new(header.data_offset, header.data_len, header.align);
+        let mut inner = Inner {
+            device: cfg.device.clone(),
+            region_offset: cfg.offset,
+            map,
+            header: header.clone(),
+            alloc,
+            entries: HashMap::new(),
+            names: HashMap::new(),
+            free_slots: BTreeSet::new(),
+            next_id: 1,
+            next_seq: 1,
+        };
+        let recovery = inner
+            .recover(cfg.verify_data)
+            .map_err(|e| mapping_io(cfg, "cannot read the pool index of", e))?;
+        // Record this open: the next generation goes to the other header copy.
+        header.generation += 1;
+        header.opened_at = now_secs();
+        inner
+            .map
+            .write((header.generation % 2) * SLOT_SIZE, &header.encode())
+            .map_err(|e| mapping_io(cfg, "cannot update the pool header of", e))?;
+        fence(Ordering::SeqCst);
+        inner.header = header;
+        log::info!(
+            "devdax pool on {} at byte {}: {} published chunk(s) recovered, {} staging and {} \
+             damaged record(s) dropped, {} chunk(s) dropped for a data checksum mismatch; {} of \
+             {} data bytes free",
+            cfg.device.display(),
+            cfg.offset,
+            recovery.published,
+            recovery.staging_dropped,
+            recovery.damaged_dropped,
+            recovery.data_mismatch,
+            inner.alloc.free_bytes(),
+            inner.header.data_len
+        );
+        Ok(DevdaxStore {
+            inner: Arc::new(Mutex::new(inner)),
+            device: cfg.device.clone(),
+            recovery,
+        })
+    }
+
+    /// The device node (or stand-in file) clients map.
+    pub fn device(&self) -> &Path {
+        &self.device
+    }
+
+    /// What recovery did when the pool was opened.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    /// Bytes in the data area.
+    pub fn data_len(&self) -> u64 {
+        lock(&self.inner).header.data_len
+    }
+
+    /// Creates an empty staging chunk `name` and opens it.
+    pub fn create(&self, name: &OsStr, uid: u32, mode: u16) -> io::Result<ChunkHandle> {
+        let mut inner = lock(&self.inner);
+        if inner.names.contains_key(name) {
+            return Err(errno(libc::EEXIST));
+        }
+        let slot = inner.free_slots.pop_first().ok_or_else(|| {
+            log::warn!(
+                "devdax pool on {}: all {} index records are in use",
+                inner.device.display(),
+                inner.header.record_count
+            );
+            errno(libc::ENOSPC)
+        })?;
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let entry = Entry {
+            slot: Some(slot),
+            name: Some(name.to_os_string()),
+            state: RecordState::Staging,
+            seq: 0,
+            extent_off: 0,
+            extent_len: 0,
+            size: 0,
+            data_crc: 0,
+            uid,
+            mode,
+            created: now_secs(),
+            xattrs: Vec::new(),
+            handles: 1,
+        };
+        inner.entries.insert(id, entry);
+        if let Err(e) = inner.write_record(id) {
+            inner.entries.remove(&id);
+            inner.free_slots.insert(slot);
+            return Err(e);
+        }
+        inner.names.insert(name.to_os_string(), id);
+        Ok(ChunkHandle {
+            inner: Arc::clone(&self.inner),
+            id,
+        })
+    }
+
+    /// Opens the chunk named `name`.
+    pub fn open_chunk(&self, name: &OsStr) -> io::Result<ChunkHandle> {
+        let mut inner = lock(&self.inner);
+        let id = *inner.names.get(name).ok_or_else(|| errno(libc::ENOENT))?;
+        if let Some(e) = inner.entries.get_mut(&id) {
+            e.handles += 1;
+        }
+        Ok(ChunkHandle {
+            inner: Arc::clone(&self.inner),
+            id,
+        })
+    }
+
+    /// Renames `from` to `to` (`EEXIST` if `to` exists). Renaming a staging chunk
+    /// to a name not starting with `.` publishes it: its data checksum is taken
+    /// and its record marked published.
+    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let mut inner = lock(&self.inner);
+        if inner.names.contains_key(to) {
+            return Err(errno(libc::EEXIST));
+        }
+        if to.len() > super::layout::KEY_MAX {
+            return Err(errno(libc::ENAMETOOLONG));
+        }
+        let id = *inner.names.get(from).ok_or_else(|| errno(libc::ENOENT))?;
+        let publish = to.as_bytes().first() != Some(&b'.');
+        let seq = inner.next_seq;
+        let (extent_off, size) = {
+            let e = inner.entries.get(&id).ok_or_else(|| errno(libc::ENOENT))?;
+            (e.extent_off, e.size)
+        };
+        let data_crc = if publish {
+            Some(inner.map.crc(extent_off, size)?)
+        } else {
+            None
+        };
+        let old = {
+            let e = inner
+                .entries
+                .get_mut(&id)
+                .ok_or_else(|| errno(libc::ENOENT))?;
+            let old = (e.name.clone(), e.state, e.seq, e.data_crc);
+            e.name = Some(to.to_os_string());
+            if let Some(crc) = data_crc {
+                e.state = RecordState::Published;
+                e.seq = seq;
+                e.data_crc = crc;
+            }
+            old
+        };
+        if let Err(err) = inner.write_record(id) {
+            if let Some(e) = inner.entries.get_mut(&id) {
+                (e.name, e.state, e.seq, e.data_crc) = old;
+            }
+            return Err(err);
+        }
+        if publish {
+            inner.next_seq += 1;
+        }
+        inner.names.remove(from);
+        inner.names.insert(to.to_os_string(), id);
+        Ok(())
+    }
+
+    /// Removes the name `name` and clears its record; the extent returns to the
+    /// free space when the last handle on the chunk closes.
+    pub fn remove(&self, name: &OsStr) -> io::Result<()> {
+        let mut inner = lock(&self.inner);
+        let Some(id) = inner.names.remove(name) else {
+            return Ok(());
+        };
+        inner.clear_record(id)?;
+        if let Some(e) = inner.entries.get_mut(&id) {
+            e.name = None;
+        }
+        inner.drop_if_unused(id);
+        Ok(())
+    }
+
+    /// The published chunks (what a restart adopts).
+    pub fn published(&self) -> Vec<FoundChunk> {
+        let inner = lock(&self.inner);
+        let mut found: Vec<(u64, FoundChunk)> = inner
+            .entries
+            .values()
+            .filter(|e| e.state == RecordState::Published)
+            .filter_map(|e| {
+                Some((
+                    e.seq,
+                    FoundChunk {
+                        name: e.name.clone()?,
+                        size: e.size,
+                        uid: e.uid,
+                        mode: e.mode,
+                        created: UNIX_EPOCH + Duration::from_secs(e.created),
+                        xattrs: e.xattrs.clone(),
+                    },
+                ))
+            })
+            .collect();
+        found.sort_by_key(|(seq, _)| *seq);
+        found.into_iter().map(|(_, f)| f).collect()
+    }
+
+    /// `(device offset, length)` of the extent of the chunk named `name`.
+    pub fn extent_of(&self, name: &OsStr) -> Option<(u64, u64)> {
+        let inner = lock(&self.inner);
+        let id = inner.names.get(name)?;
+        inner.extent(*id)
+    }
+}
+
+impl Inner {
+    /// Rebuilds the in-memory index and the free space from the on-device index.
+    fn recover(&mut self, verify_data: bool) -> io::Result<Recovery> {
+        let mut rec = Recovery::default();
+        let uuid = self.header.uuid;
+        let data_start = self.header.data_offset;
+        let data_end = data_start + self.header.data_len;
+        let mut buf = vec![0u8; RECORD_SIZE as usize];
+        for slot in 0..self.header.record_count {
+            let at = self.header.record_offset(slot);
+            self.map.read(at, &mut buf)?;
+            let r = match Record::decode(&buf, &uuid) {
+                Slot::Free => {
+                    self.free_slots.insert(slot);
+                    continue;
+                }
+                Slot::Bad(why) => {
+                    log::warn!(
+                        "devdax pool on {}: dropping index record {slot}: {why}",
+                        self.device.display()
+                    );
+                    rec.damaged_dropped += 1;
+                    self.map.zero(at, RECORD_SIZE)?;
+                    self.free_slots.insert(slot);
+                    continue;
+                }
+                Slot::Used(r) => r,
+            };
+            if r.state == RecordState::Staging {
+                rec.staging_dropped += 1;
+                self.map.zero(at, RECORD_SIZE)?;
+                self.free_slots.insert(slot);
+                continue;
+            }
+            let name = OsString::from_vec(r.name.clone());
+            let sane = !name.is_empty()
+                && !self.names.contains_key(&name)
+                && r.extent_len == self.alloc.round(r.size)
+                && (r.extent_len == 0
+                    || (r.extent_off >= data_start
+                        && r.extent_off.saturating_add(r.extent_len) <= data_end));
+            let reserved =
+                sane && (r.extent_len == 0 || self.alloc.reserve(r.extent_off, r.extent_len));
+            if !reserved {
+                log::warn!(
+                    "devdax pool on {}: dropping index record {slot} (key {:?}): its name or \
+                     extent {}+{} clashes with another chunk or lies outside the data area",
+                    self.device.display(),
+                    name,
+                    r.extent_off,
+                    r.extent_len
+                );
+                rec.damaged_dropped += 1;
+                self.map.zero(at, RECORD_SIZE)?;
+                self.free_slots.insert(slot);
+                continue;
+            }
+            if verify_data && self.map.crc(r.extent_off, r.size)? != r.data_crc {
+                log::warn!(
+                    "devdax pool on {}: dropping chunk {:?}: its data no longer matches the \
+                     checksum taken when it was published",
+                    self.device.display(),
+                    name
+                );
+                rec.data_mismatch += 1;
+                self.alloc.free(r.extent_off, r.extent_len);
+                self.map.zero(at, RECORD_SIZE)?;
+                self.free_slots.insert(slot);
+                continue;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            self.next_seq = self.next_seq.max(r.seq + 1);
+            self.names.insert(name.clone(), id);
+            self.entries.insert(
+                id,
+                Entry {
+                    slot: Some(slot),
+                    name: Some(name),
+                    state: RecordState::Published,
+                    seq: r.seq,
+                    extent_off: r.extent_off,
+                    extent_len: r.extent_len,
+                    size: r.size,
+                    data_crc: r.data_crc,
+                    uid: r.uid,
+                    mode: (r.mode & 0o7777) as u16,
+                    created: r.created,
+                    xattrs: r
+                        .xattrs
+                        .into_iter()
+                        .map(|(n, v)| (OsString::from_vec(n), v))
+                        .collect(),
+                    handles: 0,
+                },
+            );
+            rec.published += 1;
+        }
+        fence(Ordering::SeqCst);
+        Ok(rec)
+    }
+
+    fn entry(&self, id: u64) -> io::Result<&Entry> {
+        self.entries.get(&id).ok_or_else(|| errno(libc::EBADF))
+    }
+
+    fn entry_mut(&mut self, id: u64) -> io::Result<&mut Entry> {
+        self.entries.get_mut(&id).ok_or_else(|| errno(libc::EBADF))
+    }
+
+    /// `(device offset, length)` of chunk `id`'s extent.
+    fn extent(&self, id: u64) -> Option<(u64, u64)> {
+        let e = self.entries.get(&id)?;
+        Some(if e.extent_len == 0 {
+            (0, 0)
+        } else {
+            (self.region_offset + e.extent_off, e.extent_len)
+        })
+    }
+
+    /// Writes chunk `id`'s record to its index slot (if it still has one).
+    fn write_record(&self, id: u64) -> io::Result<()> {
+        let e = self.entry(id)?;
+        let Some(slot) = e.slot else {
+            return Ok(());
+        };
+        let record = Record {
+            state: e.state,
+            seq: e.seq,
+            extent_off: e.extent_off,
+            extent_len: e.extent_len,
+            size: e.size,
+            data_crc: e.data_crc,
+            uid: e.uid,
+            mode: u32::from(e.mode),
+            created: e.created,
+            name: e
+                .name
+                .as_deref()
+                .map(|n| n.as_bytes().to_vec())
+                .unwrap_or_default(),
+            xattrs: e
+                .xattrs
+                .iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
+                .collect(),
+        };
+        let img = record
+            .encode(&self.header.uuid)
+            .ok_or_else(|| errno(libc::ENOSPC))?;
+        // Everything the record describes (the data) must be in place first.
+        fence(Ordering::SeqCst);
+        self.map.write(self.header.record_offset(slot), &img)?;
+        fence(Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Clears chunk `id`'s record and gives its index slot back.
+    fn clear_record(&mut self, id: u64) -> io::Result<()> {
+        let Some(slot) = self.entry_mut(id)?.slot.take() else {
+            return Ok(());
+        };
+        self.map
+            .zero(self.header.record_offset(slot), RECORD_SIZE)?;
+        fence(Ordering::SeqCst);
+        self.free_slots.insert(slot);
+        Ok(())
+    }
+
+    /// Frees chunk `id` once it has neither a name nor a handle.
+    fn drop_if_unused(&mut self, id: u64) {
+        let unused = self
+            .entries
+            .get(&id)
+            .is_some_and(|e| e.name.is_none() && e.handles == 0);
+        if unused {
+            if let Some(e) = self.entries.remove(&id) {
+                self.alloc.free(e.extent_off, e.extent_len);
+            }
+        }
+    }
+
+    /// Sets chunk `id`'s size. Bytes of the extent past the size are kept zero,
+    /// so a grown chunk reads zeros there and never another chunk's old data.
+    fn set_len(&mut self, id: u64, new: u64) -> io::Result<()> {
+        let (off, ext, size) = {
+            let e = self.entry(id)?;
+            (e.extent_off, e.extent_len, e.size)
+        };
+        if new == size {
+            return Ok(());
+        }
+        let new_ext = self.alloc.round(new);
+        if new_ext > self.header.data_len {
+            return Err(errno(libc::ENOSPC));
+        }
+        let new_off = if new_ext == ext {
+            if new < size {
+                self.map.zero(off + new, size - new)?;
+            }
+            off
+        } else if new_ext < ext {
+            self.map.zero(off + new, new_ext - new)?;
+            self.alloc.free(off + new_ext, ext - new_ext);
+            if new_ext == 0 {
+                0
+            } else {
+                off
+            }
+        } else if ext > 0 && self.alloc.grow_in_place(off, ext, new_ext) {
+            self.map.zero(off + ext, new_ext - ext)?;
+            off
+        } else {
+            let to = self
+                .alloc
+                .alloc(new_ext)
+                .ok_or_else(|| errno(libc::ENOSPC))?;
+            let moved = (|| {
+                self.map.copy_within(off, to, size)?;
+                self.map.zero(to + size, new_ext - size)
+            })();
+            if let Err(e) = moved {
+                self.alloc.free(to, new_ext);
+                return Err(e);
+            }
+            self.alloc.free(off, ext);
+            to
+        };
+        {
+            let e = self.entry_mut(id)?;
+            e.extent_off = new_off;
+            e.extent_len = new_ext;
+            e.size = new;
+        }
+        self.write_record(id)
+    }
+}
+
+impl ChunkHandle {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    /// The chunk's size in bytes.
+    pub fn len(&self) -> io::Result<u64> {
+        Ok(self.lock().entry(self.id)?.size)
+    }
+
+    /// Resizes the chunk (allocating, growing or shrinking its extent); `ENOSPC`
+    /// when the data area has no free extent that long.
+    pub fn set_len(&self, size: u64) -> io::Result<()> {
+        self.lock().set_len(self.id, size)
+    }
+
+    /// Reads from `offset`; returns fewer bytes (0 at or past the end) at the end.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let inner = self.lock();
+        let e = inner.entry(self.id)?;
+        if offset >= e.size {
+            return Ok(0);
+        }
+        let n = (e.size - offset).min(buf.len() as u64) as usize;
+        inner.map.read(e.extent_off + offset, &mut buf[..n])?;
+        Ok(n)
+    }
+
+    /// Writes `data` at `offset`, growing the chunk if it ends past the size.
+    pub fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        let mut inner = self.lock();
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| errno(libc::EFBIG))?;
+        if end > inner.entry(self.id)?.size {
+            inner.set_len(self.id, end)?;
+        }
+        let off = inner.entry(self.id)?.extent_off;
+        inner.map.write(off + offset, data)
+    }
+
+    /// Sets the permission bits recorded for the chunk.
+    pub fn set_mode(&self, mode: u16) -> io::Result<()> {
+        let mut inner = self.lock();
+        inner.entry_mut(self.id)?.mode = mode;
+        inner.write_record(self.id)
+    }
+
+    /// Sets (or with `None` removes) one of the writer's `user.*` xattrs; `ENOSPC`
+    /// when the record has no room for it.
+    pub fn set_xattr(&self, name: &OsStr, value: Option<&[u8]>) -> io::Result<()> {
+        let mut inner = self.lock();
+        let e = inner.entry_mut(self.id)?;
+        let mut xattrs = e.xattrs.clone();
+        xattrs.retain(|(n, _)| n != name);
+        if let Some(v) = value {
+            xattrs.push((name.to_os_string(), v.to_vec()));
+        }
+        if xattr_bytes(xattrs.iter().map(|(n, v)| (n.as_bytes(), &v[..]))) > XATTR_SPACE {
+            return Err(errno(libc::ENOSPC));
+        }
+        let old = std::mem::replace(&mut e.xattrs, xattrs);
+        if let Err(err) = inner.write_record(self.id) {
+            if let Ok(e) = inner.entry_mut(self.id) {
+                e.xattrs = old;
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// `(device offset, length)` of the chunk's extent (`(0, 0)` while it has none).
+    pub fn extent(&self) -> (u64, u64) {
+        self.lock().extent(self.id).unwrap_or((0, 0))
+    }
+}
+
+impl Drop for ChunkHandle {
+    fn drop(&mut self) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.entries.get_mut(&self.id) {
+            e.handles = e.handles.saturating_sub(1);
+        }
+        inner.drop_if_unused(self.id);
+    }
+}

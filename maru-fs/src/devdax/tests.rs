@@ -1,0 +1,432 @@
+//! Devdax pool tests on a stand-in for the device: a sparse file on tmpfs
+//! (`/dev/shm`) sized from the `dax0.0` of a captured sysfs tree (QEMU 10, Linux
+//! 6.12, a CXL RAM region in devdax mode), mapped and used exactly like the device.
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::layout::{RECORD_SIZE, SLOT_SIZE};
+use super::*;
+
+const MIB: u64 = 1 << 20;
+
+/// `shared/` beside the repository (as in CI), or `$MARU_SHARED_DIR`.
+fn shared_dir() -> PathBuf {
+    match std::env::var_os("MARU_SHARED_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+    }
+}
+
+/// Size and alignment of `dax0.0` in the captured devdax snapshot, read through
+/// [`Geometry::from_sysfs`] from the extracted tree.
+fn fixture_geometry() -> Geometry {
+    static GEO: OnceLock<Geometry> = OnceLock::new();
+    *GEO.get_or_init(|| {
+        let tarball =
+            shared_dir().join("fixtures/sysfs/qemu10.0-linux6.12-ram/2-ram-region-devdax.tar.gz");
+        assert!(
+            tarball.is_file(),
+            "sysfs fixture {} not found: the devdax tests need shared/fixtures beside the \
+             repository, or MARU_SHARED_DIR pointing at shared/",
+            tarball.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar could not extract {}", tarball.display());
+        Geometry::from_sysfs(&dir.path().join("root/sys/bus/dax/devices/dax0.0")).unwrap()
+    })
+}
+
+/// A stand-in device: a sparse file on tmpfs with the sysfs attributes beside it.
+struct Dev {
+    dir: tempfile::TempDir,
+    cfg: DevdaxConfig,
+}
+
+impl Dev {
+    /// A blank stand-in of `geo`'s size, its `size`/`align` in a sysfs-like directory.
+    fn new(geo: Geometry) -> Dev {
+        let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+        let device = dir.path().join("dax0.0");
+        OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&device)
+            .unwrap()
+            .set_len(geo.size)
+            .unwrap();
+        let sysfs = dir.path().join("sysfs");
+        std::fs::create_dir(&sysfs).unwrap();
+        std::fs::write(sysfs.join("size"), format!("{}\n", geo.size)).unwrap();
+        std::fs::write(sysfs.join("align"), format!("{}\n", geo.align)).unwrap();
+        let mut cfg = DevdaxConfig::new(device);
+        cfg.sysfs_dir = Some(sysfs);
+        Dev { dir, cfg }
+    }
+
+    /// The fixture's dax0.0.
+    fn fixture() -> Dev {
+        Dev::new(fixture_geometry())
+    }
+
+    /// A small device (16 MiB at 2 MiB alignment: 7 data extents).
+    fn small() -> Dev {
+        Dev::new(Geometry {
+            size: 16 * MIB,
+            align: 2 * MIB,
+        })
+    }
+
+    fn open(&self) -> Result<DevdaxStore, DevdaxError> {
+        DevdaxStore::open(&self.cfg)
+    }
+
+    fn poke(&self, at: u64, bytes: &[u8]) {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&self.cfg.device)
+            .unwrap();
+        f.write_all_at(bytes, at).unwrap();
+    }
+
+    fn peek(&self, at: u64, n: usize) -> Vec<u8> {
+        let f = std::fs::File::open(&self.cfg.device).unwrap();
+        let mut buf = vec![0; n];
+        f.read_exact_at(&mut buf, at).unwrap();
+        buf
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap()
+}
+
+/// Writes, publishes and returns the data of chunk `key` (`len` bytes).
+fn publish(store: &DevdaxStore, key: &str, len: usize, seed: u8) -> Vec<u8> {
+    let stage = format!(".stage-{key}");
+    let h = store.create(OsStr::new(&stage), 1000, 0o640).unwrap();
+    h.set_len(len as u64).unwrap();
+    let data = pattern(len, seed);
+    h.write_all_at(&data, 0).unwrap();
+    store
+        .rename_noreplace(OsStr::new(&stage), OsStr::new(key))
+        .unwrap();
+    data
+}
+
+fn read_all(store: &DevdaxStore, key: &str) -> Vec<u8> {
+    let h = store.open_chunk(OsStr::new(key)).unwrap();
+    let mut buf = vec![0; h.len().unwrap() as usize];
+    assert_eq!(h.read_at(&mut buf, 0).unwrap(), buf.len());
+    buf
+}
+
+#[test]
+fn fixture_geometry_is_the_captured_dax_device() {
+    let geo = fixture_geometry();
+    assert_eq!(geo.size, 256 * MIB);
+    assert_eq!(geo.align, 2 * MIB);
+}
+
+#[test]
+fn blank_range_is_formatted_only_when_allowed() {
+    let mut dev = Dev::fixture();
+    dev.cfg.format = FormatPolicy::Never;
+    let err = dev.open().unwrap_err();
+    assert!(matches!(err, DevdaxError::Blank { .. }), "{err}");
+    assert!(err.to_string().contains("format"), "{err}");
+    dev.cfg.format = FormatPolicy::IfBlank;
+    let store = dev.open().unwrap();
+    assert_eq!(store.data_len(), 254 * MIB);
+    assert_eq!(store.recovery(), Recovery::default());
+    assert_eq!(&dev.peek(0, 8), b"MARUDAX\0");
+}
+
+#[test]
+fn restart_recovers_published_chunks_and_drops_staging() {
+    let dev = Dev::fixture();
+    let (a, b, extent_b, xattr);
+    {
+        let store = dev.open().unwrap();
+        a = publish(&store, "a", 3 * MIB as usize + 17, 1);
+        b = publish(&store, "b", 4096, 2);
+        extent_b = store.extent_of(OsStr::new("b")).unwrap();
+        // A writer's xattr on a staging chunk survives with it.
+        let h = store.create(OsStr::new(".stage-c"), 7, 0o600).unwrap();
+        h.set_len(MIB).unwrap();
+        h.set_xattr(OsStr::new("user.maru.key"), Some(b"c/long key"))
+            .unwrap();
+        store
+            .rename_noreplace(OsStr::new(".stage-c"), OsStr::new("c"))
+            .unwrap();
+        xattr = b"c/long key".to_vec();
+        // Left staging: must be dropped at restart, its extent freed.
+        let s = store.create(OsStr::new(".stage-x"), 1000, 0o600).unwrap();
+        s.set_len(8 * MIB).unwrap();
+        std::mem::forget(s);
+    }
+    let store = dev.open().unwrap();
+    assert_eq!(
+        store.recovery(),
+        Recovery {
+            published: 3,
+            staging_dropped: 1,
+            damaged_dropped: 0,
+            data_mismatch: 0,
+        }
+    );
+    let found = store.published();
+    let names: Vec<_> = found.iter().map(|f| f.name.to_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b", "c"], "in publish order");
+    assert_eq!(found[0].uid, 1000);
+    assert_eq!(found[0].mode, 0o640);
+    assert_eq!(found[0].size, a.len() as u64);
+    assert_eq!(found[2].xattrs, vec![("user.maru.key".into(), xattr)]);
+    assert_eq!(read_all(&store, "a"), a);
+    assert_eq!(read_all(&store, "b"), b);
+    assert_eq!(store.extent_of(OsStr::new("b")), Some(extent_b));
+    assert!(store.open_chunk(OsStr::new(".stage-x")).is_err());
+    // Everything but a (2 extents), b and c (1 each) is free again: 254 - 8 MiB.
+    let h = store.create(OsStr::new(".big"), 0, 0o600).unwrap();
+    h.set_len(246 * MIB).unwrap();
+    assert_eq!(
+        errno_of(&h.set_len(246 * MIB + 1).unwrap_err()),
+        libc::ENOSPC
+    );
+}
+
+#[test]
+fn restart_on_another_mapping_of_the_same_range_sees_the_same_bytes() {
+    // A second pool at a byte offset of the same device: its own header and index.
+    let mut dev = Dev::fixture();
+    dev.cfg.offset = 128 * MIB;
+    dev.cfg.len = Some(64 * MIB);
+    let data = {
+        let store = dev.open().unwrap();
+        publish(&store, "k", 100_000, 9)
+    };
+    let (off, len) = {
+        let store = dev.open().unwrap();
+        assert_eq!(read_all(&store, "k"), data);
+        store.extent_of(OsStr::new("k")).unwrap()
+    };
+    assert!(off >= 128 * MIB && off + len <= 192 * MIB);
+    assert_eq!(off % (2 * MIB), 0);
+    assert_eq!(len, 2 * MIB);
+    // The device itself holds the chunk at the advertised extent.
+    assert_eq!(dev.peek(off, data.len()), data);
+    assert_eq!(
+        dev.peek(0, 8),
+        vec![0; 8],
+        "the range before the pool is untouched"
+    );
+}
+
+#[test]
+fn corrupt_header_is_refused_and_left_untouched() {
+    let dev = Dev::fixture();
+    drop(dev.open().unwrap());
+    // Damage both copies (one bit each): the checksums no longer match.
+    for slot in 0..2 {
+        let at = slot * SLOT_SIZE + 40;
+        let mut b = dev.peek(at, 1);
+        b[0] ^= 0x01;
+        dev.poke(at, &b);
+    }
+    let before = dev.peek(0, (2 * SLOT_SIZE + RECORD_SIZE) as usize);
+    let err = dev.open().unwrap_err();
+    assert!(matches!(err, DevdaxError::Corrupt { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("corrupt"), "{msg}");
+    assert!(msg.contains("refusing to mount"), "{msg}");
+    assert!(msg.contains("checksum mismatch"), "{msg}");
+    assert!(msg.contains(&dev.cfg.device.display().to_string()), "{msg}");
+    assert_eq!(dev.peek(0, before.len()), before, "nothing was written");
+    // The explicit format is the only way back.
+    format(&dev.cfg).unwrap();
+    let store = dev.open().unwrap();
+    assert!(store.published().is_empty());
+}
+
+#[test]
+fn foreign_data_is_not_formatted_over() {
+    let dev = Dev::small();
+    dev.poke(0, b"some other filesystem's superblock");
+    let err = dev.open().unwrap_err();
+    assert!(matches!(err, DevdaxError::NotAPool { .. }), "{err}");
+    assert_eq!(&dev.peek(0, 4), b"some");
+}
+
+#[test]
+fn one_torn_header_copy_falls_back_to_the_other() {
+    let dev = Dev::small();
+    let data = {
+        let store = dev.open().unwrap();
+        publish(&store, "k", 5000, 3)
+    };
+    // Which copy is newest: the open wrote generation 3 into copy 1.
+    let newest = 1;
+    dev.poke(newest * SLOT_SIZE + 100, &[0xFF; 8]);
+    let store = dev.open().unwrap();
+    assert_eq!(read_all(&store, "k"), data);
+}
+
+#[test]
+fn config_that_disagrees_with_the_header_is_refused() {
+    let mut dev = Dev::small();
+    drop(dev.open().unwrap());
+    dev.cfg.len = Some(8 * MIB);
+    let err = dev.open().unwrap_err();
+    assert!(matches!(err, DevdaxError::Mismatch { .. }), "{err}");
+    dev.cfg.len = Some(3 * MIB);
+    assert!(matches!(dev.open().unwrap_err(), DevdaxError::Range { .. }));
+    dev.cfg.len = None;
+    dev.cfg.offset = MIB;
+    assert!(matches!(dev.open().unwrap_err(), DevdaxError::Range { .. }));
+}
+
+#[test]
+fn data_checksum_catches_changed_chunks() {
+    let mut dev = Dev::small();
+    let (off, _) = {
+        let store = dev.open().unwrap();
+        publish(&store, "good", 10_000, 1);
+        publish(&store, "bad", 10_000, 2);
+        store.extent_of(OsStr::new("bad")).unwrap()
+    };
+    dev.poke(off + 1234, b"X");
+    dev.cfg.verify_data = false;
+    assert_eq!(dev.open().unwrap().recovery().published, 2);
+    dev.cfg.verify_data = true;
+    let store = dev.open().unwrap();
+    assert_eq!(store.recovery().published, 1);
+    assert_eq!(store.recovery().data_mismatch, 1);
+    assert_eq!(read_all(&store, "good"), pattern(10_000, 1));
+    assert!(store.open_chunk(OsStr::new("bad")).is_err());
+}
+
+#[test]
+fn damaged_record_is_dropped() {
+    let dev = Dev::small();
+    {
+        let store = dev.open().unwrap();
+        publish(&store, "a", 100, 1);
+        publish(&store, "b", 100, 2);
+    }
+    // Record slots are taken in order: "b" is in slot 1 (its staging record was).
+    dev.poke(2 * SLOT_SIZE + RECORD_SIZE + 200, b"torn");
+    let store = dev.open().unwrap();
+    assert_eq!(store.recovery().published, 1);
+    assert_eq!(store.recovery().damaged_dropped, 1);
+    assert!(store.open_chunk(OsStr::new("a")).is_ok());
+}
+
+#[test]
+fn space_runs_out_with_enospc_and_comes_back() {
+    let dev = Dev::small();
+    let store = dev.open().unwrap();
+    assert_eq!(store.data_len(), 14 * MIB);
+    let mut held = Vec::new();
+    for i in 0..7 {
+        let name = format!(".s{i}");
+        let h = store.create(OsStr::new(&name), 0, 0o600).unwrap();
+        h.set_len(2 * MIB).unwrap();
+        held.push((name, h));
+    }
+    let h = store.create(OsStr::new(".one-more"), 0, 0o600).unwrap();
+    assert_eq!(errno_of(&h.set_len(1).unwrap_err()), libc::ENOSPC);
+    assert_eq!(
+        errno_of(&h.write_all_at(b"x", 0).unwrap_err()),
+        libc::ENOSPC
+    );
+    // Removing an open chunk keeps its extent until its last handle goes.
+    let (name, victim) = held.pop().unwrap();
+    store.remove(OsStr::new(&name)).unwrap();
+    assert_eq!(errno_of(&h.set_len(1).unwrap_err()), libc::ENOSPC);
+    drop(victim);
+    h.set_len(1).unwrap();
+}
+
+#[test]
+fn growing_keeps_data_and_reads_zeros_past_the_old_end() {
+    let dev = Dev::small();
+    let store = dev.open().unwrap();
+    // Dirty an extent, free it, and make sure the next chunk there reads zeros.
+    let d = store.create(OsStr::new(".dirty"), 0, 0o600).unwrap();
+    d.write_all_at(&[0xEE; 4096], 0).unwrap();
+    d.set_len(2 * MIB).unwrap();
+    store.remove(OsStr::new(".dirty")).unwrap();
+    drop(d);
+    let a = store.create(OsStr::new(".a"), 0, 0o600).unwrap();
+    let b = store.create(OsStr::new(".b"), 0, 0o600).unwrap();
+    a.write_all_at(b"hello", 0).unwrap();
+    b.set_len(MIB).unwrap(); // right after a: a cannot grow in place
+    let (a_off, _) = a.extent();
+    a.set_len(5 * MIB).unwrap();
+    let (a_off2, a_len2) = a.extent();
+    assert_ne!(a_off, a_off2, "a was moved");
+    assert_eq!(a_len2, 6 * MIB);
+    let mut buf = vec![1u8; 5 * MIB as usize];
+    assert_eq!(a.read_at(&mut buf, 0).unwrap(), buf.len());
+    assert_eq!(&buf[..5], b"hello");
+    assert!(buf[5..].iter().all(|&x| x == 0));
+    // Shrinking zeroes what was cut off, so growing again shows zeros.
+    a.set_len(2).unwrap();
+    a.set_len(5).unwrap();
+    let mut small = [9u8; 8];
+    assert_eq!(a.read_at(&mut small, 0).unwrap(), 5);
+    assert_eq!(&small[..5], b"he\0\0\0");
+    let mut buf = vec![1u8; 4096];
+    b.read_at(&mut buf, 0).unwrap();
+    assert!(buf.iter().all(|&x| x == 0), "b reads zeros, not old data");
+}
+
+#[test]
+fn publish_is_first_writer_wins_and_names_are_unique() {
+    let dev = Dev::small();
+    let store = dev.open().unwrap();
+    publish(&store, "k", 10, 1);
+    let _h = store.create(OsStr::new(".late"), 0, 0o600).unwrap();
+    let err = store
+        .rename_noreplace(OsStr::new(".late"), OsStr::new("k"))
+        .unwrap_err();
+    assert_eq!(errno_of(&err), libc::EEXIST);
+    assert_eq!(
+        errno_of(&store.create(OsStr::new(".late"), 0, 0o600).unwrap_err()),
+        libc::EEXIST
+    );
+}
+
+#[test]
+fn index_full_gives_enospc() {
+    let dev = Dev::small();
+    let store = dev.open().unwrap();
+    // 16 records; empty chunks take a record but no extent.
+    let held: Vec<_> = (0..16)
+        .map(|i| {
+            store
+                .create(OsStr::new(&format!(".e{i}")), 0, 0o600)
+                .unwrap()
+        })
+        .collect();
+    let err = store.create(OsStr::new(".e16"), 0, 0o600).unwrap_err();
+    assert_eq!(errno_of(&err), libc::ENOSPC);
+    drop(held);
+}
