@@ -77,7 +77,11 @@ impl Plan {
             let max = p
                 .max_chunk_size
                 .map_or_else(|| "the pool size".to_string(), human);
-            let _ = writeln!(s, "  eviction: {:?}, largest chunk: {max}", p.eviction);
+            let eviction = match p.eviction {
+                Eviction::Lru => "lru (least recently used unpinned chunks make room)",
+                Eviction::None => "none (a full pool answers ENOSPC)",
+            };
+            let _ = writeln!(s, "  eviction: {eviction}, largest chunk: {max}");
             if let Some(d) = &p.reconfigure_devdax {
                 let _ = writeln!(
                     s,

@@ -138,3 +138,46 @@ fn plan_shows_sizes_nodes_and_backing() {
     assert!(plan.contains("path:     /mnt/kv/cxl"), "{plan}");
     assert!(plan.contains("mode 0770"), "{plan}");
 }
+
+#[test]
+fn movable_memory_is_reported_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sysfs = snapshot(SNAPSHOT, tmp.path());
+    // the same host, but node 1's two blocks onlined as ZONE_MOVABLE (a common default)
+    for block in ["memory114", "memory115"] {
+        let zones = sysfs
+            .join("devices/system/memory")
+            .join(block)
+            .join("valid_zones");
+        std::fs::write(zones, "Movable\n").unwrap();
+    }
+    let cfg = tmp.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "pools:\n  - {name: kv, source: {numa: {node: 1}}, size: 64MiB}\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "--sysfs-root"])
+        .arg(&sysfs)
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        plan.contains(
+            "warning: pool `kv`: 2 of node 1's 2 online memory blocks are in ZONE_MOVABLE"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("daxctl reconfigure-device --mode=system-ram --no-movable dax0.0"),
+        "{plan}"
+    );
+    assert!(plan.contains("reconfigure_devdax: dax0.0"), "{plan}");
+}
