@@ -88,6 +88,18 @@ int maru_pool_open(const char *path, maru_pool **out);
  */
 void maru_pool_close(maru_pool *pool);
 
+/**
+ * Keeps up to `max_views` released views of this pool mapped (least recently
+ * used dropped first), so getting the same key again costs one stat and
+ * returns the same mapping, already CUDA-registered if it was before.
+ * Published chunks are immutable and the chunk's inode is checked on every
+ * hit, so a removed and republished key is never served stale. Cached
+ * mappings keep their chunks pinned (not evictable); maru_remove() drops the
+ * key's entry. 0 (the default) disables the cache and drops its entries.
+ * Returns 0, or -EINVAL for a NULL pool.
+ */
+int maru_pool_set_view_cache(maru_pool *pool, size_t max_views);
+
 /* ------------------------------------------------------------------ */
 /* Staging chunks (writer side)                                         */
 /* ------------------------------------------------------------------ */
@@ -295,8 +307,11 @@ int maru_cuda_available(void);
 /**
  * Registers the view's mapping with CUDA (cuMemHostRegister with
  * CU_MEMHOSTREGISTER_READ_ONLY | PORTABLE) so GPUs can DMA from it.
- * Idempotent: a view registers once; repeating the call is free. The view is
- * unregistered on maru_view_cuda_unregister or release.
+ * Idempotent: a mapping registers once; repeating the call is free, and a
+ * view served again from the pool's view cache is already registered. The
+ * mapping is unregistered when its last view (and cache entry) is released,
+ * or by maru_view_cuda_unregister, which fails with -EBUSY while other views
+ * or the view cache share the mapping.
  * Errors: -ENOTSUP (library built without the `cuda` feature), -ENODEV (no
  * CUDA driver or no device), -EIO (the driver refused; see message).
  */

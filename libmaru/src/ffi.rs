@@ -168,6 +168,17 @@ pub unsafe extern "C" fn maru_pool_close(pool: *mut MaruPool) {
     }
 }
 
+/// Sets the pool's view cache bound (0 disables it).
+///
+/// # Safety
+/// `pool` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn maru_pool_set_view_cache(pool: *mut MaruPool, max_views: usize) -> c_int {
+    let pool = handle!(pool, "pool");
+    pool.0.set_view_cache(max_views);
+    0
+}
+
 /// Creates a staging chunk.
 ///
 /// # Safety

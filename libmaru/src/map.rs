@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Size of a PMD (transparent huge page) on x86-64 and arm64 with 4 KiB pages.
 pub const HUGE_PAGE: usize = 2 << 20;
@@ -24,7 +25,7 @@ pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     access: Access,
-    locked: bool,
+    locked: AtomicBool,
 }
 
 // SAFETY: a Mapping is a plain address range owned by this value; the pages are
@@ -76,7 +77,7 @@ impl Mapping {
             })?,
             len,
             access,
-            locked: false,
+            locked: AtomicBool::new(false),
         };
         map.populate()
             .map_err(|e| Error::os("pre-fault", object, e))?;
@@ -147,28 +148,28 @@ impl Mapping {
     }
 
     /// Locks the pages in RAM (mlock). Idempotent.
-    pub fn lock(&mut self, object: &str) -> Result<()> {
-        if self.locked {
+    pub fn lock(&self, object: &str) -> Result<()> {
+        if self.locked.load(Ordering::Acquire) {
             return Ok(());
         }
         // SAFETY: the range is exactly this mapping.
         if unsafe { libc::mlock(self.ptr.as_ptr().cast(), self.len) } != 0 {
             return Err(Error::last_os("mlock", object));
         }
-        self.locked = true;
+        self.locked.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Unlocks the pages (munlock). Idempotent.
-    pub fn unlock(&mut self, object: &str) -> Result<()> {
-        if !self.locked {
+    pub fn unlock(&self, object: &str) -> Result<()> {
+        if !self.locked.load(Ordering::Acquire) {
             return Ok(());
         }
         // SAFETY: the range is exactly this mapping.
         if unsafe { libc::munlock(self.ptr.as_ptr().cast(), self.len) } != 0 {
             return Err(Error::last_os("munlock", object));
         }
-        self.locked = false;
+        self.locked.store(false, Ordering::Release);
         Ok(())
     }
 }

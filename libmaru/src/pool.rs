@@ -5,14 +5,14 @@ use crate::chunk::Chunk;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName, Unescaped};
 use crate::map::{Access, Mapping};
-use crate::view::View;
+use crate::view::{Mapped, View, ViewCache};
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Process-wide counter for staging names (`.stage-<pid>-<n>`).
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -76,10 +76,12 @@ pub enum Publish {
     AlreadyExists,
 }
 
-/// An open pool directory. Cheap to clone; chunks and views keep it alive.
+/// An open pool directory. Cheap to clone (clones share the view cache);
+/// chunks and views keep what they need alive.
 #[derive(Clone)]
 pub struct Pool {
     dir: Arc<PoolDir>,
+    cache: Arc<Mutex<ViewCache>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -120,7 +122,29 @@ impl Pool {
                 dir: unsafe { OwnedFd::from_raw_fd(fd) },
                 path: path.to_path_buf(),
             }),
+            cache: Arc::new(Mutex::new(ViewCache::new(0))),
         })
+    }
+
+    fn cache(&self) -> MutexGuard<'_, ViewCache> {
+        // The cache stays consistent even if a holder panicked.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps up to `max_views` released views mapped (LRU), so getting the same
+    /// key again costs one stat and returns the same, already CUDA-registered
+    /// mapping. Chunks are immutable once published, and the chunk's inode
+    /// number is checked on every hit, so a removed and republished key is never
+    /// served stale. Cached mappings keep their chunks pinned (not evictable);
+    /// removing a key through this pool drops its entry. 0 (the default)
+    /// disables the cache and drops what it holds.
+    pub fn set_view_cache(&self, max_views: usize) {
+        self.cache().set_capacity(max_views);
+    }
+
+    /// Number of mappings the view cache holds now.
+    pub fn cached_views(&self) -> usize {
+        self.cache().len()
     }
 
     /// The pool directory's path.
@@ -197,6 +221,15 @@ impl Pool {
     }
 
     fn get_name(&self, key: &[u8], name: &KeyName) -> Result<Option<View>> {
+        if self.cache().enabled() {
+            let Some(ino) = self.stat_ino(name)? else {
+                self.cache().remove(name.as_bytes());
+                return Ok(None);
+            };
+            if let Some(m) = self.cache().get(name.as_bytes(), ino) {
+                return Ok(Some(View::new(m)));
+            }
+        }
         // SAFETY: valid dir fd and NUL-terminated name; result checked.
         let fd = unsafe {
             libc::openat(
@@ -226,7 +259,33 @@ impl Pool {
         let size = usize::try_from(st.st_size).unwrap_or(0);
         let object = self.key_object(name);
         let map = Mapping::new(fd.as_fd(), size, Access::ReadOnly, &object)?;
-        Ok(Some(View::new(map, fd, object)))
+        let mapped = Arc::new(Mapped::new(map, fd, st.st_ino, object));
+        self.cache().insert(name.as_bytes(), mapped.clone());
+        Ok(Some(View::new(mapped)))
+    }
+
+    /// The inode number `name` refers to, or `None` if absent (one cached stat).
+    fn stat_ino(&self, name: &KeyName) -> Result<Option<u64>> {
+        // SAFETY: an all-zero statx is a valid value; statx fills it.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: valid dir fd, NUL-terminated name and out pointer.
+        let rc = unsafe {
+            libc::statx(
+                self.dir.fd().as_raw_fd(),
+                name.as_cstr().as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
+                libc::STATX_INO,
+                &mut stx,
+            )
+        };
+        if rc == 0 {
+            return Ok(Some(stx.stx_ino));
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(None);
+        }
+        Err(Error::os("look up", self.key_object(name), err))
     }
 
     /// Whether the file named for a long key really holds `key` (its xattr).
@@ -263,33 +322,14 @@ impl Pool {
     }
 
     fn contains_name(&self, name: &KeyName) -> Result<bool> {
-        // SAFETY: an all-zero statx is a valid value; statx fills it.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: valid dir fd, NUL-terminated name and out pointer. Mask 0 with
-        // AT_STATX_DONT_SYNC: existence only, no attribute refresh from the fs.
-        let rc = unsafe {
-            libc::statx(
-                self.dir.fd().as_raw_fd(),
-                name.as_cstr().as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
-                0,
-                &mut stx,
-            )
-        };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ENOENT) {
-            return Ok(false);
-        }
-        Err(Error::os("look up", self.key_object(name), err))
+        Ok(self.stat_ino(name)?.is_some())
     }
 
     /// Removes `key` from the pool. Returns false if there was no such key.
     /// Processes that map the chunk keep their mapping.
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
         let name = KeyName::new(key)?;
+        self.cache().remove(name.as_bytes());
         match self.dir.unlink(name.as_cstr()) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),

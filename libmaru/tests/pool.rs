@@ -256,7 +256,7 @@ fn pinning_with_mlock_and_io_uring() {
             .unwrap_or_else(|e| panic!("{kind:?}: io_uring long-term pin of a chunk: {e}"));
         pin.unpin().unwrap();
         c.publish(b"pinned").unwrap();
-        let mut v = pool.get(b"pinned").unwrap().unwrap();
+        let v = pool.get(b"pinned").unwrap().unwrap();
         v.mlock().unwrap();
         v.prefault().unwrap();
         v.munlock().unwrap();
@@ -275,7 +275,7 @@ fn cuda_registration_reports_clearly_without_a_driver() {
     let pool = Pool::open(&fx.pool).unwrap();
     let mut c = pool.create(1 << 20).unwrap();
     c.publish(b"g").unwrap();
-    let mut v = pool.get(b"g").unwrap().unwrap();
+    let v = pool.get(b"g").unwrap().unwrap();
     match maru::cuda_available() {
         Ok(()) => {
             v.cuda_register().unwrap();
@@ -473,4 +473,65 @@ fn views_and_chunks_hold_the_pools_pin_until_dropped() {
     assert!(b.as_slice().iter().all(|&x| x == 0));
     drop(b);
     wait_pins(&fx, "p", "0");
+}
+
+#[test]
+fn the_view_cache_reuses_mappings_and_never_serves_stale_chunks() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        put(&pool, b"c/1", 4 << 20, 1);
+        put(&pool, b"c/2", 8192, 2);
+        put(&pool, b"c/3", 8192, 3);
+        // Disabled by default: every get maps anew.
+        let a = pool.get(b"c/1").unwrap().unwrap();
+        assert_eq!(pool.cached_views(), 0);
+        drop(a);
+
+        pool.set_view_cache(2);
+        let a = pool.get(b"c/1").unwrap().unwrap();
+        let ptr = a.as_ptr();
+        drop(a);
+        assert_eq!(pool.cached_views(), 1);
+        let b = pool.get(b"c/1").unwrap().unwrap();
+        assert_eq!(b.as_ptr(), ptr, "{kind:?}: served from the cache");
+        assert!(check(b.as_slice(), 1));
+        // LRU bound: c/2 then c/3 push out c/1 (least recently used).
+        drop(pool.get(b"c/2").unwrap());
+        drop(pool.get(b"c/3").unwrap());
+        assert_eq!(pool.cached_views(), 2);
+        // b still maps c/1 although it left the cache.
+        assert!(check(b.as_slice(), 1));
+        drop(b);
+
+        // Removed through another handle and republished with other bytes: the
+        // inode check refuses the cached mapping.
+        assert!(check(pool.get(b"c/3").unwrap().unwrap().as_slice(), 3));
+        let other = Pool::open(&fx.pool).unwrap();
+        assert!(other.remove(b"c/3").unwrap());
+        assert!(pool.get(b"c/3").unwrap().is_none(), "{kind:?}: removed key");
+        put(&other, b"c/3", 8192, 30);
+        assert!(
+            check(pool.get(b"c/3").unwrap().unwrap().as_slice(), 30),
+            "{kind:?}"
+        );
+        // Removing through the pool drops the entry at once.
+        assert!(pool.remove(b"c/3").unwrap());
+        assert!(pool.get(b"c/3").unwrap().is_none());
+
+        pool.set_view_cache(0);
+        assert_eq!(pool.cached_views(), 0);
+    }
+}
+
+#[test]
+fn cached_views_keep_their_chunk_pinned_until_dropped_from_the_cache() {
+    let fx = Fixture::new(Kind::MaruFs, 0o777);
+    let pool = Pool::open(&fx.pool).unwrap();
+    put(&pool, b"q", 8192, 1);
+    pool.set_view_cache(8);
+    drop(pool.get(b"q").unwrap().unwrap());
+    wait_pins(&fx, "q", "1");
+    pool.set_view_cache(0);
+    wait_pins(&fx, "q", "0");
 }

@@ -205,6 +205,18 @@ int main(int argc, char **argv) {
     memset(big, 'x', sizeof big);
     CHECK(maru_key_escape(big, sizeof big, name, sizeof name) == -ENAMETOOLONG);
 
+    /* View cache: a repeated get returns the same mapping. */
+    CHECK(maru_pool_set_view_cache(pool, 4) == 0);
+    CHECK(maru_pool_set_view_cache(NULL, 4) == -EINVAL);
+    maru_view *c1 = NULL, *c2 = NULL;
+    const void *p1 = NULL, *p2 = NULL;
+    CHECK(maru_get(pool, "tok/1", 5, &c1, &p1, NULL) == 0);
+    maru_view_release(c1);
+    CHECK(maru_get(pool, "tok/1", 5, &c2, &p2, NULL) == 0);
+    CHECK(p1 == p2 && holds(p2, 4096, 1));
+    maru_view_release(c2);
+    CHECK(maru_pool_set_view_cache(pool, 0) == 0);
+
     /* Removal: mapped views survive it. */
     CHECK(maru_remove(pool, key, strlen(key)) == 0);
     CHECK(maru_contains(pool, key, strlen(key)) == 0);
