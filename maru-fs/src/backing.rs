@@ -292,6 +292,19 @@ impl DirStore {
     }
 }
 
+/// Allocates and zeroes the pages of `offset..offset + length` of a chunk file
+/// (`mode` as for fallocate(2); the caller has checked it).
+pub(crate) fn allocate(file: &File, mode: i32, offset: u64, length: u64) -> io::Result<()> {
+    let too_big = || io::Error::from_raw_os_error(libc::EFBIG);
+    nix::fcntl::fallocate(
+        file,
+        nix::fcntl::FallocateFlags::from_bits_truncate(mode),
+        i64::try_from(offset).map_err(|_| too_big())?,
+        i64::try_from(length).map_err(|_| too_big())?,
+    )?;
+    Ok(())
+}
+
 fn c_name(name: &OsStr) -> io::Result<CString> {
     CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

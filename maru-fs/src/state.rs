@@ -81,7 +81,7 @@ pub(crate) struct Chunk {
     /// Open FUSE handles: the pins.
     opens: u32,
     /// The backing file, open while any handle is.
-    file: Option<File>,
+    file: Option<Arc<File>>,
     /// The passthrough registration shared by every open handle of this chunk.
     backing: Option<Arc<BackingId>>,
     /// References the kernel holds on this inode (lookups minus forgets).
@@ -597,7 +597,7 @@ impl State {
             mode: meta.mode,
             created: meta.created,
             opens: 1,
-            file: Some(file),
+            file: Some(Arc::new(file)),
             backing: backing.clone(),
             nlookup: 1,
             last_used: tick,
@@ -637,7 +637,7 @@ impl State {
                 );
                 errno_of(&e)
             })?;
-            c.file = Some(file);
+            c.file = Some(Arc::new(file));
         }
         if c.backing.is_none() && passthrough && pool.store.passthrough() {
             let opened = match &c.file {
@@ -915,6 +915,51 @@ impl State {
             }
         }
         self.attr(ino)
+    }
+
+    /// First half of `fallocate` on a staging chunk: checks the request and
+    /// charges any growth like `ftruncate` does. The caller then allocates with
+    /// [`crate::backing::allocate`] on the returned file *without* holding the state
+    /// lock (zeroing memory takes time), and calls [`State::undo_growth`] with the
+    /// returned old size if that fails.
+    ///
+    /// A writer that calls `fallocate(fd, 0, 0, size)` instead of `ftruncate` gets
+    /// its size charged and its memory committed in one request: its page faults are
+    /// then cheap, and a full backing tmpfs fails here (ENOSPC) instead of with
+    /// SIGBUS at a page fault.
+    pub fn fallocate_begin(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> Result<(Arc<File>, Option<u64>), Errno> {
+        let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
+        if c.phase == Phase::Published {
+            return Err(Errno::EPERM);
+        }
+        let keep_size = match mode {
+            0 => false,
+            libc::FALLOC_FL_KEEP_SIZE => true,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        let file = c.file.clone().ok_or(Errno::EBADF)?;
+        let end = offset.checked_add(length).ok_or(Errno::EFBIG)?;
+        let old = c.size;
+        if end <= old {
+            return Ok((file, None));
+        }
+        if keep_size {
+            // Memory past the end would be used without being charged.
+            return Err(Errno::EOPNOTSUPP);
+        }
+        self.charge(ino, end)?;
+        Ok((file, Some(old)))
+    }
+
+    /// Returns the charge taken by a `fallocate` that then failed.
+    pub fn undo_growth(&mut self, ino: u64, old: u64) {
+        let _ = self.charge(ino, old);
     }
 
     // ---------------------------------------------------------------- data (non-passthrough)
