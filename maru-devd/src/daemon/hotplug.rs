@@ -4,8 +4,21 @@ use super::events::{Action, DeviceEvent, Event};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::Sender;
 
+/// Where udevd listens; without it there are no udev-processed events to receive.
+const UDEVD_CONTROL: &str = "/run/udev/control";
+
+/// Opens the monitor: events as udevd re-broadcasts them after its rules ran, or, where no
+/// udevd runs (containers, minimal hosts), the kernel's own uevents.
 fn open() -> std::io::Result<udev::MonitorSocket> {
-    udev::MonitorBuilder::new()?
+    let builder = if std::path::Path::new(UDEVD_CONTROL).exists() {
+        udev::MonitorBuilder::new()?
+    } else {
+        log::info!(
+            "udevd is not running ({UDEVD_CONTROL} missing): listening to kernel uevents directly"
+        );
+        udev::MonitorBuilder::new_kernel()?
+    };
+    builder
         .match_subsystem("dax")?
         .match_subsystem("cxl")?
         .match_subsystem("memory")?
