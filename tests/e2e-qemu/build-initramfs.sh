@@ -4,7 +4,7 @@
 # are copied in, found with ldd), the static pfnmap helper and the guest scripts.
 # Adapted from the team's recipe in shared/cxl-qemu/build-initramfs.sh.
 #   env: CACHE (download cache, has kroot/), KVER, OUT (initrd path), BINS (host binaries to
-#        put in /usr/bin, space separated), PFNMAP (static helper)
+#        put in /usr/bin, space separated), PFNMAP (static helper), PFNSTOP (LD_PRELOAD shim)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${CACHE:-$HERE/.cache}
@@ -14,6 +14,7 @@ STAGE=$CACHE/initramfs-root
 OUT=${OUT:-$CACHE/initrd.img}
 BINS=${BINS:-}
 PFNMAP=${PFNMAP:-$CACHE/pfnmap}
+PFNSTOP=${PFNSTOP:-$CACHE/pfnstop.so}
 [ -f "$KROOT/boot/vmlinuz-$KVER" ] || { echo "build-initramfs: no kernel in $KROOT (run fetch.sh)" >&2; exit 1; }
 depmod -b "$KROOT" "$KVER"
 rm -rf "$STAGE"
@@ -38,6 +39,7 @@ command -v fusermount3 >/dev/null && copy_bin "$(command -v fusermount3)"
 cp -L /lib64/ld-linux-x86-64.so.2 "$STAGE/lib64/"
 for t in modprobe lsmod insmod rmmod modinfo depmod; do ln -sf /usr/bin/kmod "$STAGE/sbin/$t"; done
 cp "$PFNMAP" "$STAGE/usr/bin/pfnmap"
+mkdir -p "$STAGE/usr/lib"; cp "$PFNSTOP" "$STAGE/usr/lib/pfnstop.so"
 echo "root:x:0:0:root:/:/bin/sh" > "$STAGE/etc/passwd"
 echo "nogroup:x:65534:" > "$STAGE/etc/group"; echo "root:x:0:" >> "$STAGE/etc/group"
 echo "nobody:x:65534:65534:nobody:/:/bin/false" >> "$STAGE/etc/passwd"

@@ -1,6 +1,7 @@
 /* pfnmap: report the physical frames (PFNs) and NUMA nodes behind a file mapping.
  *
  *   pfnmap pid PID PATH   the first mapping of PATH in process PID (found in /proc/PID/maps)
+ *   pfnmap pid PID 0xADDR the file mapping of process PID that contains address ADDR
  *   pfnmap map PATH       map PATH read-only itself, touch every page, report
  *
  * Prints key=value lines on stdout:
@@ -27,6 +28,8 @@
 
 static int find_mapping(int pid, const char *path, uint64_t *start, uint64_t *end)
 {
+    int by_addr = strncmp(path, "0x", 2) == 0;
+    uint64_t addr = by_addr ? strtoull(path, NULL, 16) : 0;
     char maps[64], line[4096];
     snprintf(maps, sizeof maps, "/proc/%d/maps", pid);
     FILE *f = fopen(maps, "r");
@@ -38,9 +41,10 @@ static int find_mapping(int pid, const char *path, uint64_t *start, uint64_t *en
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
         char *p = strchr(line, '/');
-        if (!p || strcmp(p, path) != 0)
+        if (!p || sscanf(line, "%" SCNx64 "-%" SCNx64, start, end) != 2)
             continue;
-        if (sscanf(line, "%" SCNx64 "-%" SCNx64, start, end) == 2) {
+        if (by_addr ? (addr >= *start && addr < *end) : strcmp(p, path) == 0) {
+            fprintf(stderr, "pfnmap: pid %d maps %s at 0x%" PRIx64 "-0x%" PRIx64 "\n", pid, p, *start, *end);
             found = 0;
             break;
         }
@@ -148,6 +152,6 @@ int main(int argc, char **argv)
         (void)sum;
         return report(getpid(), (uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
     }
-    fprintf(stderr, "usage: pfnmap pid PID PATH | pfnmap map PATH\n");
+    fprintf(stderr, "usage: pfnmap pid PID PATH|0xADDR | pfnmap map PATH\n");
     return 2;
 }

@@ -53,22 +53,24 @@ cd "$ROOT"
 TD=${CARGO_TARGET_DIR:-$ROOT/target}
 cargo build --release --locked -p maru-devd >&2 || die "cargo build -p maru-devd failed"
 BINS="$TD/release/maru-devd"
-EX=""
-for e in producer consumer; do [ -f "$ROOT/libmaru/examples/$e.rs" ] && EX="$EX --example $e"; done
-if [ -n "$EX" ]; then
-    cargo build --release --locked -p libmaru $EX >&2 || die "cargo build -p libmaru$EX failed"
-    for e in producer consumer; do [ -f "$TD/release/examples/$e" ] && BINS="$BINS $TD/release/examples/$e"; done
+if grep -q '^name = "producer"' "$ROOT/libmaru/Cargo.toml" && grep -q '^name = "consumer"' "$ROOT/libmaru/Cargo.toml"; then
+    cargo build --release --locked -p libmaru --example producer --example consumer >&2 ||
+        die "cargo build -p libmaru --example producer --example consumer failed"
+    BINS="$BINS $TD/release/examples/producer $TD/release/examples/consumer"
 else
-    echo "e2e: libmaru/examples/{producer,consumer}.rs not there yet: the guest reports them missing" >&2
+    echo "e2e: libmaru has no producer/consumer examples yet: the guest reports them missing" >&2
 fi
 gcc -static -O2 -Wall -o "$CACHE/pfnmap" "$HERE/pfnmap.c" || die "gcc -static pfnmap.c failed"
-CACHE=$CACHE KVER=$KVER BINS="$BINS" PFNMAP=$CACHE/pfnmap OUT=$CACHE/initrd.img "$HERE/build-initramfs.sh" ||
+gcc -shared -fPIC -O2 -Wall -o "$CACHE/pfnstop.so" "$HERE/pfnstop.c" -ldl || die "gcc pfnstop.c failed"
+CACHE=$CACHE KVER=$KVER BINS="$BINS" PFNMAP=$CACHE/pfnmap PFNSTOP=$CACHE/pfnstop.so OUT=$CACHE/initrd.img "$HERE/build-initramfs.sh" ||
     die "building the initramfs failed"
 phase_end
 
 # 3. boot: q35 + CXL host bridge, one root port, one volatile Type-3 device (serial 0x1234)
 #    under TCG (this project's machines have no usable KVM). -cpu ...,hypervisor=off: Linux >= 6.2
 #    refuses to commit a CXL region under a hypervisor ("Failed to synchronize CPU cache state").
+#    memhp_default_state=online_movable: hot-added memory comes online in ZONE_MOVABLE, the
+#    common default on CXL hosts, so ZONE_NORMAL on node 1 can only be the daemon's doing.
 phase_start boot
 rm -f "$CACHE/cxl0.raw"; truncate -s 256M "$CACHE/cxl0.raw"
 export QEMU_MODULE_DIR=$CACHE/qemu-root/usr/lib/x86_64-linux-gnu/qemu
@@ -79,7 +81,7 @@ timeout --foreground -k 10 "${E2E_TIMEOUT:-1200}" "$QEMU" \
     -m "${E2E_MEM:-1G},maxmem=8G,slots=4" -smp "${E2E_SMP:-2}" \
     -nographic -no-reboot -net none \
     -kernel "$CACHE/kroot/boot/vmlinuz-$KVER" -initrd "$CACHE/initrd.img" \
-    -append "console=ttyS0 loglevel=5 panic=-1 e2escript=${E2E_SCRIPT:-e2e.sh}" \
+    -append "console=ttyS0 loglevel=5 panic=-1 memhp_default_state=online_movable e2escript=${E2E_SCRIPT:-e2e.sh}" \
     -virtfs "local,path=$OUTDIR,mount_tag=hostout,security_model=none,id=ho" \
     -object "memory-backend-file,id=cxl-mem0,share=on,mem-path=$CACHE/cxl0.raw,size=256M" \
     -device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1 \

@@ -39,10 +39,6 @@ maru-devd discover > $OUT/discover-0.txt 2>&1; cat $OUT/discover-0.txt
 
 # --- 3. the daemon: dax0.0 -> system RAM, ZONE_NORMAL, node 1, a numa pool there --------------
 MNT=/mnt/maru; POOL=$MNT/cxl; NODE=1; DPID=""
-# the libmaru examples' command lines and the lines they print once their mapping is in place
-PRODUCER_READY="published"; CONSUMER_READY="mapped"
-producer_cmd() { producer --pool $POOL --key $KEY --size 8MiB --hold; }
-consumer_line() { echo "exec consumer --pool $POOL --key $KEY --hold"; }
 daemon_start() {
     mkdir -p /etc/maru $MNT
     cat > /etc/maru/maru.yaml <<YAML
@@ -97,38 +93,57 @@ in_region() {
 }
 kv() { echo "$1" | sed -n "s/^$2=//p"; }
 # chunk_checks: one process publishes a chunk, another (unprivileged) maps it; both mappings
-# must be the same physical pages, on node $NODE, inside the CXL region
+# must be the same physical pages, on node $NODE, inside the CXL region. The libmaru examples
+# unmap and exit on their own: the pfnstop.so shim stops each one right before it unmaps the
+# chunk, pfnmap reads the mapping from outside (as root), then SIGCONT lets it finish.
+PFNSTOP=/usr/lib/pfnstop.so
+stopped_addr() { sed -n "s/^pfnstop: pid=$2 addr=\([^ ]*\) .*/\1/p" "$1" | head -1; }
 chunk_checks() {
     if [ ! -x /usr/bin/producer ] || [ ! -x /usr/bin/consumer ]; then
         fail chunk-pfn "NOT YET AVAILABLE: the libmaru examples producer/consumer are not in this build"; return
     fi
-    KEY=e2e-chunk-1; CHUNK=$POOL/$KEY
-    producer_cmd > $OUT/producer.log 2>&1 &
+    export PFNSTOP_PREFIX=$POOL/
+    LD_PRELOAD=$PFNSTOP producer $POOL e2e 1 8388608 > $OUT/producer.log 2>&1 &
     PP=$!
-    if ! wait_line $OUT/producer.log "$PRODUCER_READY"; then
-        fail chunk-publish "producer did not publish $KEY: $(tail -5 $OUT/producer.log)"; kill $PP 2>/dev/null; return
+    wait_line $OUT/producer.log "^pfnstop: pid=$PP "; cat $OUT/producer.log
+    if grep -q "^published e2e/0 (8388608 bytes)" $OUT/producer.log; then
+        pass chunk-publish "producer (pid $PP) published e2e/0, 8 MiB"
+    else
+        fail chunk-publish "producer did not publish e2e/0: $(tail -3 $OUT/producer.log)"; kill -KILL $PP; return
     fi
-    pass chunk-publish "$(grep "$PRODUCER_READY" $OUT/producer.log | head -1)"
-    /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "$(consumer_line)" > $OUT/consumer.log 2>&1 &
+    A=$(pfnmap pid $PP "$(stopped_addr $OUT/producer.log $PP)"); ra=$?
+    echo "producer's mapping:"; echo "$A"
+    CHUNK=$(ls $POOL | head -1); echo "chunk file: $POOL/$CHUNK"
+    XN=$(getfattr --absolute-names --only-values -n user.maru.node "$POOL/$CHUNK" 2>&1)
+    [ "$XN" = "$NODE" ] && pass chunk-xattr-node "user.maru.node=$XN" ||
+        fail chunk-xattr-node "user.maru.node of $POOL/$CHUNK is '$XN', expected $NODE"
+    LD_PRELOAD=$PFNSTOP /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups \
+        consumer $POOL e2e 1 > $OUT/consumer.log 2>&1 &
     CP=$!
-    if ! wait_line $OUT/consumer.log "$CONSUMER_READY"; then
-        fail chunk-map "consumer (uid 65534) did not map $KEY: $(tail -5 $OUT/consumer.log)"; kill $PP $CP 2>/dev/null; return
+    wait_line $OUT/consumer.log "^pfnstop: pid=$CP "; cat $OUT/consumer.log
+    if grep -q "^e2e/0: 8388608 bytes at .*, verified" $OUT/consumer.log; then
+        pass chunk-map "consumer (pid $CP, uid 65534) mapped e2e/0 and verified its bytes"
+    else
+        fail chunk-map "consumer (uid 65534) did not map and verify e2e/0: $(tail -3 $OUT/consumer.log)"
+        kill -KILL $PP $CP; return
     fi
-    pass chunk-map "$(grep "$CONSUMER_READY" $OUT/consumer.log | head -1)"
-    PPATH=$(grep -o "$POOL/[^ ]*" /proc/$PP/maps | head -1)
-    A=$(pfnmap pid $PP "$PPATH"); ra=$?; echo "producer mapping ($PPATH):"; echo "$A"
-    B=$(pfnmap pid $CP "$CHUNK"); rb=$?; echo "consumer mapping ($CHUNK):"; echo "$B"
+    B=$(pfnmap pid $CP "$(stopped_addr $OUT/consumer.log $CP)"); rb=$?
+    echo "consumer's mapping:"; echo "$B"
+    grep "$CHUNK" /proc/$CP/numa_maps
     if [ $ra = 0 ] && [ $rb = 0 ] && [ "$(kv "$A" digest)" = "$(kv "$B" digest)" ] &&
         [ "$(kv "$A" pages)" = "$(kv "$B" pages)" ]; then
-        pass chunk-pfn "same $(kv "$A" pages) physical pages in both processes (digest $(kv "$A" digest))"
+        pass chunk-pfn "same $(kv "$A" pages) physical pages in both processes (PFN digest $(kv "$A" digest))"
     else
         fail chunk-pfn "PFNs differ or pages missing: producer rc=$ra $(echo $A), consumer rc=$rb $(echo $B)"
     fi
-    [ "$(kv "$B" nodes)" = "$NODE:$(kv "$B" pages)" ] && pass chunk-node "all pages on node $NODE (move_pages)" ||
-        fail chunk-node "pages per node: $(kv "$B" nodes), expected all on node $NODE"
-    grep -E "^[0-9a-f]+ .*$KEY" /proc/$CP/numa_maps
+    [ "$(kv "$B" nodes)" = "$NODE:$(kv "$B" pages)" ] && pass chunk-node "all $(kv "$B" pages) pages on node $NODE (move_pages)" ||
+        fail chunk-node "pages per node: '$(kv "$B" nodes)', expected all on node $NODE"
     if ir=$(in_region "$B"); then pass chunk-in-region "$ir"; else fail chunk-in-region "$ir"; fi
-    kill -TERM $PP $CP 2>/dev/null; wait $PP $CP 2>/dev/null
+    kill -CONT $PP $CP
+    wait $PP; rp=$?; wait $CP; rc=$?
+    [ $rp = 0 ] && [ $rc = 0 ] && pass chunk-exit "producer and consumer exited 0" ||
+        fail chunk-exit "producer exit $rp, consumer exit $rc"
+    unset PFNSTOP_PREFIX
 }
 if ! maru-devd run --help >/dev/null 2>&1; then
     fail daemon "NOT YET AVAILABLE: this maru-devd has no 'run' subcommand"
