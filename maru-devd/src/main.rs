@@ -55,12 +55,20 @@ enum Command {
     Status(status::StatusArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Discover(args) => discover::run(&args),
         Command::Run(args) => daemon::run(args),
         Command::CheckConfig(args) => check::run(&args),
         Command::Status(args) => status::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain on one line ("what failed: why"), without a backtrace.
+            eprintln!("maru-devd: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -122,6 +122,9 @@ fn chunks_survive_restart_and_kill_9() {
     assert!(d.stop());
     assert!(!w.mounted());
     let d = w.start();
+    let log = d.log_text();
+    assert!(log.contains("adopted the existing tmpfs"), "{log}");
+    assert!(!log.contains("could not resize"), "{log}");
     for (key, sum) in &sums {
         assert_eq!(
             &python(READER, &[key], Some(NOBODY)).unwrap(),
