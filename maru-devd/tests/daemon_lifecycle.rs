@@ -82,9 +82,16 @@ fn serves_other_processes_and_unprivileged_users_with_only_cap_sys_admin() {
     assert_eq!(proc_status_field(pid, "CapBnd"), "0000000000200000");
     assert_eq!(proc_status_field(pid, "NoNewPrivs"), "1");
     // every thread (FUSE workers, socket, signals, udev) has the reduced sets too
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
         let text = std::fs::read_to_string(task.path().join("status")).unwrap();
-        assert!(text.contains("CapEff:\t0000000000200000"), "thread {:?}:\n{text}", task.file_name());
+        assert!(
+            text.contains("CapEff:\t0000000000200000"),
+            "thread {:?}:\n{text}",
+            task.file_name()
+        );
     }
     let status = w.status_json().unwrap();
     assert_eq!(status["capabilities"], serde_json::json!(["CAP_SYS_ADMIN"]));
