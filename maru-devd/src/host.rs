@@ -68,4 +68,71 @@ impl Host {
             .map(|d| d.chardev.clone())
             .collect()
     }
+
+    /// Every device a pool on `node` depends on: its DAX devices, the CXL regions behind them
+    /// and those regions' memdevs (hotplug takes the pool offline when one goes away).
+    pub fn devices_for_node(&self, node: u32) -> Vec<String> {
+        let mut devices = Vec::new();
+        for d in self
+            .all_dax()
+            .filter(|d| d.target_node == Some(i64::from(node)))
+        {
+            devices.push(d.chardev.clone());
+            let Some(region) = &d.cxl_region else {
+                continue;
+            };
+            devices.push(region.clone());
+            if let Some(r) = self.topo.regions.iter().find(|r| &r.region == region) {
+                devices.extend(r.memdevs.iter().cloned());
+            }
+        }
+        devices.sort();
+        devices.dedup();
+        devices
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_host(tmp: &Path) -> Host {
+        let shared = std::env::var_os("MARU_SHARED_DIR").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+            PathBuf::from,
+        );
+        let tarball =
+            shared.join("fixtures/sysfs/qemu10.0-linux6.12-ram/1-ram-region-kmem-online.tar.gz");
+        let ok = std::process::Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(tmp)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cannot extract {}", tarball.display());
+        Host::discover(Some(&tmp.join("root/sys"))).unwrap()
+    }
+
+    #[test]
+    fn a_cxl_node_depends_on_its_dax_device_region_and_memdev() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = fixture_host(tmp.path());
+        assert_eq!(host.auto_node(), Some(1));
+        assert_eq!(host.devices_for_node(1), ["dax0.0", "mem0", "region0"]);
+        assert!(host.devices_for_node(0).is_empty());
+    }
+
+    #[test]
+    fn the_embedded_default_fits_a_small_host() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = fixture_host(tmp.path());
+        let mem = host.node(0).and_then(|n| n.mem_total).unwrap();
+        let plan = crate::config::validate(&crate::config::embedded(mem), &host).unwrap();
+        let p = &plan.pools[0];
+        assert_eq!((p.name.as_str(), p.node, p.mode), ("default", 0, 0o1777));
+        // min(1 GiB, 10% of 1952668 kB) rounded down to a MiB
+        assert_eq!(p.size, 190 << 20);
+        assert_eq!(plan.mount, Path::new("/mnt/maru"));
+    }
 }

@@ -224,7 +224,7 @@ fn pool(
         eviction: spec.eviction,
         max_chunk_size: spec.max_chunk_size,
         reconfigure_devdax: reconfigure_devdax.clone(),
-        devices: host.dax_for_node(node),
+        devices: host.devices_for_node(node),
     })
 }
 
