@@ -145,6 +145,11 @@ fn zone_warnings(host: &Host, p: &PoolPlan) -> Vec<String> {
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::logging::init(args.verbose);
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!(
+            "maru-devd run must run as root: it mounts the pools' tmpfs and the FUSE filesystem and keeps CAP_SYS_ADMIN for FUSE passthrough (try: sudo maru-devd run)"
+        );
+    }
     signals::block()?;
     let host = Host::discover(args.sysfs_root.as_deref())?;
     let plan = load_plan(&args, &host)?;
