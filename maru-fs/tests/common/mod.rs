@@ -125,12 +125,22 @@ pub fn probe() -> PathBuf {
     static PROBE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PROBE
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("maru-fs-probe-{}", std::process::id()));
+            // The build directory may not be reachable for uid 65534: use a shared,
+            // world-readable copy (replaced atomically, so parallel test binaries agree).
+            let dir = std::env::temp_dir().join("maru-fs-probe");
             std::fs::create_dir_all(&dir).expect("probe dir");
+            let meta = std::fs::symlink_metadata(&dir).expect("probe dir");
+            assert!(
+                meta.is_dir() && std::os::unix::fs::MetadataExt::uid(&meta) == 0,
+                "{} must be a directory owned by root; remove it and rerun",
+                dir.display()
+            );
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            let tmp = dir.join(format!(".maru-fs-probe-{}", std::process::id()));
+            std::fs::copy(env!("CARGO_BIN_EXE_maru-fs-probe"), &tmp).expect("copy probe");
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
             let dst = dir.join("maru-fs-probe");
-            std::fs::copy(env!("CARGO_BIN_EXE_maru-fs-probe"), &dst).expect("copy probe");
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            std::fs::rename(&tmp, &dst).expect("install probe");
             dst
         })
         .clone()
