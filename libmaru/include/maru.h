@@ -140,6 +140,17 @@ size_t maru_chunk_len(const maru_chunk *chunk);
 int maru_chunk_publish(maru_chunk *chunk, const void *key, size_t key_len);
 
 /**
+ * Copies `len` bytes (> 0) from `data` into a new chunk with write(2) and
+ * publishes it under `key`, in one call and without mapping anything: the
+ * cheapest way to store bytes that are not already in a chunk.
+ * Returns 0 when published, -EEXIST when the key already existed (first
+ * writer wins; nothing stored). Other errors as maru_chunk_create and
+ * maru_chunk_publish.
+ */
+int maru_store(maru_pool *pool, const void *key, size_t key_len,
+               const void *data, size_t len);
+
+/**
  * Unmaps and frees the chunk handle. An unpublished staging chunk is
  * aborted: its staging file is removed and its space returned to the pool.
  * A published chunk stays published. NULL is ignored.

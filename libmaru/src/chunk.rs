@@ -2,13 +2,11 @@
 
 use crate::cuda::Registration;
 use crate::error::{Error, Result};
-use crate::key::{self, KeyName};
+use crate::key::KeyName;
 use crate::map::Mapping;
 use crate::pool::{PoolDir, Publish};
 use std::ffi::CString;
-use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 /// Where a chunk stands.
@@ -108,66 +106,12 @@ impl Chunk {
             }
         }
         let name = KeyName::new(key)?;
-        let object = || {
-            format!(
-                "key {} in pool {}",
-                name.display(),
-                self.dir.path().display()
-            )
+        let outcome = self.dir.publish(&self.staging, key, &name)?;
+        self.state = match outcome {
+            Publish::Published => ChunkState::Published(name.display()),
+            Publish::AlreadyExists => ChunkState::Aborted,
         };
-        if name.is_hashed() {
-            self.set_key_xattr(key)?;
-        }
-        // SAFETY: valid dir fd twice and NUL-terminated names; result checked.
-        let rc = unsafe {
-            libc::renameat2(
-                std::os::fd::AsRawFd::as_raw_fd(&self.dir.fd()),
-                self.staging.as_ptr(),
-                std::os::fd::AsRawFd::as_raw_fd(&self.dir.fd()),
-                name.as_cstr().as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            self.state = ChunkState::Published(name.display());
-            return Ok(Publish::Published);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EEXIST) {
-            return Err(Error::os("publish", object(), err));
-        }
-        self.state = ChunkState::Aborted;
-        if let Err(e) = self.dir.unlink(&self.staging) {
-            // The pool reclaims it anyway when our mapping goes; report only oddities.
-            if e.raw_os_error() != Some(libc::ENOENT) {
-                return Err(Error::os("remove losing staging file", object(), e));
-            }
-        }
-        Ok(Publish::AlreadyExists)
-    }
-
-    /// Stores the full key in the staging file's xattr (long keys only).
-    fn set_key_xattr(&self, key: &[u8]) -> Result<()> {
-        let path = self.dir.child(self.staging.as_bytes());
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| Error::InvalidArgument("pool path contains NUL".into()))?;
-        // SAFETY: NUL-terminated path and name; value pointer and length of `key`.
-        let rc = unsafe {
-            libc::setxattr(
-                c.as_ptr(),
-                key::KEY_XATTR.as_ptr(),
-                key.as_ptr().cast(),
-                key.len(),
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::last_os(
-                "store long key in xattr user.maru.key",
-                path.display().to_string(),
-            ));
-        }
-        Ok(())
+        Ok(outcome)
     }
 
     /// Locks the pages in RAM.

@@ -258,6 +258,37 @@ pub unsafe extern "C" fn maru_chunk_publish(
     }
 }
 
+/// Copies bytes into a new chunk and publishes it: 0, or -EEXIST.
+///
+/// # Safety
+/// `pool` live; `key` points to `key_len` bytes; `data` to `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn maru_store(
+    pool: *mut MaruPool,
+    key: *const c_void,
+    key_len: usize,
+    data: *const c_void,
+    len: usize,
+) -> c_int {
+    let pool = handle!(pool, "pool");
+    // SAFETY: per the contract.
+    let (key, data) = match unsafe { (key_arg(key, key_len), key_arg(data, len)) } {
+        (Ok(k), Ok(d)) => (k, d),
+        (Err(rc), _) | (_, Err(rc)) => return rc,
+    };
+    match pool.0.store(key, data) {
+        Ok(Publish::Published) => 0,
+        Ok(Publish::AlreadyExists) => {
+            set_error(format!(
+                "store: key {} already exists (first writer wins); nothing was stored",
+                key::display_prefix(key)
+            ));
+            -libc::EEXIST
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// Unmaps and frees a chunk (aborting it if unpublished).
 ///
 /// # Safety

@@ -57,6 +57,64 @@ impl PoolDir {
         self.path.join(OsStr::from_bytes(name))
     }
 
+    /// Publishes the staging file under `name` (rename without replace); stores
+    /// the full key in its xattr first when the name is hashed. On EEXIST the
+    /// staging file is removed and [`Publish::AlreadyExists`] returned.
+    pub(crate) fn publish(&self, staging: &CStr, key: &[u8], name: &KeyName) -> Result<Publish> {
+        let object = || format!("key {} in pool {}", name.display(), self.path.display());
+        if name.is_hashed() {
+            self.set_key_xattr(staging, key)?;
+        }
+        // SAFETY: valid dir fd twice and NUL-terminated names; result checked.
+        let rc = unsafe {
+            libc::renameat2(
+                self.dir.as_raw_fd(),
+                staging.as_ptr(),
+                self.dir.as_raw_fd(),
+                name.as_cstr().as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(Publish::Published);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EEXIST) {
+            return Err(Error::os("publish", object(), err));
+        }
+        if let Err(e) = self.unlink(staging) {
+            // The pool reclaims it anyway when the last handle goes; report only oddities.
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(Error::os("remove losing staging file", object(), e));
+            }
+        }
+        Ok(Publish::AlreadyExists)
+    }
+
+    /// Stores the full key in the staging file's xattr (long keys only).
+    fn set_key_xattr(&self, staging: &CStr, key: &[u8]) -> Result<()> {
+        let path = self.child(staging.to_bytes());
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::InvalidArgument("pool path contains NUL".into()))?;
+        // SAFETY: NUL-terminated path and name; value pointer and length of `key`.
+        let rc = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                key::KEY_XATTR.as_ptr(),
+                key.as_ptr().cast(),
+                key.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::last_os(
+                "store long key in xattr user.maru.key",
+                path.display().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Removes a name from the pool directory.
     pub(crate) fn unlink(&self, name: &CStr) -> io::Result<()> {
         // SAFETY: valid dir fd and NUL-terminated name.
@@ -155,12 +213,72 @@ impl Pool {
     /// Creates a staging chunk of `size` bytes: hidden staging file, sized (the
     /// pool charges it now), mapped read-write and pre-faulted.
     pub fn create(&self, size: usize) -> Result<Chunk> {
+        let (fd, staging, len) = self.create_staging(size)?;
+        let object = self.dir.child(staging.as_bytes()).display().to_string();
+        let abort = |e: Error| {
+            let _ = self.dir.unlink(&staging);
+            e
+        };
+        // Ask for the pages now, in as large folios as the pool's filesystem
+        // gives (tmpfs huge=: large folios, then PMD mappings). Optional: a pool
+        // that does not support it (EOPNOTSUPP) allocates on the faults below.
+        // SAFETY: valid fd; range within the size just set.
+        unsafe { libc::fallocate(fd.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+        let map = Mapping::new(fd.as_fd(), size, Access::ReadWrite, &object).map_err(abort)?;
+        Ok(Chunk::new(self.dir.clone(), staging, map, fd))
+    }
+
+    /// Copies `data` into a new chunk with write(2) and publishes it under `key`
+    /// in one call: no mapping is made, which is the cheapest way to store bytes
+    /// that are not already in a chunk (no page-table work for the writer).
+    /// [`Publish::AlreadyExists`] when the key existed (first writer wins).
+    pub fn store(&self, key: &[u8], data: &[u8]) -> Result<Publish> {
+        let name = KeyName::new(key)?;
+        let (fd, staging, _) = self.create_staging(data.len())?;
+        let abort = |e: Error| {
+            let _ = self.dir.unlink(&staging);
+            e
+        };
+        let mut off = 0usize;
+        while off < data.len() {
+            let rest = &data[off..];
+            // SAFETY: valid fd; pointer and length of the unwritten rest of `data`.
+            let n = unsafe {
+                libc::pwrite(
+                    fd.as_raw_fd(),
+                    rest.as_ptr().cast(),
+                    rest.len(),
+                    off as libc::off_t,
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let object = self.dir.child(staging.as_bytes()).display().to_string();
+                return Err(abort(Error::os("write chunk", object, err)));
+            }
+            if n == 0 {
+                let object = self.dir.child(staging.as_bytes()).display().to_string();
+                let err = io::Error::from_raw_os_error(libc::EIO);
+                return Err(abort(Error::os("write chunk (no progress)", object, err)));
+            }
+            off += n as usize;
+        }
+        self.dir.publish(&staging, key, &name).map_err(abort)
+    }
+
+    /// Creates and sizes a staging file: `(fd, name, size as off_t)`.
+    fn create_staging(&self, size: usize) -> Result<(OwnedFd, CString, libc::off_t)> {
         if size == 0 {
             return Err(Error::InvalidArgument(format!(
                 "cannot create an empty chunk in pool {}: size must be > 0",
                 self.path().display()
             )));
         }
+        let len = libc::off_t::try_from(size)
+            .map_err(|_| Error::InvalidArgument(format!("chunk size {size} is too large")))?;
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         let (fd, staging) = loop {
@@ -190,27 +308,14 @@ impl Pool {
                 ));
             }
         };
-        let object = self.dir.child(staging.as_bytes()).display().to_string();
-        let abort = |e: Error| {
-            let _ = self.dir.unlink(&staging);
-            e
-        };
-        // SAFETY: valid fd; size checked to fit off_t below.
-        let len = libc::off_t::try_from(size).map_err(|_| {
-            abort(Error::InvalidArgument(format!(
-                "chunk size {size} is too large"
-            )))
-        })?;
+        // SAFETY: valid fd.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } != 0 {
-            return Err(abort(Error::last_os("size (ftruncate)", object)));
+            let object = self.dir.child(staging.as_bytes()).display().to_string();
+            let err = Error::last_os("size (ftruncate)", object);
+            let _ = self.dir.unlink(&staging);
+            return Err(err);
         }
-        // Ask for the pages now, in as large folios as the pool's filesystem
-        // gives (tmpfs huge=: large folios, then PMD mappings). Optional: a pool
-        // that does not support it (EOPNOTSUPP) allocates on the faults below.
-        // SAFETY: valid fd; range within the size just set.
-        unsafe { libc::fallocate(fd.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
-        let map = Mapping::new(fd.as_fd(), size, Access::ReadWrite, &object).map_err(abort)?;
-        Ok(Chunk::new(self.dir.clone(), staging, map, fd))
+        Ok((fd, staging, len))
     }
 
     /// Maps the chunk published under `key` read-only; `None` if there is no such key.
@@ -250,16 +355,27 @@ impl Pool {
         if name.is_hashed() && !self.xattr_key_matches(fd.as_fd(), key)? {
             return Ok(None);
         }
-        // SAFETY: an all-zero stat is a valid value; fstat fills it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd and out pointer.
-        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        // Size and inode from the kernel's cached attributes (AT_STATX_DONT_SYNC:
+        // no round trip to the filesystem; published chunks never change size).
+        // SAFETY: an all-zero statx is a valid value; statx fills it.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd, empty NUL-terminated path with AT_EMPTY_PATH, out pointer.
+        let rc = unsafe {
+            libc::statx(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+                libc::STATX_SIZE | libc::STATX_INO,
+                &mut stx,
+            )
+        };
+        if rc != 0 {
             return Err(Error::last_os("stat chunk", self.key_object(name)));
         }
-        let size = usize::try_from(st.st_size).unwrap_or(0);
+        let size = usize::try_from(stx.stx_size).unwrap_or(0);
         let object = self.key_object(name);
         let map = Mapping::new(fd.as_fd(), size, Access::ReadOnly, &object)?;
-        let mapped = Arc::new(Mapped::new(map, fd, st.st_ino, object));
+        let mapped = Arc::new(Mapped::new(map, fd, stx.stx_ino, object));
         self.cache().insert(name.as_bytes(), mapped.clone());
         Ok(Some(View::new(mapped)))
     }

@@ -535,3 +535,32 @@ fn cached_views_keep_their_chunk_pinned_until_dropped_from_the_cache() {
     pool.set_view_cache(0);
     wait_pins(&fx, "q", "0");
 }
+
+#[test]
+fn store_copies_and_publishes_in_one_call() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let mut data = vec![0u8; 3 << 20];
+        fill(&mut data, 42);
+        assert_eq!(pool.store(b"s/1", &data).unwrap(), Publish::Published);
+        assert_eq!(
+            pool.store(b"s/1", &data[..10]).unwrap(),
+            Publish::AlreadyExists
+        );
+        let long = vec![b'/'; 400];
+        assert_eq!(
+            pool.store(&long, &data[..5000]).unwrap(),
+            Publish::Published
+        );
+        let v = pool.get(b"s/1").unwrap().unwrap();
+        assert_eq!(v.len(), data.len(), "{kind:?}");
+        assert!(check(v.as_slice(), 42));
+        assert!(check(pool.get(&long).unwrap().unwrap().as_slice(), 42));
+        assert_eq!(pool.store(b"s/2", &[]).unwrap_err().errno(), libc::EINVAL);
+        // Nothing is left behind: the loser's staging file is gone.
+        let mut names = fx.backing_names();
+        names.retain(|n| n.starts_with('.'));
+        assert!(names.is_empty(), "{kind:?}: {names:?}");
+    }
+}

@@ -87,6 +87,20 @@ int main(int argc, char **argv) {
     maru_chunk_free(loser);
     CHECK(maru_chunk_create(pool, 0, &loser, NULL, NULL) == -EINVAL);
 
+    /* One-call store: copies and publishes, first writer wins. */
+    uint8_t buf[10000];
+    fill(buf, sizeof buf, 11);
+    CHECK(maru_store(pool, "stored", 6, buf, sizeof buf) == 0);
+    CHECK(maru_store(pool, "stored", 6, buf, sizeof buf) == -EEXIST);
+    CHECK(maru_store(pool, "empty", 5, buf, 0) == -EINVAL);
+    maru_view *sv = NULL;
+    const void *sdata = NULL;
+    size_t slen = 0;
+    CHECK(maru_get(pool, "stored", 6, &sv, &sdata, &slen) == 0);
+    CHECK(slen == sizeof buf && holds(sdata, slen, 11));
+    maru_view_release(sv);
+    CHECK(maru_remove(pool, "stored", 6) == 0);
+
     /* Another process maps the same chunk. */
     pid_t pid = fork();
     CHECK(pid >= 0);
