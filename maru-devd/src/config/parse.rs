@@ -60,6 +60,11 @@ fn show(v: &Value) -> String {
     }
 }
 
+/// A YAML number that fits a u32.
+fn as_u32(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
 fn key_name(k: &Value) -> String {
     show(k)
 }
@@ -330,8 +335,8 @@ impl Parser {
         let node = match map.get("node") {
             None => NodeSel::Auto,
             Some(Value::String(s)) if s == "auto" => NodeSel::Auto,
-            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= u32::MAX as u64) => {
-                NodeSel::Id(n.as_u64().unwrap_or_default() as u32)
+            Some(v @ Value::Number(_)) if as_u32(v).is_some() => {
+                NodeSel::Id(as_u32(v).unwrap_or_default())
             }
             Some(other) => {
                 self.err(
@@ -418,8 +423,9 @@ impl Parser {
     fn id(&mut self, map: &Mapping, path: &[Seg], key: &str) -> Option<IdSpec> {
         match map.get(key)? {
             Value::String(s) if !s.is_empty() => Some(IdSpec::Name(s.clone())),
-            Value::Number(n) if n.as_u64().is_some_and(|n| n < u32::MAX as u64) => {
-                Some(IdSpec::Id(n.as_u64().unwrap_or_default() as u32))
+            // u32::MAX is the kernel's "no id" (-1), not a usable owner
+            v @ Value::Number(_) if as_u32(v).is_some_and(|id| id != u32::MAX) => {
+                as_u32(v).map(IdSpec::Id)
             }
             other => {
                 let what = if key == "owner" { "user" } else { "group" };
