@@ -4,6 +4,7 @@
 //! table and writes JSON.
 
 mod baseline;
+mod breakdown;
 mod ops;
 mod setup;
 mod stats;
@@ -26,12 +27,19 @@ struct Args {
     /// Pools to measure: maru-fs (own mount over a huge-page tmpfs) and/or tmpfs (no FUSE).
     #[arg(long, value_delimiter = ',', default_value = "maru-fs")]
     backend: Vec<String>,
+    /// Transparent huge pages of the benchmark's tmpfs (`huge=` mount option:
+    /// within_size, always, advise, never).
+    #[arg(long, default_value = "within_size")]
+    huge: String,
     /// Use this existing pool directory instead of mounting one.
     #[arg(long)]
     pool: Option<PathBuf>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "maru-bench.json")]
     json: PathBuf,
+    /// Also time the system calls behind store and retrieve one by one.
+    #[arg(long)]
+    breakdown: bool,
     /// Size of the long-term pin (io_uring registration) chunk, in MiB.
     #[arg(long, default_value_t = 32)]
     pin_mib: usize,
@@ -77,7 +85,7 @@ fn main() -> Result<()> {
         pools.push(("existing".to_string(), setup::BenchPool::existing(p)));
     } else {
         for b in &args.backend {
-            pools.push((b.clone(), setup::BenchPool::new(b)?));
+            pools.push((b.clone(), setup::BenchPool::new(b, &args.huge)?));
         }
     }
     let mut descriptions = Vec::new();
@@ -91,6 +99,11 @@ fn main() -> Result<()> {
             args.n,
             args.pin_mib << 20,
         )?);
+        if args.breakdown {
+            for &size in &sizes {
+                rows.extend(breakdown::run(name, &pool.path, size, args.n)?);
+            }
+        }
     }
     drop(pools);
     eprintln!("maru-bench: baselines");

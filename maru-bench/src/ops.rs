@@ -89,7 +89,7 @@ pub fn run(
             "store",
             size,
             store.summary(),
-            "create + copy + publish",
+            "Pool::create + memcpy into the mapping + publish",
         ));
         rows.push(row(
             backend,
@@ -97,6 +97,44 @@ pub fn run(
             size,
             delete.summary(),
             "remove an unpinned key",
+        ));
+
+        // store by copy-in: write(2) into a new chunk and publish, no mapping.
+        let mut copy_in = Samples::with_capacity(n);
+        for i in 0..n {
+            let key = format!("copyin/{size}/{i}").into_bytes();
+            if copy_in.time(|| pool.store(&key, &src))? != Publish::Published {
+                bail!("copyin/{size}/{i} already existed");
+            }
+            pool.remove(&key)?;
+        }
+        rows.push(row(
+            backend,
+            "store (copy-in)",
+            size,
+            copy_in.summary(),
+            "Pool::store: create + write(2) + publish",
+        ));
+
+        // store into a chunk created beforehand (a writer's reserve of ready chunks).
+        let mut reserved = Samples::with_capacity(n);
+        for i in 0..n {
+            let key = format!("reserved/{size}/{i}").into_bytes();
+            let mut c = pool.create(size)?;
+            reserved.time(|| -> Result<()> {
+                c.as_mut_slice().copy_from_slice(&src);
+                c.publish(&key)?;
+                Ok(())
+            })?;
+            drop(c);
+            pool.remove(&key)?;
+        }
+        rows.push(row(
+            backend,
+            "store (pre-created chunk)",
+            size,
+            reserved.summary(),
+            "copy + publish; create untimed",
         ));
 
         for key in &keys {
@@ -115,6 +153,25 @@ pub fn run(
             size,
             retrieve.summary(),
             "key -> mapped pointer, no copy",
+        ));
+
+        // The same with the pool's view cache: repeated gets of immutable chunks.
+        pool.set_view_cache(k);
+        for key in &keys {
+            pool.get(key)?;
+        }
+        let mut cached = Samples::with_capacity(n);
+        for i in 0..n {
+            let v = cached.time(|| pool.get(&keys[i % k]))?;
+            black_box(v.context("a published key is missing")?.as_ptr());
+        }
+        pool.set_view_cache(0);
+        rows.push(row(
+            backend,
+            "retrieve (view cache hit)",
+            size,
+            cached.summary(),
+            "stat + cached mapping",
         ));
 
         let mut touch = Samples::with_capacity(n);

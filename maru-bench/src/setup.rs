@@ -1,5 +1,5 @@
 //! Where the benchmark's pool lives: its own maru-fs mount over a huge-page
-//! tmpfs (the `numa` memory source on DRAM), the tmpfs directly (no FUSE), or
+//! tmpfs (`huge=within_size` by default) (the `numa` memory source on DRAM), the tmpfs directly (no FUSE), or
 //! an existing pool directory.
 
 use anyhow::{bail, Context, Result};
@@ -22,18 +22,18 @@ pub struct BenchPool {
 const TMPFS_SIZE: &str = "6g";
 
 impl BenchPool {
-    /// Mounts a tmpfs (`huge=always`) and, for `maru-fs`, a maru-fs pool over it.
-    pub fn new(backend: &str) -> Result<Self> {
+    /// Mounts a tmpfs (`huge=<huge>`) and, for `maru-fs`, a maru-fs pool over it.
+    pub fn new(backend: &str, huge: &str) -> Result<Self> {
         let tmp = tempfile::Builder::new()
             .prefix("maru-bench-")
             .tempdir()
             .context("creating the benchmark's temporary directory")?;
         let backing = tmp.path().join("tmpfs");
         std::fs::create_dir(&backing).context("creating the tmpfs mount point")?;
-        mount_tmpfs(&backing)?;
+        mount_tmpfs(&backing, huge)?;
         let mut pool = BenchPool {
             path: backing.clone(),
-            description: format!("tmpfs huge=always at {}, no FUSE", backing.display()),
+            description: format!("tmpfs huge={huge} at {}, no FUSE", backing.display()),
             mounted: None,
             tmpfs: Some(backing.clone()),
             _tmp: Some(tmp),
@@ -60,7 +60,7 @@ impl BenchPool {
                     .with_context(|| format!("mounting maru-fs on {}", mnt.display()))?;
                 pool.path = mnt.join("bench");
                 pool.description = format!(
-                    "maru-fs (FUSE passthrough) pool over tmpfs huge=always, mounted at {}",
+                    "maru-fs (FUSE passthrough) pool over tmpfs huge={huge}, mounted at {}",
                     mnt.display()
                 );
                 pool.mounted = Some(m);
@@ -98,9 +98,9 @@ impl Drop for BenchPool {
     }
 }
 
-fn mount_tmpfs(dir: &Path) -> Result<()> {
+fn mount_tmpfs(dir: &Path, huge: &str) -> Result<()> {
     let target = CString::new(dir.as_os_str().as_bytes()).context("tmpfs path")?;
-    let opts = CString::new(format!("size={TMPFS_SIZE},huge=always,mode=0755"))?;
+    let opts = CString::new(format!("size={TMPFS_SIZE},huge={huge},mode=0755"))?;
     // SAFETY: NUL-terminated strings; mounting on our own fresh directory.
     let rc = unsafe {
         libc::mount(
@@ -114,7 +114,7 @@ fn mount_tmpfs(dir: &Path) -> Result<()> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error()).with_context(|| {
             format!(
-                "mounting a tmpfs (huge=always) on {} (maru-bench needs root, or pass --pool)",
+                "mounting a tmpfs (huge={huge}) on {} (maru-bench needs root, or pass --pool)",
                 dir.display()
             )
         });
