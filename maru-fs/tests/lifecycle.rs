@@ -492,3 +492,79 @@ fn control_adds_and_removes_pools() {
         Err(maru_fs::FsError::NoSuchPool(_))
     ));
 }
+
+/// Writers publishing concurrently into a small LRU pool while a reader opens
+/// keys: constant eviction with kernel notifications in flight must neither
+/// deadlock nor leak space.
+#[test]
+fn concurrent_publishing_under_eviction_pressure() {
+    if skip_unless_root() {
+        return;
+    }
+    const WRITERS: usize = 4;
+    const ROUNDS: usize = 60;
+    const SIZE: u64 = 512 * 1024;
+    let fx = Fixture::new(&[("p", 8 * MIB)], |c| c.eviction = Eviction::Lru);
+    let dir = fx.pool_dir("p");
+    let children: Vec<_> = (0..WRITERS)
+        .map(|id| {
+            std::process::Command::new(probe())
+                .args([
+                    "race",
+                    dir.to_str().unwrap(),
+                    &format!("w{id}"),
+                    &ROUNDS.to_string(),
+                    &id.to_string(),
+                    &SIZE.to_string(),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn writer")
+        })
+        .collect();
+    // Meanwhile, read whatever is there (it may be evicted under our feet).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let dir = dir.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut opened = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for id in 0..WRITERS {
+                    for r in (0..ROUNDS).step_by(7) {
+                        if let Ok(data) = std::fs::read(dir.join(format!("w{id}-{r}"))) {
+                            assert_eq!(data.len() as u64, SIZE);
+                            opened += 1;
+                        }
+                    }
+                }
+            }
+            opened
+        })
+    };
+    for (id, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("writer");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "writer {id} failed: {text}");
+        let wins = text.lines().find_map(|l| l.strip_prefix("wins=")).unwrap();
+        assert_eq!(
+            wins.split(',').count(),
+            ROUNDS,
+            "writer {id} lost a publish"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.join().expect("reader");
+    wait_until("all handles released", || {
+        let s = fx.stats("p");
+        s.pinned_bytes == 0 && s.staging_chunks == 0 && s.used_bytes == s.published_chunks * SIZE
+    });
+    let st = fx.stats("p");
+    assert!(st.used_bytes <= st.capacity);
+    assert_eq!(st.publishes, (WRITERS * ROUNDS) as u64);
+    assert_eq!(st.published_chunks + st.evictions, st.publishes);
+    assert!(st.evictions > 0);
+    assert_eq!(listing(&dir).len() as u64, st.published_chunks);
+    let backing = std::fs::read_dir(fx.backing_dir("p")).unwrap().count() as u64;
+    assert_eq!(backing, st.published_chunks, "backing files leaked");
+}
