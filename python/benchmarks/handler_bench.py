@@ -44,7 +44,8 @@ def main() -> None:
             time.sleep(0.01)
 
         handles = []
-        timed(f"alloc ({chunk >> 10} KiB, from the reserve)", n, lambda: handles.extend(h.alloc(chunk) for _ in keys), 1)
+        label = f"alloc ({chunk >> 10} KiB, from the reserve)"
+        timed(label, n, lambda: handles.extend(h.alloc(chunk) for _ in keys), 1)
         print(f"  allocs served from the reserve: {h.get_stats()['handler']['allocs_from_reserve']}/{n}")
         for a in handles:
             a.buf[:8] = b"12345678"

@@ -36,7 +36,9 @@ KEY_MAX = 4000
 NAME_MAX = 255
 
 _LIB_NAME = "libmaru.so"
-_BUILD_HINT = "build it with `cargo build --release -p libmaru` in the Maru checkout, or set MARU_LIBRARY=/path/to/libmaru.so"
+_BUILD_HINT = (
+    "build it with `cargo build --release -p libmaru` in the Maru checkout, or set MARU_LIBRARY=/path/to/libmaru.so"
+)
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None

@@ -32,7 +32,7 @@ class MaruError(RuntimeError):
         self.errno = errno
 
     @classmethod
-    def from_errno(cls, errno: int, what: str, detail: str) -> "MaruError":
+    def from_errno(cls, errno: int, what: str, detail: str) -> MaruError:
         """Builds the error for ``-errno`` returned by libmaru while doing ``what``."""
         text = detail or os.strerror(errno)
         msg = f"{what}: {text}"

@@ -28,8 +28,8 @@ import os
 import threading
 import weakref
 from array import array
+from collections.abc import Callable, Iterable, Sequence
 from ctypes import byref, c_size_t, c_void_p
-from typing import Callable, Iterable, Sequence
 
 from . import _lib
 from ._regions import PoolRef, Staging, View
@@ -46,12 +46,19 @@ _PTR = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_v
 
 _PINS_XATTR = "user.maru.pins"
 
-Key = str | bytes
+Key = str | bytes | int
 
 
 def _kb(key: Key) -> bytes:
-    """A key as the bytes libmaru stores (UTF-8 for str keys)."""
-    return key.encode() if isinstance(key, str) else bytes(key)
+    """A key as the bytes libmaru stores: UTF-8 for str keys, decimal for int keys (the
+    original handler's examples use ints), bytes as they are."""
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    if isinstance(key, int) and not isinstance(key, bool):
+        return str(key).encode()
+    raise TypeError(f"a Maru key is a str, bytes or int, not {type(key).__name__}")
 
 
 class _Packed:
@@ -172,7 +179,7 @@ class MaruHandler:
             self._owned.clear()
         self._pool = None  # closed once in-flight calls drop their reference
 
-    def __enter__(self) -> "MaruHandler":
+    def __enter__(self) -> MaruHandler:
         if self._config.auto_connect and not self.connect():
             raise MaruError(f"cannot connect to {self._config.server_url}: {self.last_error}")
         return self
@@ -316,7 +323,9 @@ class MaruHandler:
         results = []
         for key, h, st in zip(keys, handles, sts):
             if st is None:
-                logger.error("maru: batch_store %r: region %d is not a staging chunk of this handler", key, h._region_id)
+                logger.error(
+                    "maru: batch_store %r: region %d is not a staging chunk of this handler", key, h._region_id
+                )
                 results.append(False)
                 continue
             results.append(self._publish(pool, _kb(key), st))
@@ -333,9 +342,8 @@ class MaruHandler:
                 return None
             raise MaruError.from_errno(-rc, f"map key {kb!r} in pool {pool.path}", _lib.last_error(lib))
         v = View(lib, out.value, data.value, ln.value)
-        if self._config.cuda_register_views and self._cuda:
-            if lib.maru_view_cuda_register(v.ptr) < 0:
-                logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(lib))
+        if self._config.cuda_register_views and self._cuda and lib.maru_view_cuda_register(v.ptr) < 0:
+            logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(lib))
         self._regions[v.region_id] = v
         return v
 

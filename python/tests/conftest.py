@@ -105,7 +105,7 @@ def world():
     mnt, run, log = tmp / "mnt", tmp / "run", tmp / "daemon.log"
     cfg = tmp / "maru.yaml"
     pools = "".join(
-        f"  - name: {n}\n    source: {{numa: {{node: 0}}}}\n    size: {s}\n    mode: \"{m}\"\n    eviction: {e}\n"
+        f'  - name: {n}\n    source: {{numa: {{node: 0}}}}\n    size: {s}\n    mode: "{m}"\n    eviction: {e}\n'
         for n, (s, m, e) in POOLS.items()
     )
     cfg.write_text(f"mount: {mnt}\npools:\n{pools}")

@@ -89,9 +89,8 @@ def test_connect_to_missing_pool_fails_cleanly(world):
     h = MaruHandler(MaruConfig(server_url=f"maru://{missing}"))
     assert h.connect() is False
     assert str(missing) in h.last_error and "No such file" in h.last_error
-    with pytest.raises(MaruError, match="no-such-pool"):
-        with MaruHandler(MaruConfig(server_url=f"maru://{missing}")):
-            pass
+    with pytest.raises(MaruError, match="no-such-pool"), MaruHandler(MaruConfig(server_url=f"maru://{missing}")):
+        pass
 
 
 def test_library_not_found_error_names_where_it_looked(monkeypatch, tmp_path):
@@ -446,3 +445,13 @@ def test_unprivileged_process_on_forbidden_pool_gets_a_clean_error(world):
     # root may use it
     with MaruHandler(MaruConfig(server_url=world.url("private"))) as h:
         assert h.healthcheck()
+
+
+def test_int_and_bytes_keys(handler, key):
+    n = int(key().split("@")[3][:12], 16)
+    assert put(handler, n, b"int key")  # the original handler's examples use int keys
+    assert handler.exists(str(n)) and bytes(handler.retrieve(n).view) == b"int key"
+    assert put(handler, key().encode(), b"bytes key")
+    assert bytes(handler.retrieve(key()).view) == b"bytes key"
+    with pytest.raises(TypeError, match="str, bytes or int"):
+        handler.exists(1.5)

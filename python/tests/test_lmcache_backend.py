@@ -144,12 +144,14 @@ def test_batched_put_and_prefix_lookup_with_partial_last_chunk(backend):
 
 
 SECOND_INSTANCE = """
-import sys, asyncio, hashlib
+import sys, hashlib
+import torch
 sys.path.insert(0, sys.argv[3])
 from test_lmcache_backend import make_backend, key
 b, _, loop, _ = make_backend(sys.argv[1])
 obj = b.get_blocking(key(int(sys.argv[2])))
-print("miss" if obj is None else hashlib.sha256(obj.tensor.view(-1).view(__import__("torch").uint8).numpy().tobytes()).hexdigest())
+raw = None if obj is None else obj.tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
+print("miss" if raw is None else hashlib.sha256(raw).hexdigest())
 b.close()
 """
 
@@ -178,4 +180,3 @@ def test_maru_url_scheme_is_rewritten_to_tcp_and_accepted(world):
         b.close()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
-

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs LMCache's real MaruBackend against this package on a private maru-devd mount
+# (python/tests/test_lmcache_backend.py), after installing torch and LMCache into a venv.
+#
+#   sudo python/tests/lmcache/run.sh            # from anywhere; extra args go to pytest
+#
+# Knobs: MARU_LMCACHE_VENV (default <repo>/.venv-lmcache, reused when present),
+# LMCACHE_VERSION (default 0.5.6, the release whose maru_backend.py this package targets),
+# CARGO_TARGET_DIR (where the Rust binaries are built and then looked up).
+#
+# torch comes from PyPI, whose Linux wheels are CUDA builds: with the nvidia-* wheels about
+# 5 GiB installed; they run on CPU, which is all this test needs. LMCache is installed
+# without its dependency list (that list pulls CUDA-only packages such as cupy-cuda13x,
+# cuda-python and nixl) plus the packages its MaruBackend import chain needs.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../../.." && pwd)
+venv=${MARU_LMCACHE_VENV:-$repo/.venv-lmcache}
+lmcache_version=${LMCACHE_VERSION:-0.5.6}
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+echo "== build libmaru and maru-devd"
+(cd "$repo" && cargo build --release -p libmaru -p maru-devd)
+
+echo "== venv $venv: torch, lmcache $lmcache_version, maru"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+pip=("$venv/bin/pip" install -q --disable-pip-version-check)
+"${pip[@]}" torch numpy numba pyyaml requests cachetools sortedcontainers prometheus_client \
+    py-cpuinfo psutil aiohttp aiofile msgspec pyzmq transformers cryptography pytest
+"${pip[@]}" --no-deps "lmcache==$lmcache_version"
+"${pip[@]}" "$repo/python"
+
+echo "== LMCache MaruBackend on maru-fs"
+cd "$repo"
+exec "$venv/bin/python" -m pytest -v -p no:cacheprovider python/tests/test_lmcache_backend.py "$@"
