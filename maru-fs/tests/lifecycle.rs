@@ -182,6 +182,10 @@ fn published_chunks_are_sealed() {
         .unwrap_err();
     assert_eq!(errno(e), libc::EPERM);
     assert_eq!(errno(writer.set_len(0).unwrap_err()), libc::EPERM);
+    assert_eq!(
+        nix::fcntl::fallocate(&writer, nix::fcntl::FallocateFlags::empty(), 0, 16384),
+        Err(nix::errno::Errno::EPERM)
+    );
     // The writer's existing mapping keeps working (it is trusted not to write).
     let m = unsafe { memmap2::MmapOptions::new().map(&writer) }.unwrap();
     assert_eq!(m[8191], 0x11);
@@ -337,6 +341,21 @@ fn enospc_without_eviction_and_limits() {
     f.set_len(512 * 1024).unwrap();
     assert_eq!(fx.stats("p").used_bytes, MIB);
     // Shrinking gives space back.
+    f.set_len(4096).unwrap();
+    assert_eq!(fx.stats("p").used_bytes, 512 * 1024 + 4096);
+    // fallocate charges like ftruncate (and commits the memory).
+    use nix::fcntl::{fallocate, FallocateFlags};
+    assert_eq!(
+        fallocate(&f, FallocateFlags::empty(), 0, 600 * 1024),
+        Err(nix::errno::Errno::ENOSPC)
+    );
+    fallocate(&f, FallocateFlags::empty(), 0, 256 * 1024).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 256 * 1024);
+    assert_eq!(fx.stats("p").used_bytes, 768 * 1024);
+    assert_eq!(
+        fallocate(&f, FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, 512 * 1024),
+        Err(nix::errno::Errno::EOPNOTSUPP)
+    );
     f.set_len(4096).unwrap();
     assert_eq!(fx.stats("p").used_bytes, 512 * 1024 + 4096);
     assert_eq!(fx.stats("p").evictions, 0);
