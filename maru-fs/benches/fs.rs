@@ -236,12 +236,13 @@ impl Bench {
 
 fn bench_pool(b: &mut Bench, label: &str, dir: &Path, native: &Path, src: &[u8]) {
     let d = dir.to_path_buf();
-    // A published 1 MiB chunk to stat and map.
+    // A published 1 MiB chunk to stat and map (written the fast way, so on the thp
+    // pool it sits in one large folio).
     let (fd, _) = publish(
         &cstr(&d.join(".setup")),
         &cstr(&d.join("hit")),
         &src[..MIB],
-        Sizing::Truncate,
+        Sizing::FallocatePopulate,
     );
     drop(fd);
     let hit = cstr(&d.join("hit"));
