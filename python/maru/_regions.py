@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import os
+import weakref
 
 # ctypes builds a new type for each `c_ubyte * n`; chunk sizes are few, so keep them.
 _ARRAY_TYPES: dict[int, type] = {}
@@ -18,6 +20,27 @@ _ARRAY_TYPES_MAX = 4096
 
 #: Process-wide region ids (never reused, so a stale id cannot name a new mapping).
 _next_region_id = itertools.count(1).__next__
+
+#: Every staging chunk of this process, for the fork handler below.
+_LIVE_STAGING: weakref.WeakSet = weakref.WeakSet()
+
+#: Incremented in a forked child: handlers connected before the fork refuse to work.
+fork_generation = [0]
+
+
+def _disown_after_fork() -> None:
+    """In a forked child, forget the parent's staging chunks.
+
+    The child inherits the parent's ``maru_chunk`` handles; freeing one there would
+    remove the parent's staging file. The child leaves them alone (its copies of the
+    mappings go when it exits) and must connect its own handler.
+    """
+    fork_generation[0] += 1
+    for st in list(_LIVE_STAGING):
+        st.ptr = None  # maru_chunk_free(NULL) does nothing
+
+
+os.register_at_fork(after_in_child=_disown_after_fork)
 
 
 def _array_type(n: int) -> type:
@@ -49,7 +72,7 @@ class PoolRef:
 class Staging:
     """A staging chunk (``maru_chunk*``) and its read-write mapping."""
 
-    __slots__ = ("lib", "ptr", "addr", "size", "region_id", "published", "__weakref__")
+    __slots__ = ("lib", "ptr", "addr", "size", "region_id", "__weakref__")
 
     def __init__(self, lib: ctypes.CDLL, ptr: int, addr: int, size: int):
         self.lib = lib
@@ -57,7 +80,7 @@ class Staging:
         self.addr = addr
         self.size = size
         self.region_id = _next_region_id()
-        self.published = False
+        _LIVE_STAGING.add(self)
 
     def export(self) -> memoryview:
         """A writable memoryview over the whole mapping (keeps this chunk alive)."""

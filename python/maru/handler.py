@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ctypes import byref, c_size_t, c_void_p
 
 from . import _lib
-from ._regions import PoolRef, Staging, View
+from ._regions import PoolRef, Staging, View, fork_generation
 from ._reserve import Reserve
 from .config import MaruConfig
 from .errors import MaruError
@@ -91,6 +91,7 @@ class MaruHandler:
         self._lib: ctypes.CDLL | None = None
         self._pool: PoolRef | None = None
         self._closing = False
+        self._generation = -1  # fork_generation at connect
         self._lock = threading.Lock()
         self._reserve: Reserve | None = None
         self._cuda = False
@@ -145,6 +146,7 @@ class MaruHandler:
         self._lib = lib
         self._pool = PoolRef(lib, out.value, path)
         self._closing = False
+        self._generation = fork_generation[0]
         self.last_error = None
         want_cuda = self._config.cuda_register
         self._cuda = bool(lib.maru_cuda_available()) if want_cuda is None else want_cuda
@@ -192,6 +194,11 @@ class MaruHandler:
         pool = self._pool
         if pool is None or self._closing:
             raise RuntimeError("Not connected. Call connect() first.")
+        if self._generation != fork_generation[0]:
+            raise RuntimeError(
+                f"this MaruHandler (pool {pool.path}) was connected before fork(): "
+                "connect a new MaruHandler in the child process"
+            )
         return pool
 
     @property
@@ -298,7 +305,6 @@ class MaruHandler:
         lib = pool.lib
         rc = lib.maru_chunk_publish(st.ptr, kb, len(kb))
         if rc == 0:
-            st.published = True
             self._stats["stores"] += 1
             return True
         if rc == -errno.EEXIST:
@@ -587,7 +593,7 @@ class MaruHandler:
     def healthcheck(self) -> bool:
         """True when connected and the pool directory is reachable and online."""
         pool = self._pool
-        if pool is None or self._closing:
+        if pool is None or self._closing or self._generation != fork_generation[0]:
             return False
         try:
             online = os.getxattr(pool.path, "user.maru.online")

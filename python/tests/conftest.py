@@ -77,12 +77,35 @@ class World:
     lib: Path
     devd: Path
     proc: subprocess.Popen
+    #: A world-readable copy of the package and libmaru for the unprivileged user (the
+    #: checkout and the venv may sit where that user cannot read, e.g. under /root).
+    shared: Path
 
     def pool(self, name: str) -> Path:
         return self.mnt / name
 
     def url(self, name: str, scheme: str = "maru") -> str:
         return f"{scheme}://{self.mnt / name}"
+
+    def run_py(self, code: str, *args: str, user: list[str] | None = None, timeout: float = 60):
+        """Runs Python ``code`` in a new process, as root or (``user=NOBODY``) unprivileged.
+
+        Root uses this interpreter and the ``maru`` package this process imported; the
+        unprivileged user runs the system python on the world-readable copy.
+        """
+        import maru
+
+        env = dict(os.environ)
+        if user:
+            python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else os.path.realpath(sys.executable)
+            env["PYTHONPATH"] = str(self.shared)
+            env["MARU_LIBRARY"] = str(self.shared / "libmaru.so")
+        else:
+            python = sys.executable
+            pkg_root = str(Path(maru.__file__).resolve().parents[1])
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, env.get("PYTHONPATH")]))
+        cmd = (user or []) + [python, "-c", code, *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd="/", check=False)
 
     def log_text(self) -> str:
         try:
@@ -103,6 +126,15 @@ def world():
     tmp = Path(tempfile.mkdtemp(prefix="maru-py-test-"))
     tmp.chmod(0o755)  # the unprivileged test user must reach the mount point
     mnt, run, log = tmp / "mnt", tmp / "run", tmp / "daemon.log"
+    import maru
+
+    shared = tmp / "pkg"
+    shutil.copytree(Path(maru.__file__).parent, shared / "maru", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(lib, shared / "libmaru.so")
+    for d, _, files in os.walk(shared):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o755 if f.endswith(".so") else 0o644)
     cfg = tmp / "maru.yaml"
     pools = "".join(
         f'  - name: {n}\n    source: {{numa: {{node: 0}}}}\n    size: {s}\n    mode: "{m}"\n    eviction: {e}\n'
@@ -114,7 +146,7 @@ def world():
         proc = subprocess.Popen(
             [str(devd), "run", "--config", str(cfg)], env=env, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf
         )
-    w = World(mnt, run, log, lib, devd, proc)
+    w = World(mnt, run, log, lib, devd, proc, shared)
     try:
         deadline = time.monotonic() + 30
         while not (_is_mountpoint(mnt) and all((mnt / p).is_dir() for p in POOLS)):
@@ -171,15 +203,3 @@ def handler(config_for):
     assert h.connect(), h.last_error
     yield h
     h.close()
-
-
-def run_py(code: str, *args: str, user: list[str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Runs Python ``code`` in a new process (optionally as another user) with the same
-    ``maru`` package this process imported (installed, or the source tree)."""
-    import maru
-
-    env = dict(os.environ)
-    pkg_root = str(Path(maru.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [pkg_root, env.get("PYTHONPATH")]))
-    cmd = (user or []) + [sys.executable, "-c", code, *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd="/")

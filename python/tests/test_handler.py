@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import NOBODY, run_py
+from conftest import NOBODY
 
 from maru import AllocHandle, MaruConfig, MaruError, MaruHandler, MemoryInfo
 
@@ -418,14 +418,14 @@ print("miss" if info is None else hashlib.sha256(info.view).hexdigest())
 @pytest.mark.parametrize("user", [None, NOBODY], ids=["root", "nobody"])
 def test_cross_process_store_retrieve(handler, world, key, user):
     data = hashlib.sha256(key().encode()).digest() * 1000
-    out = run_py(WRITER, world.url("kv"), key(), user=user)
+    out = world.run_py(WRITER, world.url("kv"), key(), user=user)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
     assert handler.retrieve(key()).view == data
     assert put(handler, key(1), data)
-    out = run_py(READER, world.url("kv"), key(1), user=user)
+    out = world.run_py(READER, world.url("kv"), key(1), user=user)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == hashlib.sha256(data).hexdigest()
-    out = run_py(READER, world.url("kv"), key(2), user=user)
+    out = world.run_py(READER, world.url("kv"), key(2), user=user)
     assert out.stdout.strip() == "miss", out.stderr
 
 
@@ -435,7 +435,7 @@ def test_unprivileged_process_on_forbidden_pool_gets_a_clean_error(world):
         "h = MaruHandler(MaruConfig(server_url=sys.argv[1]))\n"
         "print(h.connect()); print(h.last_error)\n"
     )
-    out = run_py(code, world.url("private"), user=NOBODY)
+    out = world.run_py(code, world.url("private"), user=NOBODY)
     assert out.returncode == 0, out.stderr
     ok, err = out.stdout.strip().split("\n", 1)
     assert ok == "False"
@@ -455,3 +455,37 @@ def test_int_and_bytes_keys(handler, key):
     assert bytes(handler.retrieve(key()).view) == b"bytes key"
     with pytest.raises(TypeError, match="str, bytes or int"):
         handler.exists(1.5)
+
+
+def test_forked_child_neither_uses_nor_frees_the_parents_chunks(config_for, key):
+    h = MaruHandler(config_for(reserve_chunks=2))
+    assert h.connect()
+    try:
+        deadline = time.monotonic() + 30
+        while h.get_stats()["handler"]["reserve_ready"] < 2:
+            assert time.monotonic() < deadline, "reserve never filled"
+            time.sleep(0.01)
+        before = h.alloc(100)
+        before.buf[:] = b"b" * 100
+        pid = os.fork()
+        if pid == 0:  # child: refuse to work, then drop everything the parent owns
+            code = 0
+            try:
+                h.alloc(MiB)
+                code = 2
+            except RuntimeError as e:
+                code = 0 if "fork" in str(e) else 3
+            code = code or (4 if h.healthcheck() else 0)
+            h.close()
+            del before
+            gc.collect()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # the parent's staging chunks survived the child's cleanup
+        assert h.store(key(0), before)
+        for i in range(1, 4):
+            assert put(h, key(i), b"r" * 10)
+        assert h.batch_exists([key(i) for i in range(4)]) == [True] * 4
+    finally:
+        h.close()

@@ -11,7 +11,6 @@ import hashlib
 import threading
 
 import pytest
-from conftest import run_py
 
 try:
     import torch
@@ -165,7 +164,7 @@ def test_second_lmcache_instance_reads_what_the_first_stored(backend, world):
     digest = hashlib.sha256(expect.view(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
     import os
 
-    out = run_py(SECOND_INSTANCE, world.url("kv"), str(h), os.path.dirname(__file__), timeout=300)
+    out = world.run_py(SECOND_INSTANCE, world.url("kv"), str(h), os.path.dirname(__file__), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == digest
 
