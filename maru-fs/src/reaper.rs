@@ -107,3 +107,43 @@ impl Reaper {
         freed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charge_returns_only_after_last_mapping_goes() {
+        let dir = tempfile::tempdir_in("/dev/shm").expect("dir on /dev/shm");
+        let path = dir.path().join("chunk");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(8192).unwrap();
+        // SAFETY: a private test file nobody else touches.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.unwrap();
+        drop(file);
+
+        let mut reaper = Reaper::new();
+        assert!(reaper.watch(&path, 7, 8192), "inotify watch");
+        std::fs::remove_file(&path).unwrap();
+        assert!(reaper.reap().is_empty(), "freed while still mapped");
+        drop(map);
+        assert_eq!(reaper.reap(), vec![(7, 8192)]);
+        assert!(reaper.reap().is_empty(), "returned twice");
+    }
+
+    #[test]
+    fn unmapped_file_is_reaped_at_unlink() {
+        let dir = tempfile::tempdir_in("/dev/shm").expect("dir on /dev/shm");
+        let path = dir.path().join("chunk");
+        std::fs::write(&path, b"x").unwrap();
+        let mut reaper = Reaper::new();
+        assert!(reaper.watch(&path, 1, 1));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(reaper.reap(), vec![(1, 1)]);
+    }
+}

@@ -100,3 +100,36 @@ pub(crate) fn names<'a>(fixed: &[&str], extra: impl Iterator<Item = &'a OsStr>) 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthesised_values() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_123);
+        let v = |n: &str, p| chunk_value(OsStr::new(n), p, 3, Some(1), t).unwrap();
+        assert_eq!(v(STATE, Phase::Staging), b"staging");
+        assert_eq!(v(STATE, Phase::Published), b"published");
+        assert_eq!(v(PINS, Phase::Published), b"3");
+        assert_eq!(v(NODE, Phase::Published), b"1");
+        assert_eq!(v(CREATED, Phase::Published), b"1700000123");
+        assert_eq!(
+            chunk_value(OsStr::new(NODE), Phase::Staging, 0, None, t).unwrap(),
+            b"unknown"
+        );
+        assert!(chunk_value(OsStr::new("user.maru.key"), Phase::Staging, 0, None, t).is_none());
+    }
+
+    #[test]
+    fn names_and_reserved() {
+        let list = names(CHUNK_NAMES, [OsStr::new("user.x")].into_iter());
+        assert_eq!(
+            list,
+            b"user.maru.state\0user.maru.pins\0user.maru.node\0user.maru.created\0user.x\0"
+        );
+        assert!(is_reserved(OsStr::new("user.maru.pins")));
+        assert!(is_reserved(OsStr::new("user.maru.capacity")));
+        assert!(!is_reserved(OsStr::new("user.maru.key")));
+    }
+}
