@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -42,6 +43,26 @@ def pool_path_from_url(url: str) -> str:
     return str(p)
 
 
+def _env_override(name: str, parse):
+    """The parsed value of environment variable ``name``, or None when unset."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse(raw.strip())
+    except ValueError as e:
+        raise ValueError(f"environment variable {name}={raw!r}: {e}") from None
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
 @dataclass
 class MaruConfig:
     """Configuration of a :class:`maru.MaruHandler`.
@@ -64,6 +85,9 @@ class MaruConfig:
             path): None = when libmaru was built with CUDA and a GPU is present.
         cuda_register_views: also register every retrieved chunk's read-only mapping
             with CUDA (costly per call; off by default).
+
+    Environment overrides (for engines such as LMCache that build the config
+    themselves): ``MARU_RESERVE_CHUNKS`` (an integer), ``MARU_CUDA_REGISTER`` (1/0).
     """
 
     server_url: str = DEFAULT_URL
@@ -86,6 +110,12 @@ class MaruConfig:
     def __post_init__(self) -> None:
         if self.instance_id is None:
             self.instance_id = str(uuid.uuid4())
+        reserve = _env_override("MARU_RESERVE_CHUNKS", int)
+        if reserve is not None:
+            self.reserve_chunks = reserve
+        cuda = _env_override("MARU_CUDA_REGISTER", _parse_bool)
+        if cuda is not None:
+            self.cuda_register = cuda
         if self.chunk_size_bytes <= 0:
             raise ValueError(f"chunk_size_bytes must be positive, got {self.chunk_size_bytes}")
         if self.pool_size < 0:

@@ -489,3 +489,14 @@ def test_forked_child_neither_uses_nor_frees_the_parents_chunks(config_for, key)
         assert h.batch_exists([key(i) for i in range(4)]) == [True] * 4
     finally:
         h.close()
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("MARU_RESERVE_CHUNKS", "3")
+    monkeypatch.setenv("MARU_CUDA_REGISTER", "off")
+    cfg = MaruConfig(chunk_size_bytes=MiB, pool_size=2 * MiB)
+    assert cfg.reserve_chunks == 3 and cfg.cuda_register is False
+    assert cfg.reserve_target == 2  # capped by pool_size
+    monkeypatch.setenv("MARU_CUDA_REGISTER", "maybe")
+    with pytest.raises(ValueError, match="MARU_CUDA_REGISTER"):
+        MaruConfig()
