@@ -34,7 +34,7 @@ use std::path::PathBuf;
 pub use error::DevdaxError;
 pub use geometry::{Geometry, DEFAULT_ALIGN};
 pub use store::Recovery;
-pub(crate) use store::{ChunkHandle, DevdaxStore, FoundChunk};
+pub(crate) use store::{ChunkHandle, DevdaxStore};
 
 /// What to do when the pool's range holds no pool header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -96,7 +96,6 @@ struct Inner {
 pub(crate) struct DevdaxStore {
     inner: Arc<Mutex<Inner>>,
     device: PathBuf,
-    recovery: Recovery,
 }
 
 /// An open chunk: reads, writes and sizes go to the pool's mapping. The chunk's
@@ -359,8 +358,9 @@ fn read_header(
 }
 
 impl DevdaxStore {
-    /// Opens (recovering, or formatting a blank range if allowed) the pool of `cfg`.
-    pub fn open(cfg: &DevdaxConfig) -> Result<DevdaxStore, DevdaxError> {
+    /// Opens (recovering, or formatting a blank range if allowed) the pool of
+    /// `cfg`; also says what recovery found and dropped (it is logged as well).
+    pub fn open(cfg: &DevdaxConfig) -> Result<(DevdaxStore, Recovery), DevdaxError> {
         let (file, geo, len) = open_region(cfg)?;
         let map = map_region(cfg, &file, len)?;
         let mut header = read_header(cfg, &map, len, geo.align)?;
@@ -402,21 +402,16 @@ impl DevdaxStore {
             inner.alloc.free_bytes(),
             inner.header.data_len
         );
-        Ok(DevdaxStore {
+        let store = DevdaxStore {
             inner: Arc::new(Mutex::new(inner)),
             device: cfg.device.clone(),
-            recovery,
-        })
+        };
+        Ok((store, recovery))
     }
 
     /// The device node (or stand-in file) clients map.
     pub fn device(&self) -> &Path {
         &self.device
-    }
-
-    /// What recovery did when the pool was opened.
-    pub fn recovery(&self) -> Recovery {
-        self.recovery
     }
 
     /// Bytes in the data area.

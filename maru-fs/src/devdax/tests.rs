@@ -50,7 +50,7 @@ fn fixture_geometry() -> Geometry {
 
 /// A stand-in device: a sparse file on tmpfs with the sysfs attributes beside it.
 struct Dev {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     cfg: DevdaxConfig,
 }
 
@@ -72,7 +72,7 @@ impl Dev {
         std::fs::write(sysfs.join("align"), format!("{}\n", geo.align)).unwrap();
         let mut cfg = DevdaxConfig::new(device);
         cfg.sysfs_dir = Some(sysfs);
-        Dev { dir, cfg }
+        Dev { _dir: dir, cfg }
     }
 
     /// The fixture's dax0.0.
@@ -89,7 +89,11 @@ impl Dev {
     }
 
     fn open(&self) -> Result<DevdaxStore, DevdaxError> {
-        DevdaxStore::open(&self.cfg)
+        DevdaxStore::open(&self.cfg).map(|(store, _)| store)
+    }
+
+    fn open_recovering(&self) -> (DevdaxStore, Recovery) {
+        DevdaxStore::open(&self.cfg).unwrap()
     }
 
     fn poke(&self, at: u64, bytes: &[u8]) {
@@ -153,9 +157,9 @@ fn blank_range_is_formatted_only_when_allowed() {
     assert!(matches!(err, DevdaxError::Blank { .. }), "{err}");
     assert!(err.to_string().contains("format"), "{err}");
     dev.cfg.format = FormatPolicy::IfBlank;
-    let store = dev.open().unwrap();
+    let (store, recovery) = dev.open_recovering();
     assert_eq!(store.data_len(), 254 * MIB);
-    assert_eq!(store.recovery(), Recovery::default());
+    assert_eq!(recovery, Recovery::default());
     assert_eq!(&dev.peek(0, 8), b"MARUDAX\0");
 }
 
@@ -182,9 +186,9 @@ fn restart_recovers_published_chunks_and_drops_staging() {
         s.set_len(8 * MIB).unwrap();
         std::mem::forget(s);
     }
-    let store = dev.open().unwrap();
+    let (store, recovery) = dev.open_recovering();
     assert_eq!(
-        store.recovery(),
+        recovery,
         Recovery {
             published: 3,
             staging_dropped: 1,
@@ -313,11 +317,11 @@ fn data_checksum_catches_changed_chunks() {
     };
     dev.poke(off + 1234, b"X");
     dev.cfg.verify_data = false;
-    assert_eq!(dev.open().unwrap().recovery().published, 2);
+    assert_eq!(dev.open_recovering().1.published, 2);
     dev.cfg.verify_data = true;
-    let store = dev.open().unwrap();
-    assert_eq!(store.recovery().published, 1);
-    assert_eq!(store.recovery().data_mismatch, 1);
+    let (store, recovery) = dev.open_recovering();
+    assert_eq!(recovery.published, 1);
+    assert_eq!(recovery.data_mismatch, 1);
     assert_eq!(read_all(&store, "good"), pattern(10_000, 1));
     assert!(store.open_chunk(OsStr::new("bad")).is_err());
 }
@@ -332,9 +336,9 @@ fn damaged_record_is_dropped() {
     }
     // Record slots are taken in order: "b" is in slot 1 (its staging record was).
     dev.poke(2 * SLOT_SIZE + RECORD_SIZE + 200, b"torn");
-    let store = dev.open().unwrap();
-    assert_eq!(store.recovery().published, 1);
-    assert_eq!(store.recovery().damaged_dropped, 1);
+    let (store, recovery) = dev.open_recovering();
+    assert_eq!(recovery.published, 1);
+    assert_eq!(recovery.damaged_dropped, 1);
     assert!(store.open_chunk(OsStr::new("a")).is_ok());
 }
 
