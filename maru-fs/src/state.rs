@@ -462,8 +462,7 @@ impl State {
             pool.counters.hits += 1;
         }
         c.nlookup += 1;
-        let c = &self.chunks[&ino];
-        Ok(Some(self.chunk_attr(ino, c)))
+        self.attr(ino).map(Some)
     }
 
     /// The kernel dropped `n` references to `ino`.
@@ -662,7 +661,7 @@ impl State {
         c.opens += 1;
         c.last_used = tick;
         let backing = c.backing.clone();
-        let attr = self.chunk_attr(ino, &self.chunks[&ino]);
+        let attr = self.attr(ino)?;
         let fh = self.alloc_fh();
         self.handles.insert(fh, ino);
         Ok(Opened { fh, attr, backing })
