@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ctypes import byref, c_size_t, c_void_p
 
 from . import _lib
-from ._regions import PoolRef, Staging, View, fork_generation
+from ._regions import PoolRef, Staging, View, _next_region_id, fork_generation
 from ._reserve import Reserve
 from .config import MaruConfig
 from .errors import MaruError
@@ -281,6 +281,9 @@ class MaruHandler:
         self._stats["frees"] += 1
         reserve = self._reserve
         if st.size == self._config.chunk_size_bytes and reserve is not None:
+            # Reused under a new region id: the freed handle no longer names it.
+            self._regions.pop(st.region_id, None)
+            st.region_id = _next_region_id()
             reserve.give_back(st)
 
     def store(self, key: Key, handle: AllocHandle) -> bool:

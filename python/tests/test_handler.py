@@ -355,6 +355,12 @@ def test_alloc_uses_the_reserve_and_free_recycles(config_for, key):
         assert h.get_stats()["handler"]["allocs_from_reserve"] == 1
         h.free(a)
         assert h.get_stats()["handler"]["reserve_ready"] == 3  # recycled, not recreated
+        assert h.get_region_page_count(a.region_id) is None  # under a new id now
+        b = h.alloc(MiB)
+        assert b.region_id != a.region_id
+        with pytest.raises(ValueError):
+            h.store(key(), a)
+        assert h.store(key(), b)
         assert h.get_stats()["handler"]["frees"] == 1
     finally:
         h.close()
