@@ -82,3 +82,47 @@ fn remount_adopts_published_chunks_byte_for_byte() {
     assert_eq!(get(&reader.kv, "sum"), pattern_sum(11, 1048576).to_string());
     reader.finish();
 }
+
+/// A daemon that died leaves a dead FUSE mount (ENOTCONN) behind; mounting again on
+/// the same mount point replaces it.
+#[test]
+fn mount_over_a_dead_fuse_mount() {
+    if skip_unless_root() {
+        return;
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    // A FUSE mount whose server is gone: mount with a /dev/fuse fd, then close it.
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .unwrap();
+    let opts = format!(
+        "fd={},rootmode=40000,user_id=0,group_id=0",
+        std::os::fd::AsRawFd::as_raw_fd(&dev)
+    );
+    nix::mount::mount(
+        Some("dead"),
+        mnt.path(),
+        Some("fuse"),
+        nix::mount::MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .unwrap();
+    drop(dev);
+    let e = std::fs::metadata(mnt.path()).unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::ENOTCONN),
+        "the mount should be dead"
+    );
+
+    let backing = tempfile::tempdir_in("/dev/shm").unwrap();
+    let mounted = maru_fs::mount(
+        &maru_fs::MountOptions::new(mnt.path()),
+        vec![pool("p", backing.path(), MIB)],
+    )
+    .expect("mount over the dead mount");
+    assert!(mnt.path().join("p").is_dir());
+    mounted.unmount().unwrap();
+}
