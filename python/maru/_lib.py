@@ -6,7 +6,7 @@ The library is looked up, in order, at:
 2. ``maru/_native/libmaru.so`` inside this package (a wheel built with the library copied in);
 3. the Cargo target directories of a Maru checkout: ``$CARGO_TARGET_DIR``, then ``target/``
    of the workspace found above the current directory or above this package's source
-   (``release`` before ``debug``).
+   (``release`` or ``debug``, whichever was built last).
 
 Every failure names the places that were tried and how to build the library.
 """
@@ -73,9 +73,20 @@ def candidates() -> list[Path]:
         target_dirs.append(Path(cargo_target))
     target_dirs.extend(root / "target" for root in _workspace_roots())
     for t in target_dirs:
-        for profile in ("release", "debug"):
-            out.append(t / profile / _LIB_NAME)
+        out.extend(newest_first([t / profile / _LIB_NAME for profile in ("release", "debug")]))
     return out
+
+
+def newest_first(paths: list[Path]) -> list[Path]:
+    """``paths`` with the most recently built existing file first (absent ones last, in order)."""
+
+    def mtime(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:
+            return float("-inf")
+
+    return sorted(paths, key=mtime, reverse=True)
 
 
 def _declare(lib: ctypes.CDLL) -> None:

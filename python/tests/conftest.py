@@ -2,7 +2,8 @@
 
 The binaries are not built here: they are looked up (``$MARU_DEVD`` and
 ``$MARU_LIBRARY``, else ``$CARGO_TARGET_DIR`` or the workspace's ``target/``, release
-before debug). Build them first with ``cargo build --release -p libmaru -p maru-devd``.
+or debug, whichever was built last). Build them first with
+``cargo build -p libmaru -p maru-devd`` (add ``--release`` for benchmarks).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ except ImportError:  # running from the source tree without installing
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-BUILD = "cargo build --release -p libmaru -p maru-devd"
+BUILD = "cargo build -p libmaru -p maru-devd"
 
 # Pools of the test daemon. `small` is only for the eviction test; `private` is
 # root-only (mode 0700), for the unprivileged-access test.
@@ -46,19 +47,24 @@ def _target_dirs() -> list[Path]:
     return [d / p for d in dirs for p in ("release", "debug")]
 
 
+def _newest(paths: list[Path]) -> Path | None:
+    """The most recently built of ``paths`` that exist (release or debug, whichever is newer)."""
+    found = [p for p in paths if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
 def _find(env: str, name: str) -> Path:
     if os.environ.get(env):
         p = Path(os.environ[env])
         if not p.is_file():
             pytest.fail(f"${env}={p} does not exist; build with: {BUILD}")
         return p
-    tried = []
-    for d in _target_dirs():
-        p = d / name
-        if p.is_file():
+    tried = [d / name for d in _target_dirs()]
+    for i in range(0, len(tried), 2):  # per target dir: release/debug, newest first
+        p = _newest(tried[i : i + 2])
+        if p is not None:
             return p
-        tried.append(str(p))
-    pytest.fail(f"{name} not found (looked at {', '.join(tried)}; or set ${env}); build it first: {BUILD}")
+    pytest.fail(f"{name} not found (looked at {', '.join(map(str, tried))}; or set ${env}); build it first: {BUILD}")
 
 
 def _is_mountpoint(path: Path) -> bool:

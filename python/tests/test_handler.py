@@ -113,8 +113,11 @@ def test_library_lookup_order(monkeypatch, tmp_path):
     c = _lib.candidates()
     assert c[0] == tmp_path / "x.so"
     assert c[1].parts[-2:] == ("_native", "libmaru.so")
-    assert c[2] == tmp_path / "tgt" / "release" / "libmaru.so"
-    assert c[3] == tmp_path / "tgt" / "debug" / "libmaru.so"
+    assert c[2:4] == [tmp_path / "tgt" / "release" / "libmaru.so", tmp_path / "tgt" / "debug" / "libmaru.so"]
+    # whichever profile was built last comes first
+    (tmp_path / "tgt" / "debug").mkdir(parents=True)
+    (tmp_path / "tgt" / "debug" / "libmaru.so").write_bytes(b"")
+    assert _lib.candidates()[2] == tmp_path / "tgt" / "debug" / "libmaru.so"
 
 
 # ---------------------------------------------------------------- store / retrieve
