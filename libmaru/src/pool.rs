@@ -213,17 +213,12 @@ impl Pool {
     /// Creates a staging chunk of `size` bytes: hidden staging file, sized (the
     /// pool charges it now), mapped read-write and pre-faulted.
     pub fn create(&self, size: usize) -> Result<Chunk> {
-        let (fd, staging, len) = self.create_staging(size)?;
+        let (fd, staging) = self.create_staging(size, true)?;
         let object = self.dir.child(staging.as_bytes()).display().to_string();
         let abort = |e: Error| {
             let _ = self.dir.unlink(&staging);
             e
         };
-        // Ask for the pages now, in as large folios as the pool's filesystem
-        // gives (tmpfs huge=: large folios, then PMD mappings). Optional: a pool
-        // that does not support it (EOPNOTSUPP) allocates on the faults below.
-        // SAFETY: valid fd; range within the size just set.
-        unsafe { libc::fallocate(fd.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
         let map = Mapping::new(fd.as_fd(), size, Access::ReadWrite, &object).map_err(abort)?;
         Ok(Chunk::new(self.dir.clone(), staging, map, fd))
     }
@@ -234,7 +229,7 @@ impl Pool {
     /// [`Publish::AlreadyExists`] when the key existed (first writer wins).
     pub fn store(&self, key: &[u8], data: &[u8]) -> Result<Publish> {
         let name = KeyName::new(key)?;
-        let (fd, staging, _) = self.create_staging(data.len())?;
+        let (fd, staging) = self.create_staging(data.len(), false)?;
         let abort = |e: Error| {
             let _ = self.dir.unlink(&staging);
             e
@@ -269,8 +264,13 @@ impl Pool {
         self.dir.publish(&staging, key, &name).map_err(abort)
     }
 
-    /// Creates and sizes a staging file: `(fd, name, size as off_t)`.
-    fn create_staging(&self, size: usize) -> Result<(OwnedFd, CString, libc::off_t)> {
+    /// Creates and sizes a staging file: `(fd, name)`. With `allocate` the size
+    /// is set by `fallocate(2)`, which also allocates the pages now, in as large
+    /// folios as the pool gives (tmpfs `huge=`: one large folio per chunk, mapped
+    /// at once) and charges the pool in the same round trip; a pool without
+    /// fallocate gets `ftruncate(2)`. Without `allocate`, `ftruncate(2)` (the
+    /// pages are allocated by the writes that follow).
+    fn create_staging(&self, size: usize, allocate: bool) -> Result<(OwnedFd, CString)> {
         if size == 0 {
             return Err(Error::InvalidArgument(format!(
                 "cannot create an empty chunk in pool {}: size must be > 0",
@@ -308,14 +308,27 @@ impl Pool {
                 ));
             }
         };
+        let fail = |op| {
+            let object = self.dir.child(staging.as_bytes()).display().to_string();
+            let err = Error::last_os(op, object);
+            let _ = self.dir.unlink(&staging);
+            err
+        };
+        if allocate {
+            // SAFETY: valid fd; mode 0 allocates [0, len) and sets the size.
+            if unsafe { libc::fallocate(fd.as_raw_fd(), 0, 0, len) } == 0 {
+                return Ok((fd, staging));
+            }
+            let errno = io::Error::last_os_error().raw_os_error();
+            if !matches!(errno, Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) {
+                return Err(fail("size (fallocate)"));
+            }
+        }
         // SAFETY: valid fd.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } != 0 {
-            let object = self.dir.child(staging.as_bytes()).display().to_string();
-            let err = Error::last_os("size (ftruncate)", object);
-            let _ = self.dir.unlink(&staging);
-            return Err(err);
+            return Err(fail("size (ftruncate)"));
         }
-        Ok((fd, staging, len))
+        Ok((fd, staging))
     }
 
     /// Maps the chunk published under `key` read-only; `None` if there is no such key.

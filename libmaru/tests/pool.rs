@@ -564,3 +564,32 @@ fn store_copies_and_publishes_in_one_call() {
         assert!(names.is_empty(), "{kind:?}: {names:?}");
     }
 }
+
+#[test]
+fn a_full_pool_and_an_oversized_chunk_fail_cleanly() {
+    let fx = Fixture::with_limits(Kind::MaruFs, 0o777, 4 << 20, Some(2 << 20));
+    let pool = Pool::open(&fx.pool).unwrap();
+    let e = pool.create(3 << 20).unwrap_err();
+    assert_eq!(e.errno(), libc::EFBIG, "{e}");
+    assert!(e.to_string().contains("max_chunk_size"), "{e}");
+    let e = pool.store(b"big", &vec![1u8; 3 << 20]).unwrap_err();
+    assert_eq!(e.errno(), libc::EFBIG, "{e}");
+    let a = pool.create(2 << 20).unwrap();
+    let b = pool.create(2 << 20).unwrap();
+    let e = pool.create(2 << 20).unwrap_err();
+    assert_eq!(e.errno(), libc::ENOSPC, "{e}");
+    assert!(e.to_string().contains("pool is full"), "{e}");
+    // Nothing is left behind by the failed creates, and space returns on drop.
+    assert_eq!(fx.backing_names().len(), 2, "{:?}", fx.backing_names());
+    drop((a, b));
+    let mut ok = false;
+    for _ in 0..500 {
+        if let Ok(c) = pool.create(2 << 20) {
+            ok = true;
+            drop(c);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ok, "space of dropped staging chunks returns to the pool");
+}

@@ -31,6 +31,12 @@ pub struct Fixture {
 impl Fixture {
     /// A pool whose directory has permission bits `mode`, owned by root.
     pub fn new(kind: Kind, mode: u32) -> Fixture {
+        Self::with_limits(kind, mode, 1 << 30, None)
+    }
+
+    /// Like [`Fixture::new`], with a maru-fs pool of `capacity` bytes and an
+    /// optional largest chunk size (ignored for plain directories).
+    pub fn with_limits(kind: Kind, mode: u32, capacity: u64, max_chunk: Option<u64>) -> Fixture {
         let tmp = tempfile::Builder::new()
             .prefix("libmaru-test-")
             .tempdir_in("/dev/shm")
@@ -58,9 +64,9 @@ impl Fixture {
                 let cfg = maru_fs::PoolConfig {
                     name: "pool".into(),
                     backing: maru_fs::Backing::Dir(backing.clone()),
-                    capacity: 1 << 30,
+                    capacity,
                     eviction: maru_fs::Eviction::None,
-                    max_chunk_size: None,
+                    max_chunk_size: max_chunk,
                     uid: 0,
                     gid: 0,
                     mode,
