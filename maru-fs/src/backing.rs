@@ -1,9 +1,10 @@
 //! Backing stores: where a pool's chunk pages live.
 //!
-//! Only [`Store::Dir`] exists today (the `numa` source: one regular file per chunk
-//! on a tmpfs, handed to the kernel for FUSE passthrough). A `devdax` store would be
-//! another variant whose data is served through FUSE READ/WRITE instead; callers
-//! ask [`Store::passthrough`] which data path applies.
+//! [`Store::Dir`] is the `numa` source: one regular file per chunk on a tmpfs,
+//! handed to the kernel for FUSE passthrough. [`Store::Devdax`] is the `devdax`
+//! source: chunk extents in a device-dax range (see [`crate::devdax`]), whose data
+//! is served through FUSE READ/WRITE; callers ask [`Store::passthrough`] which data
+//! path applies. An open chunk of either is a [`ChunkFile`].
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
@@ -17,6 +18,8 @@ use nix::fcntl::{openat, renameat2, OFlag, RenameFlags};
 use nix::sys::stat::{fstat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
+use crate::chunk_file::ChunkFile;
+use crate::devdax::{DevdaxError, DevdaxStore};
 use crate::Backing;
 
 /// Name of the xattr on a backing file that records the chunk's owner, mode and
@@ -88,13 +91,29 @@ pub(crate) struct Found {
 pub(crate) enum Store {
     /// A directory on tmpfs/shmem, one regular file per chunk.
     Dir(DirStore),
+    /// A devdax pool: extents of a device-dax range, with the index on the device.
+    Devdax(DevdaxStore),
+}
+
+/// Why a backing store cannot be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// The backing directory.
+    Io(io::Error),
+    /// The devdax device or the pool on it.
+    Devdax(DevdaxError),
 }
 
 impl Store {
-    /// Opens the store described by `backing`.
-    pub fn open(backing: &Backing) -> io::Result<Store> {
+    /// Opens the store described by `backing` (a devdax pool is recovered here).
+    pub fn open(backing: &Backing) -> Result<Store, OpenError> {
         match backing {
-            Backing::Dir(path) => Ok(Store::Dir(DirStore::open(path)?)),
+            Backing::Dir(path) => Ok(Store::Dir(DirStore::open(path).map_err(OpenError::Io)?)),
+            Backing::Devdax(cfg) => {
+                // Recovery's findings are in the log; the pool just uses what it found.
+                let (store, _recovery) = DevdaxStore::open(cfg).map_err(OpenError::Devdax)?;
+                Ok(Store::Devdax(store))
+            }
         }
     }
 
@@ -102,6 +121,7 @@ impl Store {
     pub fn path(&self) -> &Path {
         match self {
             Store::Dir(d) => &d.path,
+            Store::Devdax(d) => d.device(),
         }
     }
 
@@ -109,36 +129,66 @@ impl Store {
     pub fn passthrough(&self) -> bool {
         match self {
             Store::Dir(_) => true,
+            Store::Devdax(_) => false,
         }
     }
 
-    /// Creates a new, empty chunk file and records `meta` with it.
-    pub fn create(&self, name: &OsStr, meta: &ChunkMeta) -> io::Result<File> {
+    /// The device node of a devdax pool (what zero-copy clients map).
+    pub fn devdax_device(&self) -> Option<&Path> {
         match self {
-            Store::Dir(d) => d.create(name, meta),
+            Store::Dir(_) => None,
+            Store::Devdax(d) => Some(d.device()),
+        }
+    }
+
+    /// `(device offset, length)` of the extent of the devdax chunk named `name`.
+    pub fn devdax_extent(&self, name: &OsStr) -> Option<(u64, u64)> {
+        match self {
+            Store::Dir(_) => None,
+            Store::Devdax(d) => d.extent_of(name),
+        }
+    }
+
+    /// Bytes the store can hold at most, where it knows (the devdax data area).
+    pub fn limit(&self) -> Option<u64> {
+        match self {
+            Store::Dir(_) => None,
+            Store::Devdax(d) => Some(d.data_len()),
+        }
+    }
+
+    /// Creates a new, empty chunk and records `meta` with it.
+    pub fn create(&self, name: &OsStr, meta: &ChunkMeta) -> io::Result<ChunkFile> {
+        match self {
+            Store::Dir(d) => d.create(name, meta).map(ChunkFile::File),
+            Store::Devdax(d) => d.create(name, meta.uid, meta.mode).map(ChunkFile::Devdax),
         }
     }
 
     /// Records changed metadata of an open chunk.
-    pub fn set_meta(&self, file: &File, meta: &ChunkMeta) -> io::Result<()> {
-        match self {
-            Store::Dir(_) => {
-                fset_xattr_flags(file, OsStr::new(META_XATTR), meta.encode().as_bytes(), 0)
+    pub fn set_meta(&self, file: &ChunkFile, meta: &ChunkMeta) -> io::Result<()> {
+        match file {
+            ChunkFile::File(f) => {
+                fset_xattr_flags(f, OsStr::new(META_XATTR), meta.encode().as_bytes(), 0)
             }
+            ChunkFile::Devdax(h) => h.set_mode(meta.mode),
         }
     }
 
-    /// Opens an existing chunk file for reading and writing.
-    pub fn open_chunk(&self, name: &OsStr) -> io::Result<File> {
+    /// Opens an existing chunk for reading and writing.
+    pub fn open_chunk(&self, name: &OsStr) -> io::Result<ChunkFile> {
         match self {
-            Store::Dir(d) => d.open_chunk(name),
+            Store::Dir(d) => d.open_chunk(name).map(ChunkFile::File),
+            Store::Devdax(d) => d.open_chunk(name).map(ChunkFile::Devdax),
         }
     }
 
-    /// Renames a chunk file, failing with `EEXIST` if `to` exists.
+    /// Renames a chunk, failing with `EEXIST` if `to` exists (a devdax chunk
+    /// renamed to a key is published on the device).
     pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         match self {
             Store::Dir(d) => d.rename_noreplace(from, to),
+            Store::Devdax(d) => d.rename_noreplace(from, to),
         }
     }
 
@@ -146,20 +196,37 @@ impl Store {
     pub fn file_path(&self, name: &OsStr) -> Option<PathBuf> {
         match self {
             Store::Dir(d) => Some(d.path.join(name)),
+            Store::Devdax(_) => None,
         }
     }
 
-    /// Removes a chunk file (its pages go when the last open file on it closes).
+    /// Removes a chunk (its memory goes when the last open handle on it closes).
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
         match self {
             Store::Dir(d) => d.remove(name),
+            Store::Devdax(d) => d.remove(name),
         }
     }
 
-    /// Lists the published chunks in the store and deletes leftover staging files.
+    /// Lists the published chunks in the store and deletes leftover staging files
+    /// (a devdax pool dropped its staging records when it was opened).
     pub fn adopt(&self) -> io::Result<Vec<Found>> {
         match self {
             Store::Dir(d) => d.adopt(),
+            Store::Devdax(d) => Ok(d
+                .published()
+                .into_iter()
+                .map(|c| Found {
+                    name: c.name,
+                    size: c.size,
+                    meta: ChunkMeta {
+                        uid: c.uid,
+                        mode: c.mode,
+                        created: c.created,
+                    },
+                    xattrs: c.xattrs,
+                })
+                .collect()),
         }
     }
 }

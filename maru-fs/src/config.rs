@@ -2,17 +2,27 @@
 
 use std::path::PathBuf;
 
+use crate::devdax::DevdaxConfig;
+
 /// Where a pool's chunk pages live.
 ///
 /// `Dir` is the `numa` memory source: a directory on a shmem filesystem (the daemon
 /// mounts a tmpfs with `size=`, `mpol=bind:N`, `huge=`; tests may use a directory
 /// under `/dev/shm` or their own tmpfs). Every chunk is one regular file in that
 /// directory, and FUSE passthrough hands its pages straight to every process that
-/// maps the chunk. Other sources (devdax) are added as further variants.
+/// maps the chunk.
+///
+/// `Devdax` is the `devdax` memory source: a byte range of a device-dax character
+/// device holding the pool's header, chunk index and chunk extents (see
+/// [`crate::devdax`] and `docs/devdax.md`). Chunk data goes through FUSE READ/WRITE;
+/// zero-copy clients map the device node at the extent named by the chunk's
+/// `user.maru.devdax.*` xattrs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backing {
     /// A directory on tmpfs/shmem holding one backing file per chunk.
     Dir(PathBuf),
+    /// A byte range of a device-dax device (or of a regular stand-in file).
+    Devdax(DevdaxConfig),
 }
 
 /// What happens when a pool is full and a writer asks for more space.

@@ -35,6 +35,16 @@ pub enum FsError {
         #[source]
         source: io::Error,
     },
+    /// A devdax pool could not be opened (corrupt or foreign header, bad byte
+    /// range, device error); the pool's device is left untouched.
+    #[error("pool {pool}: {source}")]
+    Devdax {
+        /// The pool.
+        pool: String,
+        /// What is wrong with the device or the pool on it.
+        #[source]
+        source: crate::devdax::DevdaxError,
+    },
     /// A pool configuration is not usable.
     #[error("pool {pool}: {reason}")]
     InvalidPool {

@@ -14,7 +14,7 @@ use fuser::{
 };
 
 use crate::notify::Notice;
-use crate::state::{State, BLOCK, NAME_MAX};
+use crate::state::{Opened, State, BLOCK, NAME_MAX};
 
 /// How long the kernel may cache names, negative names and attributes. Every name
 /// change the kernel does not make itself (eviction, staging reclaim, pools coming
@@ -97,6 +97,17 @@ fn negative_attr() -> FileAttr {
         rdev: 0,
         blksize: BLOCK as u32,
         flags: 0,
+    }
+}
+
+/// Open flags for a chunk the daemon serves itself: devdax chunks are direct I/O
+/// (no page cache, and so no shared mapping of the file: `mmap(MAP_SHARED)` fails
+/// with ENODEV because FUSE_DIRECT_IO_ALLOW_MMAP is never offered).
+fn open_flags(o: &Opened) -> FopenFlags {
+    if o.direct_io {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
     }
 }
 
@@ -241,7 +252,7 @@ impl Filesystem for MaruFs {
         match res {
             Ok(o) => match &o.backing {
                 Some(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), id),
-                None => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
+                None => reply.opened(FileHandle(o.fh), open_flags(&o)),
             },
             Err(e) => reply.error(e),
         }
@@ -277,7 +288,7 @@ impl Filesystem for MaruFs {
                     &o.attr,
                     Generation(0),
                     FileHandle(o.fh),
-                    FopenFlags::empty(),
+                    open_flags(&o),
                 ),
             },
             Err(e) => reply.error(e),
@@ -376,7 +387,7 @@ impl Filesystem for MaruFs {
             Err(e) => return reply.error(e),
         };
         // Zeroing memory takes a while: not under the state lock.
-        match crate::backing::allocate(&file, mode, offset, length) {
+        match file.allocate(mode, offset, length) {
             Ok(()) => reply.ok(),
             Err(e) => {
                 if let Some(old) = undo {

@@ -8,7 +8,9 @@
 //! `docs/maru-fs.md`.
 
 mod backing;
+mod chunk_file;
 mod config;
+pub mod devdax;
 mod error;
 mod fs;
 mod mount;

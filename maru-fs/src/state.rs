@@ -8,13 +8,13 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo};
 
-use crate::backing::{fremove_xattr, fset_xattr_flags, ChunkMeta, Store};
+use crate::backing::{ChunkMeta, OpenError, Store};
+use crate::chunk_file::ChunkFile;
 use crate::notify::Notice;
 use crate::reaper::Reaper;
 use crate::xattr;
@@ -80,8 +80,8 @@ pub(crate) struct Chunk {
     created: SystemTime,
     /// Open FUSE handles: the pins.
     opens: u32,
-    /// The backing file, open while any handle is.
-    file: Option<Arc<File>>,
+    /// The chunk's data (backing file or devdax extent), open while any handle is.
+    file: Option<Arc<ChunkFile>>,
     /// The passthrough registration shared by every open handle of this chunk.
     backing: Option<Arc<BackingId>>,
     /// References the kernel holds on this inode (lookups minus forgets).
@@ -106,6 +106,9 @@ pub(crate) struct Opened {
     pub attr: FileAttr,
     /// Passthrough registration to reply with; `None` means the daemon serves I/O.
     pub backing: Option<Arc<BackingId>>,
+    /// Open with `FOPEN_DIRECT_IO` (devdax chunks: no page cache, so no shared
+    /// mapping of the file either; clients map the device node instead).
+    pub direct_io: bool,
 }
 
 /// Opens a passthrough registration for a backing file (wraps the reply's
@@ -229,11 +232,27 @@ impl State {
             pool: cfg.name.clone(),
             path: match &cfg.backing {
                 crate::Backing::Dir(p) => p.clone(),
+                crate::Backing::Devdax(d) => d.device.clone(),
             },
             source,
         };
-        let store = Store::open(&cfg.backing).map_err(backing_err)?;
+        let store = Store::open(&cfg.backing).map_err(|e| match e {
+            OpenError::Io(e) => backing_err(e),
+            OpenError::Devdax(source) => FsError::Devdax {
+                pool: cfg.name.clone(),
+                source,
+            },
+        })?;
         let mut found = store.adopt().map_err(backing_err)?;
+        let mut cfg = cfg;
+        if let Some(limit) = store.limit().filter(|l| *l < cfg.capacity) {
+            log::info!(
+                "pool {}: capacity {} bytes is more than its device offers; using {limit} bytes",
+                cfg.name,
+                cfg.capacity
+            );
+            cfg.capacity = limit;
+        }
         // Oldest first, so the LRU clock starts in creation order.
         found.sort_by_key(|f| f.meta.created);
         let pool_ino = self.alloc_ino();
@@ -393,7 +412,7 @@ impl State {
         let gid = self.pool_nodes.get(&c.pool).map_or(0, |p| p.cfg.gid);
         // A staging chunk may have grown through write(2), which never reaches us.
         let size = match (c.phase, &c.file) {
-            (Phase::Staging, Some(f)) => f.metadata().map_or(c.size, |m| m.len()),
+            (Phase::Staging, Some(f)) => f.len().unwrap_or(c.size),
             _ => c.size,
         };
         FileAttr {
@@ -562,8 +581,13 @@ impl State {
             );
             errno_of(&e)
         })?;
+        let direct_io = !pool.store.passthrough();
         let backing = if passthrough && pool.store.passthrough() {
-            match open_backing(&file) {
+            let opened = match file.as_file() {
+                Some(f) => open_backing(f),
+                None => Err(io::Error::from_raw_os_error(libc::EIO)),
+            };
+            match opened {
                 Ok(id) => Some(Arc::new(id)),
                 Err(e) => {
                     log::error!(
@@ -605,7 +629,12 @@ impl State {
         let attr = self.chunk_attr(ino, &chunk);
         self.chunks.insert(ino, chunk);
         self.handles.insert(fh, ino);
-        Ok(Opened { fh, attr, backing })
+        Ok(Opened {
+            fh,
+            attr,
+            backing,
+            direct_io,
+        })
     }
 
     /// Opens chunk `ino`; `write` is whether the open asks for write access.
@@ -638,8 +667,9 @@ impl State {
             })?;
             c.file = Some(Arc::new(file));
         }
+        let direct_io = !pool.store.passthrough();
         if c.backing.is_none() && passthrough && pool.store.passthrough() {
-            let opened = match &c.file {
+            let opened = match c.file.as_deref().and_then(ChunkFile::as_file) {
                 Some(f) => open_backing(f),
                 None => Err(io::Error::from_raw_os_error(libc::EIO)),
             };
@@ -664,7 +694,12 @@ impl State {
         let attr = self.attr(ino)?;
         let fh = self.alloc_fh();
         self.handles.insert(fh, ino);
-        Ok(Opened { fh, attr, backing })
+        Ok(Opened {
+            fh,
+            attr,
+            backing,
+            direct_io,
+        })
     }
 
     /// Releases handle `fh`. The last handle of a staging chunk reclaims it; the
@@ -742,7 +777,7 @@ impl State {
         if publish {
             // write(2) past the ftruncate size never reached us: charge it now.
             let actual = match &c.file {
-                Some(f) => f.metadata().map_or(c.size, |m| m.len()),
+                Some(f) => f.len().unwrap_or(c.size),
                 None => c.size,
             };
             if actual > c.size {
@@ -932,7 +967,7 @@ impl State {
         offset: u64,
         length: u64,
         mode: i32,
-    ) -> Result<(Arc<File>, Option<u64>), Errno> {
+    ) -> Result<(Arc<ChunkFile>, Option<u64>), Errno> {
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         if c.phase == Phase::Published {
             return Err(Errno::EPERM);
@@ -1078,12 +1113,31 @@ impl State {
     /// Value of xattr `name` on `ino`.
     pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>, Errno> {
         if let Some(p) = self.pool_nodes.get(&ino) {
+            if let Some(v) = p
+                .store
+                .devdax_device()
+                .and_then(|dev| xattr::devdax_value(name, dev, None))
+            {
+                return Ok(v);
+            }
             return xattr::pool_value(name, &p.cfg, p.used, p.online).ok_or(Errno::ENODATA);
         }
         let c = self.chunks.get(&ino).ok_or(Errno::ENODATA)?;
-        let node = self.pool_nodes.get(&c.pool).and_then(|p| p.cfg.node);
+        let pool = self.pool_nodes.get(&c.pool);
+        let node = pool.and_then(|p| p.cfg.node);
         if let Some(v) = xattr::chunk_value(name, c.phase, c.opens, node, c.created) {
             return Ok(v);
+        }
+        if let Some((p, dev)) = pool.and_then(|p| Some((p, p.store.devdax_device()?))) {
+            // The open chunk's own extent, else (closed) the one its name has.
+            let extent = c
+                .file
+                .as_deref()
+                .and_then(ChunkFile::devdax_extent)
+                .or_else(|| p.store.devdax_extent(c.name.as_deref()?));
+            if let Some(v) = xattr::devdax_value(name, dev, extent) {
+                return Ok(v);
+            }
         }
         c.xattrs
             .iter()
@@ -1094,14 +1148,34 @@ impl State {
 
     /// NUL-separated xattr names of `ino`.
     pub fn listxattr(&self, ino: u64) -> Vec<u8> {
+        let devdax = |pool: u64| {
+            self.pool_nodes
+                .get(&pool)
+                .is_some_and(|p| p.store.devdax_device().is_some())
+        };
         if self.pool_nodes.contains_key(&ino) {
-            return xattr::names(xattr::POOL_NAMES, std::iter::empty());
+            let extra: &[&str] = if devdax(ino) {
+                xattr::DEVDAX_POOL_NAMES
+            } else {
+                &[]
+            };
+            return xattr::names(xattr::POOL_NAMES, extra.iter().map(OsStr::new));
         }
         match self.chunks.get(&ino) {
-            Some(c) => xattr::names(
-                xattr::CHUNK_NAMES,
-                c.xattrs.iter().map(|(n, _)| n.as_os_str()),
-            ),
+            Some(c) => {
+                let extra: &[&str] = if devdax(c.pool) {
+                    xattr::DEVDAX_CHUNK_NAMES
+                } else {
+                    &[]
+                };
+                xattr::names(
+                    xattr::CHUNK_NAMES,
+                    extra
+                        .iter()
+                        .map(OsStr::new)
+                        .chain(c.xattrs.iter().map(|(n, _)| n.as_os_str())),
+                )
+            }
             None => Vec::new(),
         }
     }
@@ -1132,7 +1206,7 @@ impl State {
             None => {
                 let pos = pos.ok_or(Errno::ENODATA)?;
                 if let Some(f) = &c.file {
-                    fremove_xattr(f, name).map_err(|e| errno_of(&e))?;
+                    f.set_xattr(name, None).map_err(|e| errno_of(&e))?;
                 }
                 c.xattrs.remove(pos);
             }
@@ -1153,7 +1227,7 @@ impl State {
                     return Err(Errno::ENOSPC);
                 }
                 if let Some(f) = &c.file {
-                    fset_xattr_flags(f, name, value, 0).map_err(|e| errno_of(&e))?;
+                    f.set_xattr(name, Some(value)).map_err(|e| errno_of(&e))?;
                 }
                 match pos {
                     Some(i) => c.xattrs[i].1 = value.to_vec(),

@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::state::Phase;
@@ -22,6 +23,18 @@ pub(crate) const USED: &str = "user.maru.used";
 /// "online" or "offline".
 pub(crate) const ONLINE: &str = "user.maru.online";
 
+/// Device node of a devdax pool (on the pool and its chunks).
+pub(crate) const DEVDAX_PATH: &str = "user.maru.devdax.path";
+/// Byte offset of a devdax chunk's extent in the device.
+pub(crate) const DEVDAX_OFFSET: &str = "user.maru.devdax.offset";
+/// Length of a devdax chunk's extent (a multiple of the device alignment).
+pub(crate) const DEVDAX_LEN: &str = "user.maru.devdax.len";
+
+/// Further synthesised names on a chunk of a devdax pool.
+pub(crate) const DEVDAX_CHUNK_NAMES: &[&str] = &[DEVDAX_PATH, DEVDAX_OFFSET, DEVDAX_LEN];
+/// Further synthesised names on a devdax pool directory.
+pub(crate) const DEVDAX_POOL_NAMES: &[&str] = &[DEVDAX_PATH];
+
 /// Synthesised names on a chunk.
 pub(crate) const CHUNK_NAMES: &[&str] = &[STATE, PINS, NODE, CREATED];
 /// Synthesised names on a pool directory.
@@ -35,6 +48,7 @@ pub(crate) fn is_reserved(name: &OsStr) -> bool {
     CHUNK_NAMES
         .iter()
         .chain(POOL_NAMES)
+        .chain(DEVDAX_CHUNK_NAMES)
         .any(|n| n.as_bytes() == name.as_bytes())
 }
 
@@ -66,6 +80,21 @@ pub(crate) fn chunk_value(
             .into_bytes(),
         _ => return None,
     })
+}
+
+/// The value of a devdax xattr, if `name` is one: the pool's `device`, and the
+/// chunk's `extent` (device offset, length) where there is a chunk.
+pub(crate) fn devdax_value(
+    name: &OsStr,
+    device: &Path,
+    extent: Option<(u64, u64)>,
+) -> Option<Vec<u8>> {
+    match name.to_str()? {
+        DEVDAX_PATH => Some(device.as_os_str().as_bytes().to_vec()),
+        DEVDAX_OFFSET => Some(extent?.0.to_string().into_bytes()),
+        DEVDAX_LEN => Some(extent?.1.to_string().into_bytes()),
+        _ => None,
+    }
 }
 
 /// The value of a synthesised pool xattr, if `name` is one.
