@@ -192,18 +192,34 @@ pub fn run(
         ));
 
         let mut exists = Samples::with_capacity(n);
-        let mut miss = Samples::with_capacity(n);
+        let (mut miss, mut miss_new) = (Samples::with_capacity(n), Samples::with_capacity(n));
         for i in 0..n {
             if !exists.time(|| pool.contains(&keys[i % k]))? {
                 bail!("a published key is missing");
             }
-            let absent = format!("absent/{i}");
-            if miss.time(|| pool.contains(absent.as_bytes()))? {
+            if miss.time(|| pool.contains(b"absent/always-the-same"))? {
+                bail!("an absent key is present");
+            }
+            let absent = format!("absent/{size}/{i}");
+            if miss_new.time(|| pool.contains(absent.as_bytes()))? {
                 bail!("an absent key is present");
             }
         }
         rows.push(row(backend, "exists (hit)", size, exists.summary(), ""));
-        rows.push(row(backend, "exists (miss)", size, miss.summary(), ""));
+        rows.push(row(
+            backend,
+            "exists (miss)",
+            size,
+            miss.summary(),
+            "a key looked up before (cached negative entry)",
+        ));
+        rows.push(row(
+            backend,
+            "exists (miss, first lookup)",
+            size,
+            miss_new.summary(),
+            "a never-seen key",
+        ));
 
         let mut batch_exists = Samples::with_capacity(n);
         for _ in 0..n {
