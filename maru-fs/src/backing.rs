@@ -157,6 +157,16 @@ impl Store {
         }
     }
 
+    /// Bytes a chunk of `size` bytes takes from the store: the size itself for a
+    /// file (the tmpfs allocates pages, which the pool's headroom covers), whole
+    /// extents for a devdax chunk.
+    pub fn charge_for(&self, size: u64) -> u64 {
+        match self {
+            Store::Dir(_) => size,
+            Store::Devdax(d) => d.extent_len(size),
+        }
+    }
+
     /// Creates a new, empty chunk and records `meta` with it.
     pub fn create(&self, name: &OsStr, meta: &ChunkMeta) -> io::Result<ChunkFile> {
         match self {

@@ -269,7 +269,8 @@ impl State {
         for f in found {
             let ino = self.alloc_ino();
             let tick = self.next_tick();
-            pool.used += f.size;
+            let charged = pool.store.charge_for(f.size);
+            pool.used += charged;
             pool.entries.insert(f.name.clone(), ino);
             self.chunks.insert(
                 ino,
@@ -278,7 +279,7 @@ impl State {
                     name: Some(f.name),
                     phase: Phase::Published,
                     size: f.size,
-                    charged: f.size,
+                    charged,
                     uid: f.meta.uid,
                     mode: f.meta.mode,
                     created: f.meta.created,
@@ -816,17 +817,24 @@ impl State {
     /// Charges chunk `ino` for `new_size` bytes (evicting if the policy allows).
     fn charge(&mut self, ino: u64, new_size: u64) -> Result<(), Errno> {
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
-        let old = c.size;
         let pool_ino = c.pool;
-        if new_size > old {
-            let delta = new_size - old;
-            let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
+        let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
+        // What the store really takes for each size (a devdax extent is whole
+        // alignment units), so the pool is full when its memory is.
+        let (old, new) = (
+            pool.store.charge_for(c.size),
+            pool.store.charge_for(new_size),
+        );
+        if new_size > c.size {
             if pool.cfg.max_chunk_size.is_some_and(|max| new_size > max) {
                 return Err(Errno::EFBIG);
             }
             if !pool.online {
                 return Err(Errno::ENODEV);
             }
+        }
+        if new > old {
+            let delta = new - old;
             let eviction = pool.cfg.eviction;
             if delta > self.free(pool_ino) {
                 self.reap();
@@ -840,12 +848,12 @@ impl State {
         }
         let c = self.chunks.get_mut(&ino).ok_or(Errno::ENOENT)?;
         let pool = self.pool_nodes.get_mut(&pool_ino).ok_or(Errno::ENOENT)?;
-        if new_size >= old {
-            let d = new_size - old;
+        if new >= old {
+            let d = new - old;
             pool.used = pool.used.saturating_add(d);
             c.charged = c.charged.saturating_add(d);
         } else {
-            let d = (old - new_size).min(c.charged);
+            let d = (old - new).min(c.charged);
             pool.used = pool.used.saturating_sub(d);
             c.charged -= d;
         }

@@ -265,7 +265,7 @@ fn cp_sha256sum_xattrs_and_device_mapping_agree() {
     assert_eq!(err.raw_os_error(), Some(libc::ENODEV));
     let st = fx.stats("dax");
     assert_eq!(st.published_chunks, 1);
-    assert_eq!(st.used_bytes, data.len() as u64);
+    assert_eq!(st.used_bytes, 6 * MIB, "charged whole extents");
     assert!(st.read_requests > 0 && st.write_requests > 0);
 }
 
@@ -429,4 +429,46 @@ fn removed_chunk_keeps_its_extent_until_the_last_close() {
     let g = File::create_new(pool.join(".stage-again")).expect("create");
     g.set_len(4 * MIB)
         .expect("the freed extent is usable again");
+}
+
+#[test]
+fn lru_pool_is_full_when_its_extents_are() {
+    if skip_unless_root() {
+        return;
+    }
+    // A 32 MiB stand-in without sysfs attributes: 2 MiB alignment, 15 data extents.
+    let root = tempfile::Builder::new()
+        .prefix("maru-dax-test-")
+        .tempdir_in("/dev/shm")
+        .expect("stand-in root on /dev/shm");
+    let device = root.path().join("dax1.0");
+    File::create_new(&device)
+        .and_then(|f| f.set_len(32 * MIB))
+        .expect("stand-in device");
+    let mut cfg = dax_pool("lru", DevdaxConfig::new(&device), 1 << 30);
+    cfg.eviction = Eviction::Lru;
+    let fx = Fixture::mount_with(root, vec![cfg]);
+    let pool = fx.pool_dir("lru");
+    assert_eq!(
+        fx.stats("lru").capacity,
+        30 * MIB,
+        "clamped to the data area"
+    );
+    // 1 MiB chunks take a 2 MiB extent each, and are charged for it.
+    for i in 0..16 {
+        let stage = pool.join(format!(".s{i}"));
+        let mut f = File::create_new(&stage).expect("create");
+        f.write_all(&vec![i as u8; MIB as usize])
+            .unwrap_or_else(|e| panic!("chunk {i}: {e}"));
+        std::fs::rename(&stage, pool.join(format!("k{i}"))).expect("publish");
+        drop(f);
+    }
+    let st = fx.stats("lru");
+    assert_eq!(st.used_bytes, 30 * MIB);
+    assert_eq!(st.evictions, 1, "the 16th chunk evicted the oldest");
+    assert!(!pool.join("k0").exists());
+    assert_eq!(
+        std::fs::read(pool.join("k15")).expect("newest"),
+        vec![15u8; MIB as usize]
+    );
 }

@@ -419,6 +419,11 @@ impl DevdaxStore {
         lock(&self.inner).header.data_len
     }
 
+    /// Length of the extent a chunk of `size` bytes takes (0 for an empty chunk).
+    pub fn extent_len(&self, size: u64) -> u64 {
+        lock(&self.inner).alloc.round(size)
+    }
+
     /// Creates an empty staging chunk `name` and opens it.
     pub fn create(&self, name: &OsStr, uid: u32, mode: u16) -> io::Result<ChunkHandle> {
         let mut inner = lock(&self.inner);
