@@ -15,7 +15,9 @@ uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/d
 [ -n "$uri" ] || { echo "fetch: no Debian archive address found in /etc/apt sources" >&2; exit 1; }
 A=$CACHE/apt-bpo; mkdir -p "$A/lists/partial" "$A/cache/archives/partial"
 echo "deb $uri bookworm-backports main" > "$A/sources.list"
-O=(-o "Dir::Etc::SourceList=$A/sources.list" -o Dir::Etc::SourceParts=/dev/null
+# APT::Sandbox::User=root: the downloads land in our own cache (not readable by _apt), and apt
+# then needs no world-writable /tmp for its signature check either
+O=(-o "Dir::Etc::SourceList=$A/sources.list" -o Dir::Etc::SourceParts=/dev/null -o APT::Sandbox::User=root
    -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache")
 echo "fetch: apt-get update (bookworm-backports, private lists under $A)" >&2
 apt-get "${O[@]}" update -qq

@@ -1,5 +1,5 @@
 /* pfnstop.so: an LD_PRELOAD shim that stops (SIGSTOP) a process right before it unmaps a file
- * mapping whose path starts with $PFNSTOP_PREFIX, so that a root process can read the mapping's
+ * mapping whose path starts with one of the colon-separated prefixes in $PFNSTOP_PREFIX, so that a root process can read the mapping's
  * PFNs (/proc/PID/pagemap) and NUMA nodes (move_pages) while it is still in place, then let it
  * go on with SIGCONT. It lets the e2e test inspect the mappings of the unmodified libmaru
  * examples, which map, use and unmap a chunk and exit. Prints, before stopping:
@@ -15,6 +15,20 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+/* whether path starts with one of the colon-separated prefixes in list */
+static int has_prefix(const char *path, const char *list)
+{
+    while (*list) {
+        size_t n = strcspn(list, ":");
+        if (n && strncmp(path, list, n) == 0)
+            return 1;
+        list += n;
+        if (*list == ':')
+            list++;
+    }
+    return 0;
+}
 
 int munmap(void *addr, size_t len)
 {
@@ -32,7 +46,7 @@ int munmap(void *addr, size_t len)
             if (!p || sscanf(line, "%" SCNx64 "-%" SCNx64, &s, &e) != 2 || a < s || a >= e)
                 continue;
             line[strcspn(line, "\n")] = 0;
-            if (strncmp(p, prefix, strlen(prefix)) == 0) {
+            if (has_prefix(p, prefix)) {
                 fprintf(stderr, "pfnstop: pid=%d addr=0x%" PRIx64 " path=%s\n", getpid(), a, p);
                 fflush(stderr);
                 raise(SIGSTOP);
