@@ -509,3 +509,18 @@ def test_environment_overrides(monkeypatch):
     monkeypatch.setenv("MARU_CUDA_REGISTER", "maybe")
     with pytest.raises(ValueError, match="MARU_CUDA_REGISTER"):
         MaruConfig()
+
+
+def test_cuda_registration_requested_without_cuda_is_a_warning(config_for, key, caplog):
+    from maru import _lib
+
+    if _lib.load().maru_cuda_available():
+        pytest.skip("SKIP: CUDA is available here; this test covers its absence")
+    h = MaruHandler(config_for(cuda_register=True, cuda_register_views=True))
+    assert h.connect()
+    try:
+        assert "CUDA is unavailable" in caplog.text
+        assert h.get_stats()["handler"]["cuda_registered"] is False
+        assert put(h, key(), b"c" * 10) and bytes(h.retrieve(key()).view) == b"c" * 10
+    finally:
+        h.close()
