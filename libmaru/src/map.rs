@@ -79,8 +79,10 @@ impl Mapping {
             access,
             locked: AtomicBool::new(false),
         };
-        map.populate()
-            .map_err(|e| Error::os("pre-fault", object, e))?;
+        if access == Access::ReadWrite {
+            map.populate()
+                .map_err(|e| Error::os("pre-fault", object, e))?;
+        }
         Ok(map)
     }
 

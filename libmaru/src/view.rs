@@ -41,7 +41,8 @@ impl Mapped {
 }
 
 /// A published chunk mapped read-only. The chunk stays pinned (never evicted)
-/// while the view lives; every process's view maps the same pages.
+/// while the view lives; every process's view maps the same pages. Cloning a
+/// view shares its mapping, pin and CUDA registration.
 #[derive(Clone)]
 pub struct View {
     inner: Arc<Mapped>,

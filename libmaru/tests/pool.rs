@@ -319,6 +319,8 @@ fn another_process_maps_the_same_pages() {
         let key = b"shared/chunk";
         put(&pool, key, 2 << 20, 5);
         let v = pool.get(key).unwrap().unwrap();
+        // Views are mapped lazily: fault the pages in before reading their frames.
+        v.prefault().unwrap();
         let out = run_child("get", &fx.pool, key, false);
         let f: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(f[0], "ok", "{kind:?}: {out}");
