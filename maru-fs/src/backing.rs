@@ -202,6 +202,15 @@ impl Store {
         }
     }
 
+    /// Whether some process still has the chunk's backing file open or mapped
+    /// (see [`crate::lease`]); devdax extents are never mapped through FUSE.
+    pub fn in_use(&self, name: &OsStr) -> bool {
+        match self {
+            Store::Dir(d) => crate::lease::in_use(&d.dir, name),
+            Store::Devdax(_) => false,
+        }
+    }
+
     /// The path of a chunk's backing file, where there is one.
     pub fn file_path(&self, name: &OsStr) -> Option<PathBuf> {
         match self {

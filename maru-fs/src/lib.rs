@@ -13,6 +13,7 @@ mod config;
 pub mod devdax;
 mod error;
 mod fs;
+mod lease;
 mod mount;
 mod notify;
 mod reaper;

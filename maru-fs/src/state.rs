@@ -864,9 +864,13 @@ impl State {
     /// Evicts least recently used unpinned published chunks of a pool until
     /// `delta` bytes are free; evicts nothing and fails with `ENOSPC` if even
     /// evicting every candidate could not make that much room.
+    ///
+    /// A chunk with no open handle may still be mapped by a process that closed
+    /// its descriptor (under passthrough the daemon does not see that mapping):
+    /// the store is asked, and such a chunk counts as pinned.
     fn make_room(&mut self, pool_ino: u64, delta: u64) -> Result<(), Errno> {
         let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
-        let mut victims: Vec<(u64, u64, u64)> = pool
+        let mut candidates: Vec<(u64, u64, u64)> = pool
             .entries
             .values()
             .filter_map(|ino| {
@@ -878,17 +882,28 @@ impl State {
                 ))
             })
             .collect();
-        let evictable: u64 = victims.iter().map(|v| v.2).sum();
-        if evictable.saturating_add(self.free(pool_ino)) < delta {
-            return Err(Errno::ENOSPC);
-        }
-        victims.sort_unstable();
-        for (_, ino, _) in victims {
-            if self.free(pool_ino) >= delta {
+        candidates.sort_unstable();
+        let need = delta.saturating_sub(self.free(pool_ino));
+        let mut victims = Vec::new();
+        let mut freed = 0u64;
+        for (_, ino, charged) in candidates {
+            if freed >= need {
                 break;
             }
-            // A chunk still mapped by a process that closed its descriptor keeps
-            // its memory (and its charge) until unmapped: the loop then goes on.
+            let mapped = self
+                .chunks
+                .get(&ino)
+                .and_then(|c| c.name.as_ref())
+                .is_some_and(|name| pool.store.in_use(name));
+            if !mapped {
+                victims.push(ino);
+                freed = freed.saturating_add(charged);
+            }
+        }
+        if freed < need {
+            return Err(Errno::ENOSPC);
+        }
+        for ino in victims {
             self.unname(ino, true);
             if let Some(pool) = self.pool_nodes.get_mut(&pool_ino) {
                 pool.counters.evictions += 1;
