@@ -174,21 +174,29 @@ pub fn run(
             "stat + cached mapping",
         ));
 
-        let mut touch = Samples::with_capacity(n);
+        let (mut touch, mut warm) = (Samples::with_capacity(n), Samples::with_capacity(n));
         let mut check = 0u64;
         for i in 0..n {
             let v = pool
                 .get(&keys[i % k])?
                 .context("a published key is missing")?;
             check = check.wrapping_add(touch.time(|| sum(black_box(v.as_slice()))));
+            check = check.wrapping_add(warm.time(|| sum(black_box(v.as_slice()))));
         }
         black_box(check);
+        rows.push(row(
+            backend,
+            "touch (sum bytes, warm)",
+            size,
+            warm.summary(),
+            "second read of every byte of the same view",
+        ));
         rows.push(row(
             backend,
             "touch (sum bytes)",
             size,
             touch.summary(),
-            "read every byte of a view",
+            "first read of every byte of a fresh view (page faults included)",
         ));
 
         let mut exists = Samples::with_capacity(n);
