@@ -25,7 +25,8 @@ rm -f "$STAGE"/bin/{modprobe,lsmod,insmod,rmmod,modinfo,depmod}
 
 # copy_bin SRC: a binary into /usr/bin plus every shared library ldd names
 copy_bin() {
-    local src=$1 dst=$STAGE/usr/bin/$(basename "$1")
+    local src=$1 dst
+    dst=$STAGE/usr/bin/$(basename "$1")
     cp -L "$src" "$dst"
     case "$(basename "$src")" in maru-*|producer|consumer|pfnmap) strip --strip-debug "$dst" 2>/dev/null || true;; esac
     ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | while read -r l; do

@@ -4,7 +4,7 @@
 # release builds of maru-devd and the libmaru examples. See docs/e2e-qemu.md.
 #
 #   usage (root, Debian 12):  tests/e2e-qemu/run.sh
-#   env: E2E_SCRIPT (guest script, default e2e.sh)  E2E_TIMEOUT (s, default 1200)  E2E_MEM (guest RAM, default 1G)  E2E_SMP (default 2)
+#   env: E2E_SCRIPT (guest script, default e2e.sh)  E2E_TIMEOUT (s, default 600)  E2E_MEM (guest RAM, default 1G)  E2E_SMP (default 2)
 #        E2E_SKIP_INSTALL=1 (no apt-get)  CARGO_TARGET_DIR (default: the workspace's target/)
 # Artifacts: tests/e2e-qemu/out/ (console.log, the guest's JSON/text outputs, timing.txt).
 # Exit status: 0 every check passed, 1 a check failed or the guest did not finish, 2 setup error.
@@ -62,7 +62,8 @@ else
 fi
 gcc -static -O2 -Wall -o "$CACHE/pfnmap" "$HERE/pfnmap.c" || die "gcc -static pfnmap.c failed"
 gcc -shared -fPIC -O2 -Wall -o "$CACHE/pfnstop.so" "$HERE/pfnstop.c" -ldl || die "gcc pfnstop.c failed"
-CACHE=$CACHE KVER=$KVER BINS="$BINS" PFNMAP=$CACHE/pfnmap PFNSTOP=$CACHE/pfnstop.so OUT=$CACHE/initrd.img "$HERE/build-initramfs.sh" ||
+export CACHE KVER BINS
+PFNMAP=$CACHE/pfnmap PFNSTOP=$CACHE/pfnstop.so OUT=$CACHE/initrd.img "$HERE/build-initramfs.sh" ||
     die "building the initramfs failed"
 phase_end
 
@@ -75,7 +76,7 @@ phase_start boot
 rm -f "$CACHE/cxl0.raw"; truncate -s 256M "$CACHE/cxl0.raw"
 export QEMU_MODULE_DIR=$CACHE/qemu-root/usr/lib/x86_64-linux-gnu/qemu
 set +e
-timeout --foreground -k 10 "${E2E_TIMEOUT:-1200}" "$QEMU" \
+timeout --foreground -k 10 "${E2E_TIMEOUT:-600}" "$QEMU" \
     -L "$CACHE/qemu-root/usr/share/qemu" -L /usr/share/seabios \
     -M q35,cxl=on -accel tcg,thread=multi -cpu max,hypervisor=off \
     -m "${E2E_MEM:-1G},maxmem=8G,slots=4" -smp "${E2E_SMP:-2}" \
@@ -101,7 +102,7 @@ echo "e2e: timing: $(tr '\n' ' ' < "$OUTDIR/timing.txt")" >&2
 echo "e2e: console log: $OUTDIR/console.log" >&2
 SUMMARY=$(grep -a '^E2E-SUMMARY:' "$OUTDIR/console.log" | tail -1 | tr -d '\r' || true)
 if [ "$QRC" = 124 ] || [ "$QRC" = 137 ]; then
-    echo "e2e: FAIL: QEMU ran past ${E2E_TIMEOUT:-1200}s and was killed" >&2; exit 1
+    echo "e2e: FAIL: QEMU ran past ${E2E_TIMEOUT:-600}s and was killed" >&2; exit 1
 fi
 if [ -z "$SUMMARY" ]; then
     echo "e2e: FAIL: the guest did not finish its script (QEMU exit $QRC); see the console log" >&2; exit 1

@@ -23,8 +23,10 @@ mk_ram_region() {
     for d in $D/decoder*.*; do case "$(readlink -f "$d")" in */endpoint*) ED=$(basename "$d"); break;; esac; done
     SZ=$(cat $D/mem0/ram/size); R=$(cat $D/decoder0.0/create_ram_region)
     echo "mk_ram_region: $R endpoint-decoder=$ED size=$SZ"
-    echo "$R" > $D/decoder0.0/create_ram_region && echo 256 > $D/$R/interleave_granularity &&
-    echo 1 > $D/$R/interleave_ways && echo ram > $D/$ED/mode && echo "$SZ" > $D/$ED/dpa_size &&
-    echo "$SZ" > $D/$R/size && echo "$ED" > $D/$R/target0 && echo 1 > $D/$R/commit &&
-    echo "$R" > /sys/bus/cxl/drivers/cxl_region/bind; rc=$?; sleep 1; return $rc
+    rc=0
+    { echo "$R" > $D/decoder0.0/create_ram_region && echo 256 > $D/$R/interleave_granularity &&
+      echo 1 > $D/$R/interleave_ways && echo ram > $D/$ED/mode && echo "$SZ" > $D/$ED/dpa_size &&
+      echo "$SZ" > $D/$R/size && echo "$ED" > $D/$R/target0 && echo 1 > $D/$R/commit &&
+      echo "$R" > /sys/bus/cxl/drivers/cxl_region/bind; } || rc=1
+    sleep 1; return $rc
 }
