@@ -12,3 +12,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== Rust tests"
 cargo test --workspace --locked
+
+echo "== C ABI test"
+./tests/c/run.sh
+
+echo "== Python package (maru, maru_lmcache)"
+cargo build --locked -p libmaru -p maru-devd
+[ -x .venv-test/bin/python ] || python3 -m venv .venv-test
+.venv-test/bin/pip install -q --disable-pip-version-check pytest ./python
+.venv-test/bin/python -m pytest -q -rs -p no:cacheprovider python/tests
