@@ -11,7 +11,7 @@ mod stats;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Command line.
@@ -43,6 +43,13 @@ struct Args {
     /// Size of the long-term pin (io_uring registration) chunk, in MiB.
     #[arg(long, default_value_t = 32)]
     pin_mib: usize,
+    /// Internal: run the client side (all pool operations) against this pool
+    /// in this process and print the rows as JSON.
+    #[arg(long, hide = true)]
+    client_run: Option<PathBuf>,
+    /// Internal: backend name of the client's rows.
+    #[arg(long, hide = true, default_value = "")]
+    client_backend: String,
     /// Internal: run the second-process retrieve against this pool and print JSON.
     #[arg(long, hide = true)]
     child_retrieve: Option<PathBuf>,
@@ -55,7 +62,7 @@ struct Args {
 }
 
 /// One row of the report.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Row {
     /// Pool kind or "baseline".
     pub backend: String,
@@ -79,6 +86,11 @@ fn main() -> Result<()> {
         bail!("--n must be at least 1");
     }
     let sizes: Vec<usize> = args.sizes_kib.iter().map(|k| k << 10).collect();
+    if let Some(pool) = &args.client_run {
+        let rows = client_rows(&args.client_backend, pool, &sizes, &args)?;
+        println!("{}", serde_json::to_string(&rows)?);
+        return Ok(());
+    }
     let mut rows = Vec::new();
     let mut pools = Vec::new();
     if let Some(p) = &args.pool {
@@ -92,18 +104,7 @@ fn main() -> Result<()> {
     for (name, pool) in &pools {
         eprintln!("maru-bench: {name}: {}", pool.description);
         descriptions.push(serde_json::json!({"backend": name, "pool": pool.description}));
-        rows.extend(ops::run(
-            name,
-            &pool.path,
-            &sizes,
-            args.n,
-            args.pin_mib << 20,
-        )?);
-        if args.breakdown {
-            for &size in &sizes {
-                rows.extend(breakdown::run(name, &pool.path, size, args.n)?);
-            }
-        }
+        rows.extend(run_client(name, &pool.path, &args)?);
     }
     drop(pools);
     eprintln!("maru-bench: baselines");
@@ -114,7 +115,8 @@ fn main() -> Result<()> {
         "machine": setup::machine(),
         "n": args.n,
         "pools": descriptions,
-        "method": "each operation timed individually with Instant (CLOCK_MONOTONIC) in one thread; \
+        "method": "the pool operations run in a separate client process (the FUSE server runs in this one); \
+                   each operation timed individually with Instant (CLOCK_MONOTONIC) in one thread; \
                    p50/p99 over n iterations (batch get: min(n,200)); untimed setup/cleanup around each sample",
         "rows": rows,
     });
@@ -122,6 +124,48 @@ fn main() -> Result<()> {
         .with_context(|| format!("writing {}", args.json.display()))?;
     eprintln!("maru-bench: wrote {}", args.json.display());
     Ok(())
+}
+
+/// Every pool operation at every size, in this process.
+fn client_rows(
+    backend: &str,
+    pool: &std::path::Path,
+    sizes: &[usize],
+    args: &Args,
+) -> Result<Vec<Row>> {
+    let mut rows = ops::run(backend, pool, sizes, args.n, args.pin_mib << 20)?;
+    if args.breakdown {
+        for &size in sizes {
+            rows.extend(breakdown::run(backend, pool, size, args.n)?);
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs the client side in a separate process, as real clients are: a client
+/// in the FUSE server's own process would share its address space (mmap lock,
+/// TLB shootdowns) with the server threads.
+fn run_client(backend: &str, pool: &std::path::Path, args: &Args) -> Result<Vec<Row>> {
+    let exe = std::env::current_exe().context("locating maru-bench")?;
+    let sizes: Vec<String> = args.sizes_kib.iter().map(|s| s.to_string()).collect();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--client-run")
+        .arg(pool)
+        .args(["--client-backend", backend])
+        .args(["--n", &args.n.to_string()])
+        .args(["--sizes-kib", &sizes.join(",")])
+        .args(["--pin-mib", &args.pin_mib.to_string()])
+        .stderr(std::process::Stdio::inherit());
+    if args.breakdown {
+        cmd.arg("--breakdown");
+    }
+    let out = cmd
+        .output()
+        .context("running the benchmark client process")?;
+    if !out.status.success() {
+        bail!("the benchmark client process failed ({})", out.status);
+    }
+    serde_json::from_slice(&out.stdout).context("parsing the client process's rows")
 }
 
 fn human(size: usize) -> String {
