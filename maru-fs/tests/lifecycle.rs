@@ -464,6 +464,19 @@ fn attributes_xattrs_and_offline() {
         xattr_get(&k, "user.maru.pins").unwrap() == b"0"
     });
 
+    // Lookups that reach the daemon are counted; the kernel caches the answer, a
+    // negative one included, so asking again costs nothing.
+    let before = fx.stats("p");
+    assert!(!dir.join("nope").exists());
+    assert!(!dir.join("nope").exists());
+    let after = fx.stats("p");
+    assert_eq!(
+        after.lookups,
+        before.lookups + 1,
+        "negative entry not cached"
+    );
+    assert_eq!(after.hits, before.hits);
+
     // Offline: no new chunks, existing ones stay readable.
     fx.control
         .set_online("p", false, Some("device removed".into()))
