@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build the guest's busybox initramfs: the 6.12 kernel's CXL/DAX/9p modules, the cxl/daxctl/
 # ndctl/jq tools, Maru's binaries (dynamically linked: their shared libraries and the loader
-# are copied in, found with ldd), the static pfnmap helper and the guest scripts.
+# are copied in, found with ldd), the test's helpers (pfnmap, daxpoke, pfnstop.so) and the
+# guest scripts.
 # Adapted from the team's recipe in shared/cxl-qemu/build-initramfs.sh.
 #   env: CACHE (download cache, has kroot/), KVER, OUT (initrd path), BINS (host binaries to
 #        put in /usr/bin, space separated), PFNMAP (static helper), PFNSTOP (LD_PRELOAD shim)
@@ -40,6 +41,7 @@ command -v fusermount3 >/dev/null && copy_bin "$(command -v fusermount3)"
 cp -L /lib64/ld-linux-x86-64.so.2 "$STAGE/lib64/"
 for t in modprobe lsmod insmod rmmod modinfo depmod; do ln -sf /usr/bin/kmod "$STAGE/sbin/$t"; done
 cp "$PFNMAP" "$STAGE/usr/bin/pfnmap"
+cp "$CACHE/daxpoke" "$STAGE/usr/bin/daxpoke"
 mkdir -p "$STAGE/usr/lib"; cp "$PFNSTOP" "$STAGE/usr/lib/pfnstop.so"
 echo "root:x:0:0:root:/:/bin/sh" > "$STAGE/etc/passwd"
 echo "nogroup:x:65534:" > "$STAGE/etc/group"; echo "root:x:0:" >> "$STAGE/etc/group"

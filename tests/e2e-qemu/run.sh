@@ -47,7 +47,8 @@ fi
 if ldd "$QEMU" | grep 'not found' >&2; then die "QEMU 10 ($QEMU) misses the shared libraries above"; fi
 phase_end
 
-# 2. Maru binaries (glibc, release; their libraries are copied into the initramfs) and pfnmap
+# 2. Maru binaries (glibc, release; their libraries are copied into the initramfs) and the test's
+#    own helpers: pfnmap, daxpoke (static) and pfnstop.so
 phase_start build
 cd "$ROOT"
 TD=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -62,6 +63,7 @@ else
 fi
 gcc -static -O2 -Wall -o "$CACHE/pfnmap" "$HERE/pfnmap.c" || die "gcc -static pfnmap.c failed"
 gcc -shared -fPIC -O2 -Wall -o "$CACHE/pfnstop.so" "$HERE/pfnstop.c" -ldl || die "gcc pfnstop.c failed"
+gcc -static -O2 -Wall -o "$CACHE/daxpoke" "$HERE/daxpoke.c" || die "gcc -static daxpoke.c failed"
 export CACHE KVER BINS
 PFNMAP=$CACHE/pfnmap PFNSTOP=$CACHE/pfnstop.so OUT=$CACHE/initrd.img "$HERE/build-initramfs.sh" ||
     die "building the initramfs failed"

@@ -107,7 +107,8 @@ chunk_checks() {
     fi
     A=$(pfnmap pid $PP "$(stopped_addr $OUT/$tag-producer.log $PP)"); ra=$?
     echo "producer's mapping:"; echo "$A"
-    CHUNK=$(ls $pool | head -1); echo "chunk file: $pool/$CHUNK"
+    CHUNK=""; for f in "$pool"/e2e*; do [ -f "$f" ] && CHUNK=${f##*/} && break; done
+    echo "chunk file: $pool/$CHUNK"
     getfattr --absolute-names -d -m - "$pool/$CHUNK" 2>&1
     if [ "$node" != - ]; then
         XN=$(getfattr --absolute-names --only-values -n user.maru.node "$pool/$CHUNK" 2>&1)
@@ -157,6 +158,7 @@ restart_check() {
         else
             fail $1-restart "after a daemon restart: $(tail -3 $OUT/$1-consumer-restart.log)"
         fi
+        if type restart_extra_$1 >/dev/null 2>&1; then restart_extra_$1; fi
         daemon_stop $1-restart "$4"
     else
         fail $1-restart "the daemon did not serve $3 again after a restart: $(tail -5 "$4")"
@@ -232,19 +234,84 @@ mount: $MNT
 pools:
   - name: dax
     source: {devdax: {device: dax0.0}}
-    size: 128MiB
+    size: 100%
+    group: 65534
+    mode: "0770"
 YAML
-POOL=$MNT/dax; DLOG=$OUT/daemon-devdax.log
+POOL=$MNT/dax; DLOG=$OUT/daemon-devdax.log; DEV=/dev/dax0.0
+# restart_extra_devdax: what must survive a restart of a devdax pool (called by restart_check)
+restart_extra_devdax() {
+    grep -q "recovered" $DLOG && pass devdax-restart-recovered "$(grep "recovered" $DLOG | tail -1)" ||
+        fail devdax-restart-recovered "the daemon log says nothing about recovered chunks: $(tail -3 $DLOG)"
+    [ "$(sha256sum < $POOL/blob)" = "$BLOBSUM" ] && pass devdax-restart-cp "blob reads back the same after a restart" ||
+        fail devdax-restart-cp "blob differs after a restart"
+    o=$(getfattr --absolute-names --only-values -n user.maru.devdax.offset $POOL/blob 2>&1)
+    [ "$o" = "$BLOBOFF" ] && pass devdax-restart-extent "blob's extent unchanged (offset $o)" ||
+        fail devdax-restart-extent "blob's offset was $BLOBOFF, is '$o' after a restart"
+}
 if ! maru-devd check-config /etc/maru/devdax.yaml > $OUT/check-devdax.txt 2>&1 &&
     grep -q "not supported" $OUT/check-devdax.txt; then
     skip devdax-pool "the devdax memory source (issue 7 items 1-2) is not implemented yet; check-config says: $(grep -v '^$' $OUT/check-devdax.txt | head -2 | tr '\n' ' ')"
 else
     cat $OUT/check-devdax.txt
-    [ -c /dev/dax0.0 ] && grep -q "OK" $OUT/check-devdax.txt && pass devdax-check-config "the devdax pool's plan is accepted" ||
+    grep -q "OK" $OUT/check-devdax.txt && pass devdax-check-config "the devdax pool's plan is accepted" ||
         fail devdax-check-config "maru-devd check-config refused the devdax config: $(tail -5 $OUT/check-devdax.txt)"
+    # The device was system RAM a moment ago: its first bytes hold leftovers. The daemon must
+    # refuse to mount over them (never format over data silently) and leave them as they are.
+    if ! daxpoke $DEV blank 0 8192; then
+        b1=$(daxpoke $DEV get 1); b2=$(daxpoke $DEV get 4097)
+        maru-devd run --config /etc/maru/devdax.yaml > $OUT/daemon-devdax-refused.log 2>&1 &
+        RP=$!; i=0
+        while [ $i -lt 120 ] && kill -0 $RP 2>/dev/null && [ ! -d $POOL ]; do sleep 0.5; i=$((i+1)); done
+        if kill -0 $RP 2>/dev/null; then
+            fail devdax-foreign-refused "maru-devd is serving a devdax pool over leftover data: $(tail -3 $OUT/daemon-devdax-refused.log)"
+            kill -TERM $RP; wait $RP
+        else
+            wait $RP; rc=$?
+            [ $rc != 0 ] && [ "$(daxpoke $DEV get 1)" = "$b1" ] && [ "$(daxpoke $DEV get 4097)" = "$b2" ] &&
+                pass devdax-foreign-refused "exit $rc, device untouched: $(grep -v '^$' $OUT/daemon-devdax-refused.log | tail -1)" ||
+                fail devdax-foreign-refused "exit $rc (or the device bytes changed): $(tail -3 $OUT/daemon-devdax-refused.log)"
+        fi
+        # the administrator's way to reuse the device for a new pool
+        if maru-devd format-devdax --help >/dev/null 2>&1; then
+            maru-devd format-devdax --config /etc/maru/devdax.yaml --pool dax --yes > $OUT/format-devdax.txt 2>&1 &&
+                pass devdax-format "$(tail -1 $OUT/format-devdax.txt)" ||
+                fail devdax-format "maru-devd format-devdax failed: $(tail -3 $OUT/format-devdax.txt)"
+        else
+            echo "info: this maru-devd has no format-devdax subcommand: wiping the first 2 MiB of $DEV instead"
+            daxpoke $DEV zero 0 0x200000
+        fi
+    fi
     if daemon_start /etc/maru/devdax.yaml $POOL $DLOG; then
-        pass devdax-daemon-mounted "pool $POOL on /dev/dax0.0 served by maru-devd (pid $DPID)"
-        chunk_checks devdax $POOL "$POOL/:/dev/dax0.0" -
+        pass devdax-daemon-mounted "pool $POOL on $DEV served by maru-devd (pid $DPID)"
+        xp=$(getfattr --absolute-names --only-values -n user.maru.devdax.path $POOL 2>&1)
+        [ "$xp" = $DEV ] && pass devdax-pool-xattr "user.maru.devdax.path=$xp" ||
+            fail devdax-pool-xattr "user.maru.devdax.path of $POOL is '$xp', expected $DEV"
+        perm=$(stat -c '%u:%g %a' $DEV)
+        [ "$perm" = "0:65534 660" ] && pass devdax-node-perms "$DEV is $perm (owner:group mode)" ||
+            fail devdax-node-perms "$DEV is '$perm', expected 0:65534 660 from the pool's group and mode"
+        # plain tools through the mount: the writer keeps fd 3 on the staging file until it is
+        # published (a staging file whose last handle closes is reclaimed)
+        dd if=/dev/urandom of=/tmp/blob bs=1M count=3 2>/dev/null; BLOBSUM=$(sha256sum < /tmp/blob)
+        sh -c "exec 3>>$POOL/.s && cp /tmp/blob $POOL/.s && mv $POOL/.s $POOL/blob" 2>&1
+        [ "$(sha256sum < $POOL/blob 2>&1)" = "$BLOBSUM" ] && pass devdax-cp "cp, mv and sha256sum through the mount" ||
+            fail devdax-cp "$POOL/blob does not read back what cp wrote"
+        [ "$(/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "sha256sum < $POOL/blob" 2>&1)" = "$BLOBSUM" ] &&
+            pass devdax-cp-unprivileged "uid 65534 reads the same bytes" ||
+            fail devdax-cp-unprivileged "uid 65534 cannot read $POOL/blob or reads other bytes"
+        BLOBOFF=$(getfattr --absolute-names --only-values -n user.maru.devdax.offset $POOL/blob 2>&1)
+        bl=$(getfattr --absolute-names --only-values -n user.maru.devdax.len $POOL/blob 2>&1)
+        [ -n "$BLOBOFF" ] && [ $((BLOBOFF % 2097152)) = 0 ] && [ "$bl" = 4194304 ] &&
+            pass devdax-xattrs "blob at device offset $BLOBOFF, extent $bl bytes" ||
+            fail devdax-xattrs "blob's extent: offset '$BLOBOFF', len '$bl' (expected a 2 MiB multiple and 4194304)"
+        chunk_checks devdax $POOL $DEV -
+        # the consumer's mapping starts exactly at the chunk's extent in the device
+        co=$(getfattr --absolute-names --only-values -n user.maru.devdax.offset "$POOL/$CHUNK" 2>&1)
+        res=$(cat /sys/bus/dax/devices/dax0.0/resource 2>/dev/null)
+        fp=$(kv "$B" first_pfn)
+        [ -n "$fp" ] && [ -n "$res" ] && [ $((fp * 4096)) = $((res + co)) ] &&
+            pass devdax-chunk-extent "first page at $res + $co, the chunk's extent" ||
+            fail devdax-chunk-extent "first PFN '$fp', dax0.0 at '$res', chunk offset '$co'"
         daemon_stop devdax $DLOG
         restart_check devdax /etc/maru/devdax.yaml $POOL $DLOG
     else
