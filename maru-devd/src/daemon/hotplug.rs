@@ -66,11 +66,13 @@ pub fn forward(events: Sender<Event>) {
                 sysname: dev.sysname().to_string_lossy().into_owned(),
                 node,
             };
+            let node = de
+                .node
+                .map_or_else(|| "unknown".to_string(), |n| n.to_string());
             log::info!(
-                "udev: {action} {}/{} (node {:?})",
+                "udev: {action} {}/{} (node {node})",
                 de.subsystem,
-                de.sysname,
-                de.node
+                de.sysname
             );
             if events.send(Event::Device(de)).is_err() {
                 return;

@@ -348,30 +348,28 @@ impl Daemon {
     /// SIGHUP: new pools appear, removed pools go (unless chunks are pinned), changes to
     /// existing pools wait for a restart. A config with errors changes nothing.
     fn reload(&mut self) -> Vec<String> {
-        let msgs = match self.try_reload() {
-            Ok(m) => m,
-            Err(e) => vec![format!(
+        let mut notes = Notes::new("reload: ");
+        if let Err(e) = self.try_reload(&mut notes) {
+            notes.warn(format!(
                 "reload failed, the running configuration is kept: {e:#}"
-            )],
-        };
-        for m in &msgs {
-            log::warn!("reload: {m}");
+            ));
         }
-        self.last_reload.clone_from(&msgs);
-        msgs
+        if notes.msgs.is_empty() {
+            notes.info("no change".into());
+        }
+        self.last_reload.clone_from(&notes.msgs);
+        notes.msgs
     }
 
-    fn try_reload(&mut self) -> anyhow::Result<Vec<String>> {
+    fn try_reload(&mut self, notes: &mut Notes) -> anyhow::Result<()> {
         if self.args.config.is_none() {
-            return Ok(vec![
-                "running the embedded default: there is no config file to re-read".into(),
-            ]);
+            notes.info("running the embedded default: there is no config file to re-read".into());
+            return Ok(());
         }
         let host = Host::discover(self.args.sysfs_root.as_deref())?;
         let plan = load_plan(&self.args, &host)?;
-        let mut msgs = Vec::new();
         if plan.mount != self.mount {
-            msgs.push(format!(
+            notes.warn(format!(
                 "mount changed to {}: that takes effect after a restart",
                 plan.mount.display()
             ));
@@ -390,13 +388,13 @@ impl Daemon {
                     };
                     let gone = self.pools.remove(i);
                     match tmpfs::release(&gone.backing) {
-                        Ok(()) => msgs.push(format!("pool {name} removed; its memory is freed")),
+                        Ok(()) => notes.info(format!("pool {name} removed; its memory is freed")),
                         Err(e) => {
-                            msgs.push(format!("pool {name} removed from the mount, but {e:#}"))
+                            notes.warn(format!("pool {name} removed from the mount, but {e:#}"))
                         }
                     }
                 }
-                Err(e) => msgs.push(format!(
+                Err(e) => notes.warn(format!(
                     "pool {name} was removed from the config but is kept: {e}"
                 )),
             }
@@ -412,7 +410,7 @@ impl Daemon {
                         || cur.plan.eviction != p.eviction
                         || cur.plan.max_chunk_size != p.max_chunk_size
                     {
-                        msgs.push(format!(
+                        notes.warn(format!(
                             "pool {}: changed settings take effect after a restart",
                             p.name
                         ));
@@ -420,7 +418,7 @@ impl Daemon {
                 }
                 None => {
                     if p.reconfigure_devdax.is_some() {
-                        msgs.push(format!(
+                        notes.warn(format!(
                             "pool {} is new and asks for reconfigure_devdax: that needs a restart (the running daemon has dropped the privileges for it)",
                             p.name
                         ));
@@ -430,7 +428,7 @@ impl Daemon {
                     self.control
                         .add_pool(fs_pool(p, &backing))
                         .with_context(|| format!("cannot add pool {}", p.name))?;
-                    msgs.push(format!(
+                    notes.info(format!(
                         "pool {} added on node {} ({} bytes)",
                         p.name, p.node, p.size
                     ));
@@ -443,16 +441,13 @@ impl Daemon {
                 }
             }
         }
-        if msgs.is_empty() {
-            msgs.push("no change".into());
-        }
-        Ok(msgs)
+        Ok(())
     }
 
     /// Hotplug: a pool whose device goes away turns offline, and back online when every one of
     /// its devices has returned.
     fn device(&mut self, ev: &DeviceEvent) -> Vec<String> {
-        let mut msgs = Vec::new();
+        let mut notes = Notes::new("");
         for p in &mut self.pools {
             let watched = p.plan.devices.contains(&ev.sysname);
             if !watched && ev.node != Some(p.plan.node) {
@@ -473,24 +468,56 @@ impl Daemon {
                 let list: Vec<&str> = p.missing.iter().map(String::as_str).collect();
                 (false, Some(format!("device gone: {}", list.join(", "))))
             };
-            let msg = match self
+            match self
                 .control
                 .set_online(&p.plan.name, online, reason.clone())
             {
-                Ok(()) if online => format!("pool {} is online again", p.plan.name),
-                Ok(()) => format!(
+                Ok(()) if online => notes.info(format!("pool {} is online again", p.plan.name)),
+                Ok(()) => notes.warn(format!(
                     "pool {} is offline: {}",
                     p.plan.name,
                     reason.unwrap_or_default()
-                ),
-                Err(e) => format!("pool {}: cannot change its state: {e}", p.plan.name),
-            };
-            log::warn!("{msg}");
-            msgs.push(msg);
+                )),
+                Err(e) => notes.warn(format!(
+                    "pool {}: cannot change its state: {e}",
+                    p.plan.name
+                )),
+            }
         }
-        if msgs.is_empty() {
-            msgs.push(format!("{}/{}: no pool affected", ev.subsystem, ev.sysname));
+        if notes.msgs.is_empty() {
+            // Not logged: udev reports many devices no pool depends on.
+            notes
+                .msgs
+                .push(format!("{}/{}: no pool affected", ev.subsystem, ev.sysname));
         }
-        msgs
+        notes.msgs
+    }
+}
+
+/// What a reload or a device event did: messages for the operator, each logged once as it
+/// is recorded (`info` for what was done, `warning` for what was refused or went wrong) and
+/// sent back to a control-socket client.
+struct Notes {
+    msgs: Vec<String>,
+    prefix: &'static str,
+}
+
+impl Notes {
+    /// No messages yet; each is logged with `prefix` (`"reload: "`).
+    fn new(prefix: &'static str) -> Notes {
+        Notes {
+            msgs: Vec::new(),
+            prefix,
+        }
+    }
+
+    fn info(&mut self, msg: String) {
+        log::info!("{}{msg}", self.prefix);
+        self.msgs.push(msg);
+    }
+
+    fn warn(&mut self, msg: String) {
+        log::warn!("{}{msg}", self.prefix);
+        self.msgs.push(msg);
     }
 }
