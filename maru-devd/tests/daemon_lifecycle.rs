@@ -202,7 +202,7 @@ fn device_events_take_a_pool_offline_and_back() {
         pool("kv", "32MiB"),
         pool("other", "16MiB")
     ));
-    let d = w.start();
+    let mut d = w.start();
     let dir = w.mnt.join("kv");
     let dir = dir.to_str().unwrap();
     python(WRITER, &[dir, "before", "8192"], None).unwrap();
@@ -248,7 +248,7 @@ fn device_events_take_a_pool_offline_and_back() {
     assert_eq!(pool_status(&w, "other").unwrap()["state"], "online");
     python(WRITER, &[dir, "after", "8192"], Some(NOBODY)).unwrap();
     assert!(
-        d.child.id() > 0 && w.status_json().is_some(),
+        d.child.try_wait().unwrap().is_none() && w.status_json().is_some(),
         "daemon alive"
     );
     assert!(d.stop());
