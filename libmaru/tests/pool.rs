@@ -321,7 +321,7 @@ fn another_process_maps_the_same_pages() {
         let v = pool.get(key).unwrap().unwrap();
         // Views are mapped lazily: fault the pages in before reading their frames.
         v.prefault().unwrap();
-        let out = run_child("get", &fx.pool, key, false);
+        let out = run_child("get", &fx, key, false);
         let f: Vec<&str> = out.split_whitespace().collect();
         assert_eq!(f[0], "ok", "{kind:?}: {out}");
         assert_eq!(f[1], (2 << 20).to_string());
@@ -332,7 +332,7 @@ fn another_process_maps_the_same_pages() {
             "{kind:?}: same physical page"
         );
         // A child that creates and publishes; the parent reads it.
-        let out = run_child("put", &fx.pool, b"from/child", false);
+        let out = run_child("put", &fx, b"from/child", false);
         assert_eq!(out, "ok published", "{kind:?}");
         assert!(check(
             pool.get(b"from/child").unwrap().unwrap().as_slice(),
@@ -346,7 +346,7 @@ fn unprivileged_users_get_clean_errors_and_work_where_allowed() {
     for kind in kinds() {
         // A pool open to everyone: nobody writes, root reads.
         let fx = Fixture::new(kind, 0o777);
-        let out = run_child("put", &fx.pool, b"by/nobody", true);
+        let out = run_child("put", &fx, b"by/nobody", true);
         assert_eq!(out, "ok published", "{kind:?}");
         let pool = Pool::open(&fx.pool).unwrap();
         assert!(check(
@@ -354,16 +354,16 @@ fn unprivileged_users_get_clean_errors_and_work_where_allowed() {
             77
         ));
         put(&pool, b"by/root", 4096, 5);
-        let out = run_child("get", &fx.pool, b"by/root", true);
+        let out = run_child("get", &fx, b"by/root", true);
         assert!(out.starts_with("ok 4096 true"), "{kind:?}: {out}");
 
         // A pool readable but not writable by others: reads work, creates fail cleanly.
         let fx = Fixture::new(kind, 0o755);
         let pool = Pool::open(&fx.pool).unwrap();
         put(&pool, b"ro", 4096, 5);
-        let out = run_child("get", &fx.pool, b"ro", true);
+        let out = run_child("get", &fx, b"ro", true);
         assert!(out.starts_with("ok 4096 true"), "{kind:?}: {out}");
-        let out = run_child("put", &fx.pool, b"nope", true);
+        let out = run_child("put", &fx, b"nope", true);
         assert!(
             out.starts_with(&format!("err {} ", libc::EACCES)),
             "{kind:?}: {out}"
@@ -372,7 +372,7 @@ fn unprivileged_users_get_clean_errors_and_work_where_allowed() {
 
         // A private pool: opening it fails with EACCES and a hint.
         let fx = Fixture::new(kind, 0o700);
-        let out = run_child("get", &fx.pool, b"x", true);
+        let out = run_child("get", &fx, b"x", true);
         assert!(
             out.starts_with(&format!("err {} ", libc::EACCES)),
             "{kind:?}: {out}"

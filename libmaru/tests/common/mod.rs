@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Which kind of pool a fixture gives.
@@ -25,6 +25,8 @@ pub struct Fixture {
     /// Where the chunk files really live (the backing directory for maru-fs).
     pub backing: PathBuf,
     mounted: Option<maru_fs::Mounted>,
+    /// A copy of the test binary that uid 65534 can execute (see [`run_child`]).
+    exe_copy: std::sync::OnceLock<PathBuf>,
     _tmp: tempfile::TempDir,
 }
 
@@ -53,6 +55,7 @@ impl Fixture {
                     backing: pool.clone(),
                     pool,
                     mounted: None,
+                    exe_copy: std::sync::OnceLock::new(),
                     _tmp: tmp,
                 }
             }
@@ -79,10 +82,24 @@ impl Fixture {
                     pool: mnt.join("pool"),
                     backing,
                     mounted: Some(mounted),
+                    exe_copy: std::sync::OnceLock::new(),
                     _tmp: tmp,
                 }
             }
         }
+    }
+
+    /// The test binary, copied into this fixture's world-readable temporary
+    /// directory: the build directory may not be reachable by uid 65534.
+    fn exe_for_nobody(&self) -> PathBuf {
+        self.exe_copy
+            .get_or_init(|| {
+                let dst = self._tmp.path().join("test-exe");
+                std::fs::copy(std::env::current_exe().unwrap(), &dst).unwrap();
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+                dst
+            })
+            .clone()
     }
 
     /// Names in the backing directory (staging files included).
@@ -117,18 +134,19 @@ pub fn kinds() -> Vec<Kind> {
 /// Environment variable naming the child action (see [`run_child`]).
 pub const CHILD_ENV: &str = "LIBMARU_TEST_CHILD";
 
-/// Runs the test binary's `child` test in a new process with `action` and
-/// `args` in its environment, optionally as uid/gid 65534 (nobody) through
-/// setpriv. Returns the child's `RESULT ...` line (without the prefix).
-pub fn run_child(action: &str, pool: &Path, key: &[u8], unprivileged: bool) -> String {
-    let exe = std::env::current_exe().unwrap();
+/// Runs the test binary's `child` test in a new process on the fixture's pool
+/// with `action` and `key` in its environment, optionally as uid/gid 65534
+/// (nobody) through setpriv. Returns the child's `RESULT ...` line (without the
+/// prefix).
+pub fn run_child(action: &str, fx: &Fixture, key: &[u8], unprivileged: bool) -> String {
+    let pool = &fx.pool;
     let mut cmd = if unprivileged {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&exe);
+            .arg(fx.exe_for_nobody());
         c
     } else {
-        Command::new(&exe)
+        Command::new(std::env::current_exe().unwrap())
     };
     cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, action)
