@@ -108,8 +108,11 @@ int maru_pool_set_view_cache(maru_pool *pool, size_t max_views);
  * Creates a staging chunk of `size` bytes (> 0) in the pool: a hidden
  * staging file, sized (the pool charges the size now), mapped read-write
  * and pre-faulted (its pages are allocated now). The chunk keeps its file
- * open (one file descriptor) until freed. Mappings of 2 MiB or more are 2 MiB-aligned so the pool's
- * huge pages are mapped as huge pages.
+ * open (one file descriptor) until freed: with FUSE passthrough that open
+ * file, not the mapping, is what keeps the chunk alive in the pool.
+ * Mappings of 2 MiB or more are 2 MiB-aligned so the pool's huge pages are
+ * mapped as huge pages. To store bytes that are not already in a chunk,
+ * maru_store() is cheaper (no mapping).
  * On success stores the handle in *out and, when `data`/`len` are not NULL,
  * the mapping's address and length (== size). Returns 0.
  * Errors: -ENOSPC (pool full), -EFBIG (above the pool's max chunk size),
@@ -290,6 +293,8 @@ int maru_key_unescape(const char *name, size_t name_len, uint8_t *out,
 
 /**
  * Locks the view's (or chunk's) pages in RAM (mlock; also faults them in).
+ * Views of the same key served from the view cache share one mapping, so
+ * the lock is shared by them too.
  * Unlocked by maru_*_munlock or when the view/chunk is released.
  * Errors: -ENOMEM / -EPERM (RLIMIT_MEMLOCK too low).
  */
