@@ -12,8 +12,6 @@ pub struct Plan {
     pub mount: PathBuf,
     /// Pools, in file order.
     pub pools: Vec<PoolPlan>,
-    /// Things the administrator should know (not errors).
-    pub warnings: Vec<String>,
 }
 
 /// One pool, resolved.
@@ -41,6 +39,9 @@ pub struct PoolPlan {
     pub reconfigure_devdax: Option<String>,
     /// DAX devices backing the node (hotplug watches them).
     pub devices: Vec<String>,
+    /// Things the administrator should know about the pool (not errors): `node: auto` fell
+    /// back to node 0, memory in ZONE_MOVABLE. Logged at start and shown by `status`.
+    pub warnings: Vec<String>,
 }
 
 /// Where a pool's backing tmpfs lives under the runtime directory.
@@ -49,6 +50,13 @@ pub fn backing_dir(runtime_dir: &Path, pool: &str) -> PathBuf {
 }
 
 impl Plan {
+    /// Every pool's warnings, in pool order.
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.warnings.iter().map(String::as_str))
+    }
+
     /// The human-readable plan `check-config` prints.
     pub fn render(&self, runtime_dir: &Path, thp: &str) -> String {
         let mut s = String::new();
@@ -89,7 +97,7 @@ impl Plan {
                 );
             }
         }
-        for w in &self.warnings {
+        for w in self.warnings() {
             let _ = writeln!(s, "warning: {w}");
         }
         s

@@ -85,7 +85,7 @@ pub struct PoolReport {
     pub read_requests: u64,
     /// WRITE requests the daemon served (0 while passthrough works).
     pub write_requests: u64,
-    /// Warnings about the pool's memory (e.g. ZONE_MOVABLE).
+    /// What the plan warned about: `node: auto` fell back to node 0, memory in ZONE_MOVABLE.
     pub warnings: Vec<String>,
 }
 

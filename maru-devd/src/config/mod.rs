@@ -12,7 +12,7 @@ use size::SizeSpec;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use validate::{movable_warning, validate};
+pub use validate::validate;
 
 /// Where the FUSE filesystem is mounted when the config does not say.
 pub const DEFAULT_MOUNT: &str = "/mnt/maru";

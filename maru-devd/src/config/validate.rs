@@ -24,7 +24,6 @@ fn list(ids: &[u32]) -> String {
 /// Checks `cfg` against `host`; every problem found is returned, each tied to its place.
 pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
     let mut diags = Vec::new();
-    let mut warnings = Vec::new();
     let mut pools: Vec<(PoolPlan, &PoolSpec)> = Vec::new();
     let mut seen: BTreeMap<&str, &PoolSpec> = BTreeMap::new();
     for spec in &cfg.pools {
@@ -40,7 +39,7 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
             continue;
         }
         seen.insert(&spec.name, spec);
-        if let Some(plan) = pool(spec, host, &mut diags, &mut warnings) {
+        if let Some(plan) = pool(spec, host, &mut diags) {
             pools.push((plan, spec));
         }
     }
@@ -51,7 +50,6 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
     Ok(Plan {
         mount: cfg.mount.clone(),
         pools: pools.into_iter().map(|(p, _)| p).collect(),
-        warnings,
     })
 }
 
@@ -149,16 +147,12 @@ fn node_of(
     }
 }
 
-fn pool(
-    spec: &PoolSpec,
-    host: &Host,
-    diags: &mut Vec<Diag>,
-    warnings: &mut Vec<String>,
-) -> Option<PoolPlan> {
+fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan> {
     let before = diags.len();
+    let mut warnings = Vec::new();
     let uid = resolve_id(spec, "owner", diags);
     let gid = resolve_id(spec, "group", diags);
-    let (node, node_reason, capacity) = node_of(spec, host, diags, warnings)?;
+    let (node, node_reason, capacity) = node_of(spec, host, diags, &mut warnings)?;
     let size = match spec.size {
         SizeSpec::Bytes(b) => b,
         SizeSpec::Percent(p) => {
@@ -225,17 +219,12 @@ fn pool(
         max_chunk_size: spec.max_chunk_size,
         reconfigure_devdax: reconfigure_devdax.clone(),
         devices: host.devices_for_node(node),
+        warnings,
     })
 }
 
 /// The warning for a node whose memory blocks are (partly) in ZONE_MOVABLE.
-pub fn movable_warning(
-    pool: &str,
-    node: u32,
-    movable: u32,
-    online: u32,
-    devices: &[String],
-) -> String {
+fn movable_warning(pool: &str, node: u32, movable: u32, online: u32, devices: &[String]) -> String {
     let dev = devices.first().map_or("daxX.Y", String::as_str);
     format!(
         "pool `{pool}`: {movable} of node {node}'s {online} online memory blocks are in ZONE_MOVABLE; CUDA registration (cudaHostRegister, a long-term pin) migrates such pages off the node to other memory. Fix: online them as ZONE_NORMAL (`daxctl reconfigure-device --mode=system-ram --no-movable {dev}`), or set `reconfigure_devdax: {dev}` in the pool's numa source so maru-devd does it"

@@ -63,7 +63,6 @@ struct PoolState {
     backing: PathBuf,
     /// Watched devices that are currently gone.
     missing: BTreeSet<String>,
-    warnings: Vec<String>,
 }
 
 struct Daemon {
@@ -130,16 +129,34 @@ fn setup_backing(runtime_dir: &Path, p: &PoolPlan, thp: &str) -> anyhow::Result<
     Ok(dir)
 }
 
-fn zone_warnings(host: &Host, p: &PoolPlan) -> Vec<String> {
-    host.node(p.node)
-        .and_then(|n| {
-            let movable = n.zones.get("Movable").copied().unwrap_or(0);
-            (movable > 0).then(|| {
-                config::movable_warning(&p.name, p.node, movable, n.online_memblocks, &p.devices)
-            })
-        })
-        .into_iter()
-        .collect()
+/// Carries out the pools' opt-in `reconfigure_devdax`; true if any pool asked for it (the
+/// host then has changed and must be discovered again).
+fn reconfigure_devices(plan: &Plan, host: &Host) -> anyhow::Result<bool> {
+    let mut any = false;
+    for p in &plan.pools {
+        let Some(dev) = &p.reconfigure_devdax else {
+            continue;
+        };
+        any = true;
+        let roots = reconfigure::Roots {
+            sysfs: host.sysfs_root().to_path_buf(),
+            proc: PathBuf::from("/proc"),
+        };
+        let out = reconfigure::to_system_ram(&roots, dev)
+            .with_context(|| format!("pool {}: reconfigure_devdax {dev}", p.name))?;
+        log::info!(
+            "pool {}: {dev} is system RAM on node {} (rebound: {}, onlined as ZONE_NORMAL: {})",
+            p.name,
+            p.node,
+            out.rebound,
+            if out.onlined.is_empty() {
+                "none needed".to_string()
+            } else {
+                out.onlined.join(" ")
+            }
+        );
+    }
+    Ok(any)
 }
 
 /// Runs the daemon until SIGTERM/SIGINT.
@@ -151,37 +168,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     signals::block()?;
-    let host = Host::discover(args.sysfs_root.as_deref())?;
-    let plan = load_plan(&args, &host)?;
-    for w in &plan.warnings {
+    let mut host = Host::discover(args.sysfs_root.as_deref())?;
+    let mut plan = load_plan(&args, &host)?;
+    if reconfigure_devices(&plan, &host)? {
+        // The devices are system RAM now: plan against the host as it has become (sizes of
+        // the new nodes, zones onlined as ZONE_NORMAL).
+        host = Host::discover(args.sysfs_root.as_deref())?;
+        plan = load_plan(&args, &host)?;
+    }
+    for w in plan.warnings() {
         log::warn!("{w}");
     }
-    for p in &plan.pools {
-        if let Some(dev) = &p.reconfigure_devdax {
-            let roots = reconfigure::Roots {
-                sysfs: host.sysfs_root().to_path_buf(),
-                proc: PathBuf::from("/proc"),
-            };
-            let out = reconfigure::to_system_ram(&roots, dev)
-                .with_context(|| format!("pool {}: reconfigure_devdax {dev}", p.name))?;
-            log::info!(
-                "pool {}: {dev} is system RAM on node {} (rebound: {}, onlined as ZONE_NORMAL: {})",
-                p.name,
-                p.node,
-                out.rebound,
-                if out.onlined.is_empty() {
-                    "none needed".to_string()
-                } else {
-                    out.onlined.join(" ")
-                }
-            );
-        }
-    }
-    let host = if plan.pools.iter().any(|p| p.reconfigure_devdax.is_some()) {
-        Host::discover(args.sysfs_root.as_deref())?
-    } else {
-        host
-    };
     tmpfs::private_dir(&args.runtime_dir)?;
     tmpfs::private_dir(&args.runtime_dir.join("pools"))?;
     let listener = control::bind(&args.runtime_dir)?;
@@ -190,12 +187,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut pools = Vec::new();
     for p in &plan.pools {
         let backing = setup_backing(&args.runtime_dir, p, thp)?;
-        let warnings = zone_warnings(&host, p);
         pools.push(PoolState {
             plan: p.clone(),
             backing,
             missing: BTreeSet::new(),
-            warnings,
         });
     }
     privileges::drop_privileges()?;
@@ -328,7 +323,7 @@ impl Daemon {
                     evictions: s.evictions,
                     read_requests: s.read_requests,
                     write_requests: s.write_requests,
-                    warnings: p.warnings.clone(),
+                    warnings: p.plan.warnings.clone(),
                 }
             })
             .collect();
@@ -436,7 +431,6 @@ impl Daemon {
                         plan: p.clone(),
                         backing,
                         missing: BTreeSet::new(),
-                        warnings: zone_warnings(&host, p),
                     });
                 }
             }
