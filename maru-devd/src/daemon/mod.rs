@@ -170,6 +170,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     signals::block()?;
     let mut host = Host::discover(args.sysfs_root.as_deref())?;
     let mut plan = load_plan(&args, &host)?;
+    // Before changing anything: refuse if another daemon serves this runtime directory.
+    tmpfs::private_dir(&args.runtime_dir)?;
+    tmpfs::private_dir(&args.runtime_dir.join("pools"))?;
+    let listener = control::bind(&args.runtime_dir)?;
     if reconfigure_devices(&plan, &host)? {
         // The devices are system RAM now: plan against the host as it has become (sizes of
         // the new nodes, zones onlined as ZONE_NORMAL).
@@ -179,9 +183,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for w in plan.warnings() {
         log::warn!("{w}");
     }
-    tmpfs::private_dir(&args.runtime_dir)?;
-    tmpfs::private_dir(&args.runtime_dir.join("pools"))?;
-    let listener = control::bind(&args.runtime_dir)?;
     mounts::clean_stale(&plan.mount)?;
     let thp = tmpfs::thp_mode(host.sysfs_root());
     let mut pools = Vec::new();
