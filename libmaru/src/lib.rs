@@ -33,3 +33,16 @@ pub use map::HUGE_PAGE;
 pub use pool::{Pool, Publish};
 pub use uring::{UringPin, UringPinner};
 pub use view::View;
+
+#[cfg(test)]
+mod tests {
+    /// Pools, chunks and views can be shared with and moved to other threads.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::Pool>();
+        check::<crate::Chunk>();
+        check::<crate::View>();
+        check::<crate::Error>();
+    }
+}
