@@ -12,6 +12,7 @@ mod plan;
 mod reconfigure;
 mod status;
 mod tmpfs;
+mod units;
 
 use clap::{Parser, Subcommand};
 

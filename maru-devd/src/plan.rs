@@ -1,7 +1,7 @@
 //! The plan: what the daemon will set up for a checked configuration.
 
-use crate::config::size::human;
 use crate::config::Eviction;
+use crate::units::human;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! `maru-devd status`: asks the running daemon over its control socket and prints the answer.
 
-use crate::config::size::human;
 use crate::daemon::control::{request, Reply, Request};
+use crate::units::human;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

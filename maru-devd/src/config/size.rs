@@ -74,27 +74,6 @@ pub fn parse_size(text: &str) -> Result<SizeSpec, String> {
     parse_bytes(t).map(SizeSpec::Bytes)
 }
 
-/// Shows a byte count the way people read it: `1073741824 bytes (1 GiB)`.
-pub fn human(bytes: u64) -> String {
-    let units = [
-        ("TiB", 1u64 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ];
-    for (name, m) in units {
-        if bytes >= m {
-            let whole = bytes / m;
-            return if bytes % m == 0 {
-                format!("{bytes} bytes ({whole} {name})")
-            } else {
-                format!("{bytes} bytes ({:.1} {name})", bytes as f64 / m as f64)
-            };
-        }
-    }
-    format!("{bytes} bytes")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,12 +95,5 @@ mod tests {
     fn wrong_unit_suggests_the_right_one() {
         let e = parse_bytes("64gib").unwrap_err();
         assert!(e.contains("did you mean `64GiB`"), "{e}");
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(1 << 30), "1073741824 bytes (1 GiB)");
-        assert_eq!(human(1536 << 20), "1610612736 bytes (1.5 GiB)");
-        assert_eq!(human(100), "100 bytes");
     }
 }

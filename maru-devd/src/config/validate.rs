@@ -1,11 +1,12 @@
 //! Semantic pass: a parsed [`Config`] checked against the host, giving a [`Plan`].
 
 use super::locate::Seg;
-use super::size::{human, SizeSpec};
+use super::size::SizeSpec;
 use super::{Config, Diag, IdSpec, NodeSel, PoolSpec, SourceSpec};
 use crate::discover::model::DaxMode;
 use crate::host::Host;
 use crate::plan::{Plan, PoolPlan};
+use crate::units::human;
 use std::collections::BTreeMap;
 
 fn pool_path(p: &PoolSpec, rest: &[&str]) -> Vec<Seg> {

@@ -5,23 +5,8 @@ use std::fmt::Write as _;
 
 use super::model::{DaxMode, Topology};
 
-/// `268435456` -> `256.0 MiB`; under 1 KiB the exact number of bytes.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 fn size(bytes: Option<u64>) -> String {
-    bytes.map_or_else(|| "?".to_string(), human_size)
+    bytes.map_or_else(|| "?".to_string(), crate::units::short)
 }
 
 fn opt<T: ToString>(value: Option<T>) -> String {
@@ -259,18 +244,4 @@ pub fn render(topology: &Topology) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_in_binary_units() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(2 * 1024 * 1024), "2.0 MiB");
-        assert_eq!(human_size(262_144_000), "250.0 MiB");
-        assert_eq!(human_size(4 << 30), "4.0 GiB");
-    }
 }
