@@ -595,3 +595,33 @@ fn a_full_pool_and_an_oversized_chunk_fail_cleanly() {
     }
     assert!(ok, "space of dropped staging chunks returns to the pool");
 }
+
+#[test]
+fn concurrent_writers_of_one_key_have_exactly_one_winner() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let winners: Vec<(u8, Publish)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6u8)
+                .map(|t| {
+                    let pool = pool.clone();
+                    s.spawn(move || {
+                        let mut c = pool.create(65536).unwrap();
+                        fill(c.as_mut_slice(), t);
+                        (t, c.publish(b"race/key").unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<u8> = winners
+            .iter()
+            .filter(|(_, p)| *p == Publish::Published)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(won.len(), 1, "{kind:?}: {winners:?}");
+        let v = pool.get(b"race/key").unwrap().unwrap();
+        assert!(check(v.as_slice(), won[0]), "{kind:?}: the winner's bytes");
+        assert_eq!(fx.backing_names().len(), 1, "{kind:?}: losers cleaned up");
+    }
+}
