@@ -78,7 +78,8 @@ fn first_writer_wins_and_the_loser_is_cleaned_up() {
         assert_eq!(a.publish(b"again").unwrap_err().errno(), libc::EINVAL);
         drop(b);
         assert!(check(pool.get(b"k").unwrap().unwrap().as_slice(), 1));
-        assert_eq!(fx.backing_names(), vec!["k".to_string()], "{kind:?}");
+        let names = fx.wait_backing(|n| n == ["k"]);
+        assert_eq!(names, vec!["k".to_string()], "{kind:?}");
     }
 }
 
@@ -92,11 +93,8 @@ fn dropping_an_unpublished_chunk_removes_its_staging_file() {
         assert!(staging.starts_with(".stage-"), "{staging}");
         assert_eq!(fx.backing_names().len(), 1, "{kind:?}");
         drop(c);
-        assert!(
-            fx.backing_names().is_empty(),
-            "{kind:?}: {:?}",
-            fx.backing_names()
-        );
+        let names = fx.wait_backing(|n| n.is_empty());
+        assert!(names.is_empty(), "{kind:?}: {names:?}");
         assert_eq!(pool.list_keys().unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(pool.create(0).unwrap_err().errno(), libc::EINVAL);
     }
@@ -561,9 +559,11 @@ fn store_copies_and_publishes_in_one_call() {
         assert!(check(pool.get(&long).unwrap().unwrap().as_slice(), 42));
         assert_eq!(pool.store(b"s/2", &[]).unwrap_err().errno(), libc::EINVAL);
         // Nothing is left behind: the loser's staging file is gone.
-        let mut names = fx.backing_names();
-        names.retain(|n| n.starts_with('.'));
-        assert!(names.is_empty(), "{kind:?}: {names:?}");
+        let names = fx.wait_backing(|n| !n.iter().any(|x| x.starts_with('.')));
+        assert!(
+            !names.iter().any(|x| x.starts_with('.')),
+            "{kind:?}: {names:?}"
+        );
     }
 }
 
@@ -582,7 +582,8 @@ fn a_full_pool_and_an_oversized_chunk_fail_cleanly() {
     assert_eq!(e.errno(), libc::ENOSPC, "{e}");
     assert!(e.to_string().contains("pool is full"), "{e}");
     // Nothing is left behind by the failed creates, and space returns on drop.
-    assert_eq!(fx.backing_names().len(), 2, "{:?}", fx.backing_names());
+    let names = fx.wait_backing(|n| n.len() == 2);
+    assert_eq!(names.len(), 2, "{names:?}");
     drop((a, b));
     let mut ok = false;
     for _ in 0..500 {
@@ -622,6 +623,7 @@ fn concurrent_writers_of_one_key_have_exactly_one_winner() {
         assert_eq!(won.len(), 1, "{kind:?}: {winners:?}");
         let v = pool.get(b"race/key").unwrap().unwrap();
         assert!(check(v.as_slice(), won[0]), "{kind:?}: the winner's bytes");
-        assert_eq!(fx.backing_names().len(), 1, "{kind:?}: losers cleaned up");
+        let names = fx.wait_backing(|n| n.len() == 1);
+        assert_eq!(names.len(), 1, "{kind:?}: losers cleaned up: {names:?}");
     }
 }

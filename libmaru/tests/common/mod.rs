@@ -102,6 +102,20 @@ impl Fixture {
             .clone()
     }
 
+    /// Waits (up to 10 s) until the backing directory's names satisfy `ok`, and
+    /// returns them: maru-fs deletes a backing file only once its last
+    /// descriptor and mapping are gone, which the kernel reports asynchronously.
+    pub fn wait_backing(&self, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
+        for _ in 0..1000 {
+            let names = self.backing_names();
+            if ok(&names) {
+                return names;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.backing_names()
+    }
+
     /// Names in the backing directory (staging files included).
     pub fn backing_names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.backing)
