@@ -3,9 +3,9 @@
 //! `tests/configs/good/*.yaml` and example config must pass. Checked against a captured sysfs
 //! tree (node 0: 1.9 GiB with CPUs; node 1: 256 MiB of CXL memory, no CPUs; dax0.0 -> node 1).
 
-mod devd_support;
+mod fixtures;
 
-use devd_support::{bin, snapshot};
+use fixtures::{bin, extract_named};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,8 +35,8 @@ fn check(sysfs: &Path, dir: &Path, file: &Path) -> std::process::Output {
 
 #[test]
 fn every_broken_config_gets_its_exact_message() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sysfs = snapshot(SNAPSHOT, tmp.path());
+    let snap = extract_named(SNAPSHOT);
+    let sysfs = snap.sys();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad");
     let files = yaml_files(&dir);
     assert!(
@@ -73,8 +73,8 @@ fn every_broken_config_gets_its_exact_message() {
 
 #[test]
 fn good_and_example_configs_pass() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sysfs = snapshot(SNAPSHOT, tmp.path());
+    let snap = extract_named(SNAPSHOT);
+    let sysfs = snap.sys();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = yaml_files(&root.join("tests/configs/good"));
     files.extend(yaml_files(&root.join("../examples/config")));
@@ -98,9 +98,9 @@ fn good_and_example_configs_pass() {
 
 #[test]
 fn plan_shows_sizes_nodes_and_backing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sysfs = snapshot(SNAPSHOT, tmp.path());
-    let cfg = tmp.path().join("c.yaml");
+    let snap = extract_named(SNAPSHOT);
+    let sysfs = snap.sys();
+    let cfg = snap.root.join("c.yaml");
     std::fs::write(
         &cfg,
         "mount: /mnt/kv\npools:\n  - name: cxl\n    source: {numa: {node: auto}}\n    size: 50%\n    group: 0\n    mode: \"0770\"\n",
@@ -141,8 +141,8 @@ fn plan_shows_sizes_nodes_and_backing() {
 
 #[test]
 fn movable_memory_is_reported_with_the_fix() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sysfs = snapshot(SNAPSHOT, tmp.path());
+    let snap = extract_named(SNAPSHOT);
+    let sysfs = snap.sys();
     // the same host, but node 1's two blocks onlined as ZONE_MOVABLE (a common default)
     for block in ["memory114", "memory115"] {
         let zones = sysfs
@@ -151,7 +151,7 @@ fn movable_memory_is_reported_with_the_fix() {
             .join("valid_zones");
         std::fs::write(zones, "Movable\n").unwrap();
     }
-    let cfg = tmp.path().join("c.yaml");
+    let cfg = snap.root.join("c.yaml");
     std::fs::write(
         &cfg,
         "pools:\n  - {name: kv, source: {numa: {node: 1}}, size: 64MiB}\n",

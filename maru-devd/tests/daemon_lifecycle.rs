@@ -4,6 +4,7 @@
 //! reloaded by SIGHUP, and driven offline and back by injected device events.
 
 mod devd_support;
+mod fixtures;
 
 use devd_support::{can_run_daemon, python, World, READER, WRITER};
 use nix::sys::signal::Signal;
@@ -180,7 +181,7 @@ fn a_second_daemon_on_the_same_runtime_dir_is_refused() {
     }
     let w = World::new(&pool("kv", "16MiB"));
     let d = w.start();
-    let out = Command::new(devd_support::bin())
+    let out = Command::new(fixtures::bin())
         .args(["run", "--config"])
         .arg(&w.config)
         .env("MARU_RUNTIME_DIR", &w.run)

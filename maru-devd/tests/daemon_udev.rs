@@ -4,6 +4,7 @@
 //! sees the event.
 
 mod devd_support;
+mod fixtures;
 
 use devd_support::{can_run_daemon, python, World, WRITER};
 use std::path::PathBuf;

@@ -1,12 +1,12 @@
 //! Broken and empty trees: every problem is reported with the path it concerns, the
 //! rest of the tree is still shown, and nothing panics.
 
-mod discover_support;
+mod fixtures;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use discover_support::{discover_json, discover_ok, extract_named, maru_devd, warnings, Snapshot};
+use fixtures::{discover_json, discover_ok, extract_named, maru_devd, warnings, Snapshot};
 
 /// The snapshot with the most in it: a ram region onlined as node 1 through kmem.
 fn kmem_snapshot() -> Snapshot {

@@ -2,14 +2,14 @@
 //! agrees with what `daxctl list` and `cxl list` printed on the same machine at the same
 //! moment (`root/cmd/*.json`). Expectations come from those files, never from constants.
 
-mod discover_support;
+mod fixtures;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use discover_support::{discover_json, discover_ok, extract, snapshot_name, snapshots};
+use fixtures::{discover_json, discover_ok, extract, snapshot_name, snapshots};
 
 /// A captured tool output; `None` when absent or empty (the tool printed nothing).
 fn oracle(cmd: &Path, name: &str) -> Option<Value> {

@@ -1,4 +1,5 @@
-//! Helpers for the maru-devd tests: the captured sysfs snapshots, a daemon in a temp dir.
+//! Helpers for the daemon tests: a daemon in a temp dir (config, runtime dir, mount point),
+//! signals, status, and the chunk writer/reader scripts. Needs `mod fixtures;` beside it.
 
 // Each test binary includes this module and uses a different subset of it.
 #![allow(dead_code)]
@@ -7,39 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The maru-devd binary under test.
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_maru-devd")
-}
-
-/// `shared/` (beside the repository), or `$MARU_SHARED_DIR`.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("MARU_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    }
-}
-
-/// Extracts a sysfs snapshot (`profile/snapshot`) into `dest`; returns the dir standing for /sys.
-pub fn snapshot(name: &str, dest: &Path) -> PathBuf {
-    let tarball = shared_dir()
-        .join("fixtures/sysfs")
-        .join(format!("{name}.tar.gz"));
-    assert!(
-        tarball.exists(),
-        "sysfs fixture {} missing: set MARU_SHARED_DIR to the shared/ folder",
-        tarball.display()
-    );
-    let ok = Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(dest)
-        .status()
-        .expect("run tar");
-    assert!(ok.success(), "tar xzf {} failed", tarball.display());
-    dest.join("root/sys")
-}
+use crate::fixtures::bin;
 
 /// Whether this process is root (the daemon tests need it: they mount).
 pub fn is_root() -> bool {
