@@ -1,0 +1,217 @@
+//! Sizes and capacity: charging, LRU eviction, setattr, fallocate.
+
+use super::*;
+
+impl State {
+    /// Bytes still free in pool `pool_ino`.
+    fn free(&self, pool_ino: u64) -> u64 {
+        self.pool_nodes
+            .get(&pool_ino)
+            .map_or(0, |p| p.cfg.capacity.saturating_sub(p.used))
+    }
+
+    /// Charges chunk `ino` for `new_size` bytes (evicting if the policy allows).
+    pub(super) fn charge(&mut self, ino: u64, new_size: u64) -> Result<(), Errno> {
+        let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
+        let pool_ino = c.pool;
+        let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
+        // What the store really takes for each size (a devdax extent is whole
+        // alignment units), so the pool is full when its memory is.
+        let (old, new) = (
+            pool.store.charge_for(c.size),
+            pool.store.charge_for(new_size),
+        );
+        if new_size > c.size {
+            if pool.cfg.max_chunk_size.is_some_and(|max| new_size > max) {
+                return Err(Errno::EFBIG);
+            }
+            if !pool.online {
+                return Err(Errno::ENODEV);
+            }
+        }
+        if new > old {
+            let delta = new - old;
+            let eviction = pool.cfg.eviction;
+            if delta > self.free(pool_ino) {
+                self.reap();
+            }
+            if delta > self.free(pool_ino) {
+                if eviction == Eviction::None {
+                    return Err(Errno::ENOSPC);
+                }
+                self.make_room(pool_ino, delta)?;
+            }
+        }
+        let c = self.chunks.get_mut(&ino).ok_or(Errno::ENOENT)?;
+        let pool = self.pool_nodes.get_mut(&pool_ino).ok_or(Errno::ENOENT)?;
+        if new >= old {
+            let d = new - old;
+            pool.used = pool.used.saturating_add(d);
+            c.charged = c.charged.saturating_add(d);
+        } else {
+            let d = (old - new).min(c.charged);
+            pool.used = pool.used.saturating_sub(d);
+            c.charged -= d;
+        }
+        c.size = new_size;
+        Ok(())
+    }
+
+    /// Evicts least recently used unpinned published chunks of a pool until
+    /// `delta` bytes are free; evicts nothing and fails with `ENOSPC` if even
+    /// evicting every candidate could not make that much room.
+    ///
+    /// A chunk with no open handle may still be mapped by a process that closed
+    /// its descriptor (under passthrough the daemon does not see that mapping):
+    /// the store is asked, and such a chunk counts as pinned.
+    fn make_room(&mut self, pool_ino: u64, delta: u64) -> Result<(), Errno> {
+        let pool = self.pool_nodes.get(&pool_ino).ok_or(Errno::ENOENT)?;
+        let mut candidates: Vec<(u64, u64, u64)> = pool
+            .entries
+            .values()
+            .filter_map(|ino| {
+                let c = self.chunks.get(ino)?;
+                (c.phase == Phase::Published && c.opens == 0).then_some((
+                    c.last_used,
+                    *ino,
+                    c.charged,
+                ))
+            })
+            .collect();
+        candidates.sort_unstable();
+        let need = delta.saturating_sub(self.free(pool_ino));
+        let mut victims = Vec::new();
+        let mut freed = 0u64;
+        for (_, ino, charged) in candidates {
+            if freed >= need {
+                break;
+            }
+            let mapped = self
+                .chunks
+                .get(&ino)
+                .and_then(|c| c.name.as_ref())
+                .is_some_and(|name| pool.store.in_use(name));
+            if !mapped {
+                victims.push(ino);
+                freed = freed.saturating_add(charged);
+            }
+        }
+        if freed < need {
+            return Err(Errno::ENOSPC);
+        }
+        for ino in victims {
+            self.unname(ino, true);
+            if let Some(pool) = self.pool_nodes.get_mut(&pool_ino) {
+                pool.counters.evictions += 1;
+            }
+        }
+        if self.free(pool_ino) >= delta {
+            Ok(())
+        } else {
+            Err(Errno::ENOSPC)
+        }
+    }
+
+    /// Changes size and/or permission bits of `ino`.
+    pub fn setattr(
+        &mut self,
+        ino: u64,
+        size: Option<u64>,
+        mode: Option<u32>,
+        owner_change: bool,
+    ) -> Result<FileAttr, Errno> {
+        let c = self.chunks.get(&ino).ok_or_else(|| {
+            if ino == ROOT || self.pool_nodes.contains_key(&ino) {
+                Errno::EPERM
+            } else {
+                Errno::ENOENT
+            }
+        })?;
+        if owner_change || ((size.is_some() || mode.is_some()) && c.phase == Phase::Published) {
+            return Err(Errno::EPERM);
+        }
+        if let Some(new_size) = size {
+            if c.file.is_none() {
+                return Err(Errno::ENOENT);
+            }
+            let old = c.size;
+            self.charge(ino, new_size)?;
+            let res = self
+                .chunks
+                .get(&ino)
+                .and_then(|c| c.file.as_ref())
+                .map_or(Ok(()), |f| f.set_len(new_size));
+            if let Err(e) = res {
+                // Undo the charge; evictions already made stay made.
+                let _ = self.charge(ino, old);
+                return Err(errno_of(&e));
+            }
+        }
+        if let Some(mode) = mode {
+            let perm = (mode & 0o777) as u16;
+            if let Some(c) = self.chunks.get_mut(&ino) {
+                if let (Some(f), Some(pool)) = (&c.file, self.pool_nodes.get(&c.pool)) {
+                    let meta = ChunkMeta {
+                        uid: c.uid,
+                        mode: perm,
+                        created: c.created,
+                    };
+                    if let Err(e) = pool.store.set_meta(f, &meta) {
+                        log::warn!(
+                            "pool {}: cannot record mode of {:?}: {e}",
+                            pool.cfg.name,
+                            c.name
+                        );
+                    }
+                }
+                c.mode = perm;
+            }
+        }
+        self.attr(ino)
+    }
+
+    /// First half of `fallocate` on a staging chunk: checks the request and
+    /// charges any growth like `ftruncate` does. The caller then allocates with
+    /// [`crate::backing::allocate`] on the returned file *without* holding the state
+    /// lock (zeroing memory takes time), and calls [`State::undo_growth`] with the
+    /// returned old size if that fails.
+    ///
+    /// A writer that calls `fallocate(fd, 0, 0, size)` instead of `ftruncate` gets
+    /// its size charged and its memory committed in one request: its page faults are
+    /// then cheap, and a full backing tmpfs fails here (ENOSPC) instead of with
+    /// SIGBUS at a page fault.
+    pub fn fallocate_begin(
+        &mut self,
+        ino: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> Result<(Arc<ChunkFile>, Option<u64>), Errno> {
+        let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
+        if c.phase == Phase::Published {
+            return Err(Errno::EPERM);
+        }
+        let keep_size = match mode {
+            0 => false,
+            libc::FALLOC_FL_KEEP_SIZE => true,
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        let file = c.file.clone().ok_or(Errno::EBADF)?;
+        let end = offset.checked_add(length).ok_or(Errno::EFBIG)?;
+        let old = c.size;
+        if end <= old {
+            return Ok((file, None));
+        }
+        if keep_size {
+            // Memory past the end would be used without being charged.
+            return Err(Errno::EOPNOTSUPP);
+        }
+        self.charge(ino, end)?;
+        Ok((file, Some(old)))
+    }
+
+    /// Returns the charge taken by a `fallocate` that then failed.
+    pub fn undo_growth(&mut self, ino: u64, old: u64) {
+        let _ = self.charge(ino, old);
+    }
+}

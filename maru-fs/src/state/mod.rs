@@ -1,0 +1,485 @@
+//! The filesystem's in-memory state: pools, chunks, open handles, capacity and
+//! eviction. Everything here runs under one mutex held by [`crate::fs`]; nothing
+//! here talks to the kernel except through the backing stores and the notices it
+//! queues for the notifier thread (see [`crate::notify`]).
+//!
+//! The types and pool management live here; the operations are split by concern:
+//! `names` (lookup, create, open, release, unlink, rename/publish), `capacity`
+//! (charging, eviction, setattr, fallocate), `data` (READ/WRITE when the daemon
+//! serves data), `dirs` (listings, statfs) and `xattrs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo};
+
+use crate::backing::{ChunkMeta, OpenError, Store};
+use crate::chunk_file::ChunkFile;
+use crate::notify::Notice;
+use crate::reaper::Reaper;
+use crate::xattr;
+use crate::{Eviction, FsError, PoolConfig, PoolStats};
+
+mod capacity;
+mod data;
+mod dirs;
+mod names;
+mod xattrs;
+
+/// Inode number of the mount's root directory.
+pub(crate) const ROOT: u64 = 1;
+/// Longest file name (bytes) the filesystem accepts.
+pub(crate) const NAME_MAX: usize = 255;
+/// Block size reported by stat and statfs.
+pub(crate) const BLOCK: u64 = 4096;
+
+/// Where a chunk is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Created under a `.` name, being written, not visible to readers.
+    Staging,
+    /// Published under a key; sealed against writing and truncation.
+    Published,
+}
+
+/// Counters kept per pool since mount.
+#[derive(Debug, Default)]
+struct Counters {
+    creates: u64,
+    publishes: u64,
+    lookups: u64,
+    hits: u64,
+    evictions: u64,
+    read_requests: u64,
+    write_requests: u64,
+}
+
+/// One pool: a directory of chunks with a capacity.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    ino: u64,
+    cfg: PoolConfig,
+    store: Store,
+    /// Every named chunk (staging and published), by name.
+    entries: BTreeMap<OsString, u64>,
+    /// Bytes charged to chunks of this pool.
+    used: u64,
+    online: bool,
+    offline_reason: Option<String>,
+    counters: Counters,
+}
+
+/// One chunk.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    pool: u64,
+    /// Current name; `None` once unlinked, evicted or reclaimed.
+    name: Option<OsString>,
+    phase: Phase,
+    /// Size in bytes (given by `ftruncate`, or found at publish).
+    size: u64,
+    /// Bytes this chunk holds charged to its pool (0 once the charge has moved to
+    /// the reaper, which returns it when the memory is really freed).
+    charged: u64,
+    uid: u32,
+    mode: u16,
+    created: SystemTime,
+    /// Open FUSE handles: the pins.
+    opens: u32,
+    /// The chunk's data (backing file or devdax extent), open while any handle is.
+    file: Option<Arc<ChunkFile>>,
+    /// The passthrough registration shared by every open handle of this chunk.
+    backing: Option<Arc<BackingId>>,
+    /// References the kernel holds on this inode (lookups minus forgets).
+    nlookup: u64,
+    /// LRU clock value of the last open or publish.
+    last_used: u64,
+    /// The writer's own `user.*` xattrs.
+    xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+/// One entry of a directory listing snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct DirEntry {
+    pub ino: u64,
+    pub kind: FileType,
+    pub name: OsString,
+}
+
+/// What an open or create hands back to the FUSE layer.
+pub(crate) struct Opened {
+    pub fh: u64,
+    pub attr: FileAttr,
+    /// Passthrough registration to reply with; `None` means the daemon serves I/O.
+    pub backing: Option<Arc<BackingId>>,
+    /// Open with `FOPEN_DIRECT_IO` (devdax chunks: no page cache, so no shared
+    /// mapping of the file either; clients map the device node instead).
+    pub direct_io: bool,
+}
+
+/// Opens a passthrough registration for a backing file (wraps the reply's
+/// `open_backing`, so it can be called under the state lock).
+pub(crate) type OpenBacking<'a> = &'a dyn Fn(&File) -> io::Result<BackingId>;
+
+/// All filesystem state.
+#[derive(Debug)]
+pub(crate) struct State {
+    next_ino: u64,
+    next_fh: u64,
+    tick: u64,
+    mounted_at: SystemTime,
+    /// Whether the kernel accepted FUSE passthrough at init.
+    passthrough: bool,
+    pools: BTreeMap<String, u64>,
+    pool_nodes: HashMap<u64, Pool>,
+    chunks: HashMap<u64, Chunk>,
+    /// Open file handle -> chunk inode.
+    handles: HashMap<u64, u64>,
+    /// Open directory handle -> listing snapshot.
+    dirs: HashMap<u64, Vec<DirEntry>>,
+    /// Kernel cache invalidations to send once the lock is dropped.
+    notices: Vec<Notice>,
+    /// Returns the space of removed chunks once their memory is freed.
+    reaper: Reaper,
+}
+
+fn is_staging_name(name: &OsStr) -> bool {
+    name.as_bytes().first() == Some(&b'.')
+}
+
+fn errno_of(e: &io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Checks a pool name: one path component, not hidden, not too long.
+fn validate_pool(cfg: &PoolConfig) -> Result<(), FsError> {
+    let bad = |reason: &str| FsError::InvalidPool {
+        pool: cfg.name.clone(),
+        reason: reason.to_string(),
+    };
+    if cfg.name.is_empty() || cfg.name.len() > NAME_MAX {
+        return Err(bad("the name must be 1 to 255 bytes long"));
+    }
+    if cfg.name.starts_with('.') || cfg.name.contains('/') || cfg.name.contains('\0') {
+        return Err(bad(
+            "the name must not start with '.' nor contain '/' or NUL; pick a plain directory name",
+        ));
+    }
+    if cfg.max_chunk_size == Some(0) {
+        return Err(bad("max_chunk_size must be more than 0 bytes (or unset)"));
+    }
+    Ok(())
+}
+
+impl State {
+    /// Empty state: only the root directory.
+    pub fn new() -> State {
+        State {
+            next_ino: ROOT + 1,
+            next_fh: 1,
+            tick: 0,
+            mounted_at: SystemTime::now(),
+            passthrough: false,
+            pools: BTreeMap::new(),
+            pool_nodes: HashMap::new(),
+            chunks: HashMap::new(),
+            handles: HashMap::new(),
+            dirs: HashMap::new(),
+            notices: Vec::new(),
+            reaper: Reaper::new(),
+        }
+    }
+
+    /// Returns to their pools the charges of removed chunks whose memory is gone.
+    fn reap(&mut self) {
+        for (pool, bytes) in self.reaper.reap() {
+            if let Some(p) = self.pool_nodes.get_mut(&pool) {
+                p.used = p.used.saturating_sub(bytes);
+            }
+        }
+    }
+
+    /// Records whether the kernel accepted FUSE passthrough.
+    pub fn set_passthrough(&mut self, on: bool) {
+        self.passthrough = on;
+    }
+
+    /// Takes the kernel notifications queued by the last operations.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    fn alloc_ino(&mut self) -> u64 {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        ino
+    }
+
+    fn alloc_fh(&mut self) -> u64 {
+        let fh = self.next_fh;
+        self.next_fh += 1;
+        fh
+    }
+
+    fn next_tick(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// Adds a pool, adopting the chunks already in its backing store.
+    pub fn add_pool(&mut self, cfg: PoolConfig) -> Result<(), FsError> {
+        validate_pool(&cfg)?;
+        if self.pools.contains_key(&cfg.name) {
+            return Err(FsError::PoolExists(cfg.name));
+        }
+        let backing_err = |source: io::Error| FsError::Backing {
+            pool: cfg.name.clone(),
+            path: match &cfg.backing {
+                crate::Backing::Dir(p) => p.clone(),
+                crate::Backing::Devdax(d) => d.device.clone(),
+            },
+            source,
+        };
+        let store = Store::open(&cfg.backing).map_err(|e| match e {
+            OpenError::Io(e) => backing_err(e),
+            OpenError::Devdax(source) => FsError::Devdax {
+                pool: cfg.name.clone(),
+                source,
+            },
+        })?;
+        let mut found = store.adopt().map_err(backing_err)?;
+        let mut cfg = cfg;
+        if let Some(limit) = store.limit().filter(|l| *l < cfg.capacity) {
+            log::info!(
+                "pool {}: capacity {} bytes is more than its device offers; using {limit} bytes",
+                cfg.name,
+                cfg.capacity
+            );
+            cfg.capacity = limit;
+        }
+        // Oldest first, so the LRU clock starts in creation order.
+        found.sort_by_key(|f| f.meta.created);
+        let pool_ino = self.alloc_ino();
+        let mut pool = Pool {
+            ino: pool_ino,
+            cfg,
+            store,
+            entries: BTreeMap::new(),
+            used: 0,
+            online: true,
+            offline_reason: None,
+            counters: Counters::default(),
+        };
+        for f in found {
+            let ino = self.alloc_ino();
+            let tick = self.next_tick();
+            let charged = pool.store.charge_for(f.size);
+            pool.used += charged;
+            pool.entries.insert(f.name.clone(), ino);
+            self.chunks.insert(
+                ino,
+                Chunk {
+                    pool: pool_ino,
+                    name: Some(f.name),
+                    phase: Phase::Published,
+                    size: f.size,
+                    charged,
+                    uid: f.meta.uid,
+                    mode: f.meta.mode,
+                    created: f.meta.created,
+                    opens: 0,
+                    file: None,
+                    backing: None,
+                    nlookup: 0,
+                    last_used: tick,
+                    xattrs: f.xattrs,
+                },
+            );
+        }
+        if pool.used > pool.cfg.capacity {
+            log::warn!(
+                "pool {}: adopted chunks use {} bytes, more than its capacity of {} bytes; \
+                 new chunks will need eviction or removals first",
+                pool.cfg.name,
+                pool.used,
+                pool.cfg.capacity
+            );
+        }
+        log::info!(
+            "pool {}: {} chunk(s), {} bytes adopted from {}",
+            pool.cfg.name,
+            pool.entries.len(),
+            pool.used,
+            pool.store.path().display()
+        );
+        self.notices.push(Notice::InvalEntry {
+            parent: ROOT,
+            name: OsString::from(&pool.cfg.name),
+        });
+        self.pools.insert(pool.cfg.name.clone(), pool_ino);
+        self.pool_nodes.insert(pool_ino, pool);
+        Ok(())
+    }
+
+    /// Removes a pool unless some of its chunks are open.
+    pub fn remove_pool(&mut self, name: &str) -> Result<(), FsError> {
+        let Some(&pool_ino) = self.pools.get(name) else {
+            return Err(FsError::NoSuchPool(name.to_string()));
+        };
+        let pinned = self
+            .chunks
+            .values()
+            .filter(|c| c.pool == pool_ino && c.opens > 0)
+            .count() as u64;
+        if pinned > 0 {
+            return Err(FsError::PoolBusy {
+                pool: name.to_string(),
+                pinned_chunks: pinned,
+            });
+        }
+        self.pools.remove(name);
+        self.pool_nodes.remove(&pool_ino);
+        self.chunks.retain(|_, c| c.pool != pool_ino);
+        self.notices.push(Notice::InvalEntry {
+            parent: ROOT,
+            name: OsString::from(name),
+        });
+        Ok(())
+    }
+
+    /// Takes a pool on- or offline.
+    pub fn set_online(
+        &mut self,
+        name: &str,
+        online: bool,
+        reason: Option<String>,
+    ) -> Result<(), FsError> {
+        let pool = self
+            .pools
+            .get(name)
+            .and_then(|ino| self.pool_nodes.get_mut(ino))
+            .ok_or_else(|| FsError::NoSuchPool(name.to_string()))?;
+        pool.online = online;
+        pool.offline_reason = if online { None } else { reason };
+        Ok(())
+    }
+
+    /// One stats snapshot per pool, in name order.
+    pub fn stats(&mut self) -> Vec<PoolStats> {
+        self.reap();
+        let mut out = Vec::with_capacity(self.pools.len());
+        for ino in self.pools.values() {
+            let Some(p) = self.pool_nodes.get(ino) else {
+                continue;
+            };
+            let mut s = PoolStats {
+                name: p.cfg.name.clone(),
+                online: p.online,
+                offline_reason: p.offline_reason.clone(),
+                capacity: p.cfg.capacity,
+                used_bytes: p.used,
+                creates: p.counters.creates,
+                publishes: p.counters.publishes,
+                lookups: p.counters.lookups,
+                hits: p.counters.hits,
+                evictions: p.counters.evictions,
+                read_requests: p.counters.read_requests,
+                write_requests: p.counters.write_requests,
+                ..PoolStats::default()
+            };
+            for c in self.chunks.values().filter(|c| c.pool == p.ino) {
+                if c.opens > 0 {
+                    s.pinned_bytes += c.size;
+                }
+                if c.name.is_some() {
+                    match c.phase {
+                        Phase::Staging => s.staging_chunks += 1,
+                        Phase::Published => s.published_chunks += 1,
+                    }
+                }
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    fn root_attr(&self) -> FileAttr {
+        dir_attr(ROOT, 0, 0, 0o755, self.mounted_at)
+    }
+
+    fn pool_attr(&self, p: &Pool) -> FileAttr {
+        dir_attr(p.ino, p.cfg.uid, p.cfg.gid, p.cfg.mode, self.mounted_at)
+    }
+
+    fn chunk_attr(&self, ino: u64, c: &Chunk) -> FileAttr {
+        let gid = self.pool_nodes.get(&c.pool).map_or(0, |p| p.cfg.gid);
+        // A staging chunk may have grown through write(2), which never reaches us.
+        let size = match (c.phase, &c.file) {
+            (Phase::Staging, Some(f)) => f.len().unwrap_or(c.size),
+            _ => c.size,
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: c.created,
+            mtime: c.created,
+            ctime: c.created,
+            crtime: c.created,
+            kind: FileType::RegularFile,
+            perm: c.mode,
+            nlink: u32::from(c.name.is_some()),
+            uid: c.uid,
+            gid,
+            rdev: 0,
+            blksize: BLOCK as u32,
+            flags: 0,
+        }
+    }
+
+    /// Attributes of any inode.
+    pub fn attr(&self, ino: u64) -> Result<FileAttr, Errno> {
+        if ino == ROOT {
+            return Ok(self.root_attr());
+        }
+        if let Some(p) = self.pool_nodes.get(&ino) {
+            return Ok(self.pool_attr(p));
+        }
+        match self.chunks.get(&ino) {
+            Some(c) => Ok(self.chunk_attr(ino, c)),
+            None => Err(Errno::ENOENT),
+        }
+    }
+
+    fn pool_mut(&mut self, ino: u64) -> Result<&mut Pool, Errno> {
+        if ino == ROOT {
+            return Err(Errno::EPERM);
+        }
+        self.pool_nodes.get_mut(&ino).ok_or(Errno::ENOENT)
+    }
+}
+
+fn dir_attr(ino: u64, uid: u32, gid: u32, mode: u32, time: SystemTime) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: 0,
+        blocks: 0,
+        atime: time,
+        mtime: time,
+        ctime: time,
+        crtime: time,
+        kind: FileType::Directory,
+        perm: (mode & 0o7777) as u16,
+        nlink: 2,
+        uid,
+        gid,
+        rdev: 0,
+        blksize: BLOCK as u32,
+        flags: 0,
+    }
+}

@@ -1,0 +1,352 @@
+//! Names and handles: lookup, create, open, release, unlink, rename (publish).
+
+use super::*;
+
+impl State {
+    /// Looks `name` up in directory `parent`; `Ok(None)` means "no such entry"
+    /// (cacheable by the kernel as a negative entry).
+    pub fn lookup(&mut self, parent: u64, name: &OsStr) -> Result<Option<FileAttr>, Errno> {
+        if parent == ROOT {
+            let Some(&ino) = name.to_str().and_then(|n| self.pools.get(n)) else {
+                return Ok(None);
+            };
+            return self.attr(ino).map(Some);
+        }
+        let pool = self.pool_nodes.get_mut(&parent).ok_or(Errno::ENOENT)?;
+        let is_key = !is_staging_name(name);
+        if is_key {
+            pool.counters.lookups += 1;
+        }
+        let Some(&ino) = pool.entries.get(name) else {
+            return Ok(None);
+        };
+        let Some(c) = self.chunks.get_mut(&ino) else {
+            return Ok(None);
+        };
+        if is_key && c.phase == Phase::Published {
+            pool.counters.hits += 1;
+        }
+        c.nlookup += 1;
+        self.attr(ino).map(Some)
+    }
+
+    /// The kernel dropped `n` references to `ino`.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        if let Some(c) = self.chunks.get_mut(&ino) {
+            c.nlookup = c.nlookup.saturating_sub(n);
+            self.drop_if_orphan(ino);
+        }
+    }
+
+    /// Forgets a chunk nobody can reach any more (no name, no handle, no kernel ref).
+    fn drop_if_orphan(&mut self, ino: u64) {
+        if let Some(c) = self.chunks.get(&ino) {
+            if c.name.is_none() && c.opens == 0 && c.nlookup == 0 {
+                self.chunks.remove(&ino);
+            }
+        }
+    }
+
+    /// Removes chunk `ino`'s name and backing file; its charge goes when the last
+    /// handle does. Queues a kernel dentry invalidation if `notify`.
+    pub(super) fn unname(&mut self, ino: u64, notify: bool) {
+        let Some(c) = self.chunks.get_mut(&ino) else {
+            return;
+        };
+        let Some(name) = c.name.take() else {
+            return;
+        };
+        if let Some(pool) = self.pool_nodes.get_mut(&c.pool) {
+            pool.entries.remove(&name);
+            // Until its memory is freed (last descriptor and last mapping gone),
+            // the chunk stays charged; the reaper returns the charge then.
+            let watched = pool
+                .store
+                .file_path(&name)
+                .is_some_and(|path| self.reaper.watch(&path, pool.ino, c.charged));
+            if watched {
+                c.charged = 0;
+            } else if c.opens == 0 {
+                pool.used = pool.used.saturating_sub(c.charged);
+                c.charged = 0;
+            }
+            if let Err(e) = pool.store.remove(&name) {
+                log::warn!(
+                    "pool {}: cannot remove backing file {:?} of chunk {:?}: {e}",
+                    pool.cfg.name,
+                    pool.store.path().join(&name),
+                    name
+                );
+            }
+            if notify {
+                self.notices.push(Notice::Delete {
+                    parent: pool.ino,
+                    child: ino,
+                    name,
+                });
+            }
+        }
+        self.drop_if_orphan(ino);
+        self.reap();
+    }
+
+    /// Creates and opens a staging chunk `name` in pool `parent`.
+    pub fn create(
+        &mut self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        uid: u32,
+        open_backing: OpenBacking<'_>,
+    ) -> Result<Opened, Errno> {
+        let passthrough = self.passthrough;
+        let pool = self.pool_mut(parent)?;
+        if !is_staging_name(name) {
+            // Keys only come into being by publishing a staging chunk.
+            return Err(Errno::EPERM);
+        }
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        if !pool.online {
+            return Err(Errno::ENODEV);
+        }
+        if pool.entries.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        let meta = ChunkMeta {
+            uid,
+            mode: (mode & 0o777) as u16,
+            created: SystemTime::now(),
+        };
+        let file = pool.store.create(name, &meta).map_err(|e| {
+            log::warn!(
+                "pool {}: cannot create backing file {:?}: {e}",
+                pool.cfg.name,
+                pool.store.path().join(name)
+            );
+            errno_of(&e)
+        })?;
+        let direct_io = !pool.store.passthrough();
+        let backing = if passthrough && pool.store.passthrough() {
+            let opened = match file.as_file() {
+                Some(f) => open_backing(f),
+                None => Err(io::Error::from_raw_os_error(libc::EIO)),
+            };
+            match opened {
+                Ok(id) => Some(Arc::new(id)),
+                Err(e) => {
+                    log::error!(
+                        "pool {}: cannot register {:?} for passthrough: {e}",
+                        pool.cfg.name,
+                        pool.store.path().join(name)
+                    );
+                    let _ = pool.store.remove(name);
+                    return Err(errno_of(&e));
+                }
+            }
+        } else {
+            None
+        };
+        pool.counters.creates += 1;
+        let pool_ino = pool.ino;
+        let ino = self.alloc_ino();
+        let fh = self.alloc_fh();
+        let tick = self.next_tick();
+        if let Some(pool) = self.pool_nodes.get_mut(&pool_ino) {
+            pool.entries.insert(name.to_os_string(), ino);
+        }
+        let chunk = Chunk {
+            pool: pool_ino,
+            name: Some(name.to_os_string()),
+            phase: Phase::Staging,
+            size: 0,
+            charged: 0,
+            uid,
+            mode: meta.mode,
+            created: meta.created,
+            opens: 1,
+            file: Some(Arc::new(file)),
+            backing: backing.clone(),
+            nlookup: 1,
+            last_used: tick,
+            xattrs: Vec::new(),
+        };
+        let attr = self.chunk_attr(ino, &chunk);
+        self.chunks.insert(ino, chunk);
+        self.handles.insert(fh, ino);
+        Ok(Opened {
+            fh,
+            attr,
+            backing,
+            direct_io,
+        })
+    }
+
+    /// Opens chunk `ino`; `write` is whether the open asks for write access.
+    pub fn open(
+        &mut self,
+        ino: u64,
+        write: bool,
+        open_backing: OpenBacking<'_>,
+    ) -> Result<Opened, Errno> {
+        let passthrough = self.passthrough;
+        let tick = self.next_tick();
+        let c = self.chunks.get_mut(&ino).ok_or(Errno::ENOENT)?;
+        if write && c.phase == Phase::Published {
+            // Published chunks are sealed.
+            return Err(Errno::EPERM);
+        }
+        let pool = self.pool_nodes.get(&c.pool).ok_or(Errno::ENOENT)?;
+        if c.file.is_none() {
+            let Some(name) = &c.name else {
+                // Unlinked or evicted and no handle keeps it alive.
+                return Err(Errno::ENOENT);
+            };
+            let file = pool.store.open_chunk(name).map_err(|e| {
+                log::warn!(
+                    "pool {}: cannot open backing file {:?}: {e}",
+                    pool.cfg.name,
+                    pool.store.path().join(name)
+                );
+                errno_of(&e)
+            })?;
+            c.file = Some(Arc::new(file));
+        }
+        let direct_io = !pool.store.passthrough();
+        if c.backing.is_none() && passthrough && pool.store.passthrough() {
+            let opened = match c.file.as_deref().and_then(ChunkFile::as_file) {
+                Some(f) => open_backing(f),
+                None => Err(io::Error::from_raw_os_error(libc::EIO)),
+            };
+            match opened {
+                Ok(id) => c.backing = Some(Arc::new(id)),
+                Err(e) => {
+                    log::error!(
+                        "pool {}: cannot register chunk {:?} for passthrough: {e}",
+                        pool.cfg.name,
+                        c.name
+                    );
+                    if c.opens == 0 {
+                        c.file = None;
+                    }
+                    return Err(errno_of(&e));
+                }
+            }
+        }
+        c.opens += 1;
+        c.last_used = tick;
+        let backing = c.backing.clone();
+        let attr = self.attr(ino)?;
+        let fh = self.alloc_fh();
+        self.handles.insert(fh, ino);
+        Ok(Opened {
+            fh,
+            attr,
+            backing,
+            direct_io,
+        })
+    }
+
+    /// Releases handle `fh`. The last handle of a staging chunk reclaims it; the
+    /// last handle of an unlinked chunk returns its space.
+    pub fn release(&mut self, fh: u64) {
+        let Some(ino) = self.handles.remove(&fh) else {
+            return;
+        };
+        let Some(c) = self.chunks.get_mut(&ino) else {
+            return;
+        };
+        c.opens = c.opens.saturating_sub(1);
+        if c.opens > 0 {
+            return;
+        }
+        c.backing = None;
+        c.file = None;
+        if c.name.is_none() {
+            if let Some(pool) = self.pool_nodes.get_mut(&c.pool) {
+                pool.used = pool.used.saturating_sub(c.charged);
+            }
+            c.charged = 0;
+            self.drop_if_orphan(ino);
+            self.reap();
+        } else if c.phase == Phase::Staging {
+            // The writer let go without publishing.
+            self.unname(ino, true);
+        }
+    }
+
+    /// Unlinks `name` from pool `parent`.
+    pub fn unlink(&mut self, parent: u64, name: &OsStr) -> Result<(), Errno> {
+        let pool = self.pool_mut(parent)?;
+        let ino = *pool.entries.get(name).ok_or(Errno::ENOENT)?;
+        // The kernel drops its own dentry for an unlink it sent.
+        self.unname(ino, false);
+        Ok(())
+    }
+
+    /// Renames within a pool; publishing is `staging name -> key`.
+    pub fn rename(
+        &mut self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: u32,
+    ) -> Result<(), Errno> {
+        if parent == ROOT || newparent == ROOT {
+            return Err(Errno::EPERM);
+        }
+        if parent != newparent {
+            return Err(Errno::EXDEV);
+        }
+        if flags & !libc::RENAME_NOREPLACE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if newname.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let pool = self.pool_nodes.get(&parent).ok_or(Errno::ENOENT)?;
+        let ino = *pool.entries.get(name).ok_or(Errno::ENOENT)?;
+        if name == newname {
+            return Ok(());
+        }
+        if pool.entries.contains_key(newname) {
+            // First writer wins, with or without RENAME_NOREPLACE.
+            return Err(Errno::EEXIST);
+        }
+        let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
+        let publish = !is_staging_name(newname);
+        if c.phase == Phase::Published {
+            return Err(Errno::EPERM);
+        }
+        if publish {
+            // write(2) past the ftruncate size never reached us: charge it now.
+            let actual = match &c.file {
+                Some(f) => f.len().unwrap_or(c.size),
+                None => c.size,
+            };
+            if actual > c.size {
+                self.charge(ino, actual)?;
+            }
+        }
+        let pool = self.pool_nodes.get_mut(&parent).ok_or(Errno::ENOENT)?;
+        pool.store
+            .rename_noreplace(name, newname)
+            .map_err(|e| errno_of(&e))?;
+        pool.entries.remove(name);
+        pool.entries.insert(newname.to_os_string(), ino);
+        if publish {
+            pool.counters.publishes += 1;
+        }
+        let tick = self.next_tick();
+        if let Some(c) = self.chunks.get_mut(&ino) {
+            c.name = Some(newname.to_os_string());
+            if publish {
+                c.phase = Phase::Published;
+                c.last_used = tick;
+            }
+        }
+        Ok(())
+    }
+}
