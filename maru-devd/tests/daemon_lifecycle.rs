@@ -6,24 +6,15 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, python, World, READER, WRITER};
+use devd_support::{can_run_daemon, poll, python, World, READER, WRITER};
 use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const NOBODY: u32 = 65534;
 
 fn pool(name: &str, size: &str) -> String {
     format!("  - name: {name}\n    source: {{numa: {{node: 0}}}}\n    size: {size}\n    mode: \"1777\"\n")
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn pool_status(w: &World, name: &str) -> Option<serde_json::Value> {
@@ -266,7 +257,7 @@ fn sighup_adds_pools_and_keeps_a_removed_pool_while_pinned() {
     // a new pool appears
     w.set_pools(&format!("{}{}", pool("a", "16MiB"), pool("b", "16MiB")));
     d.signal(Signal::SIGHUP);
-    wait_for("pool b after SIGHUP", || pool_status(&w, "b").is_some());
+    poll("pool b after SIGHUP", || pool_status(&w, "b")).unwrap();
     let b = w.mnt.join("b");
     let b = b.to_str().unwrap();
     python(WRITER, &[b, "k", "65536"], Some(NOBODY)).unwrap();
@@ -288,21 +279,27 @@ fn sighup_adds_pools_and_keeps_a_removed_pool_while_pinned() {
     // removing b from the config is refused while its chunk is pinned
     w.set_pools(&pool("a", "16MiB"));
     d.signal(Signal::SIGHUP);
-    wait_for("the refused reload", || {
-        w.status_json().is_some_and(|s| {
+    poll("the refused reload", || {
+        w.status_json().filter(|s| {
             s["last_reload"]
                 .to_string()
                 .contains("pool b was removed from the config but is kept")
         })
-    });
+    })
+    .unwrap();
     assert!(pool_status(&w, "b").is_some());
     assert_eq!(python(READER, &[&key], None).map(|s| s.len()), Ok(64));
 
     // once unpinned, the next reload removes it
     drop(holder.stdin.take());
     holder.wait().unwrap();
-    let reply = w.request(r#"{"cmd":"reload"}"#);
-    assert!(reply.to_string().contains("pool b removed"), "{reply}");
+    // (the kernel sends the last RELEASE after the process is gone: retry until it arrived)
+    let mut reply = serde_json::Value::Null;
+    let removed = poll("pool b to be removed once unpinned", || {
+        reply = w.request(r#"{"cmd":"reload"}"#);
+        reply.to_string().contains("pool b removed").then_some(())
+    });
+    assert!(removed.is_ok(), "{reply}");
     assert!(pool_status(&w, "b").is_none());
     assert!(!w.mnt.join("b").exists());
 

@@ -6,9 +6,8 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, python, World, WRITER};
+use devd_support::{can_run_daemon, poll, python, World, WRITER};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 /// A memory block of node 0 (`memoryN`), if this host shows them.
 fn node0_block() -> Option<String> {
@@ -34,17 +33,14 @@ fn pool_state(w: &World) -> Option<(String, String)> {
     ))
 }
 
+/// The pool's offline reason once its state is `want`.
 fn wait_state(w: &World, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some((state, why)) = pool_state(w) {
-            if state == want {
-                return why;
-            }
-        }
-        assert!(Instant::now() < deadline, "pool never became {want}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll(&format!("the pool to become {want}"), || {
+        pool_state(w)
+            .filter(|(state, _)| state == want)
+            .map(|(_, why)| why)
+    })
+    .unwrap()
 }
 
 #[test]
@@ -61,20 +57,14 @@ fn a_kernel_memory_event_takes_the_pool_offline_and_back() {
         .join("uevent");
     let w = World::new("  - name: kv\n    source: {numa: {node: 0}}\n    size: 16MiB\n");
     let d = w.start();
-    // the monitor thread starts right after the mount; give it a moment to subscribe
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let why = loop {
+    // the monitor thread starts right after the mount: repeat the event until it is heard
+    let why = poll("a udev event to reach the daemon", || {
         std::fs::write(&uevent, "offline").unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        match pool_state(&w) {
-            Some((state, why)) if state == "offline" => break why,
-            _ => assert!(
-                Instant::now() < deadline,
-                "no udev event reached the daemon:\n{}",
-                d.log_text()
-            ),
-        }
-    };
+        pool_state(&w)
+            .filter(|(state, _)| state == "offline")
+            .map(|(_, why)| why)
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{}", d.log_text()));
     assert!(why.contains(&format!("memory/{block}")), "{why}");
     let dir = w.mnt.join("kv");
     let err = python(WRITER, &[dir.to_str().unwrap(), "k", "4096"], None).unwrap_err();

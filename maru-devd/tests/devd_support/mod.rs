@@ -10,6 +10,21 @@ use std::time::{Duration, Instant};
 
 use crate::fixtures::bin;
 
+/// Polls `f` every 50 ms until it gives a value. Gives up after 30 s, a deadline generous
+/// enough for a loaded 2-core machine, with an error naming `what` was awaited.
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("timed out after 30 s waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Whether this process is root (the daemon tests need it: they mount).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -101,20 +116,16 @@ impl World {
             log,
             run: self.run.clone(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let answered = poll("maru-devd to answer status", || {
             if let Some(st) = d.child.try_wait().unwrap() {
-                panic!("maru-devd exited ({st}) during start:\n{}", d.log_text());
+                return Some(Err(st));
             }
-            if self.status_json().is_some() {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "maru-devd did not answer within 30 s:\n{}",
-                d.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            self.status_json().map(|_| Ok(()))
+        });
+        match answered {
+            Ok(Ok(())) => d,
+            Ok(Err(st)) => panic!("maru-devd exited ({st}) during start:\n{}", d.log_text()),
+            Err(e) => panic!("{e}:\n{}", d.log_text()),
         }
     }
 
@@ -205,17 +216,10 @@ impl Daemon {
 
     /// Waits for the process to exit (at most 30 s) and returns whether it exited with 0.
     pub fn wait(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.success();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "maru-devd did not exit:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let exited = poll("maru-devd to exit", || self.child.try_wait().unwrap());
+        match exited {
+            Ok(st) => st.success(),
+            Err(e) => panic!("{e}:\n{}", self.log_text()),
         }
     }
 
