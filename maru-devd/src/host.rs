@@ -96,27 +96,15 @@ impl Host {
 mod tests {
     use super::*;
 
+    const SNAPSHOT: &str = "qemu10.0-linux6.12-ram/1-ram-region-kmem-online";
+
     fn fixture_host(tmp: &Path) -> Host {
-        let shared = std::env::var_os("MARU_SHARED_DIR").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-            PathBuf::from,
-        );
-        let tarball =
-            shared.join("fixtures/sysfs/qemu10.0-linux6.12-ram/1-ram-region-kmem-online.tar.gz");
-        let ok = std::process::Command::new("tar")
-            .arg("xzf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(tmp)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "cannot extract {}", tarball.display());
         Host::discover(Some(&tmp.join("root/sys"))).unwrap()
     }
 
     #[test]
     fn a_cxl_node_depends_on_its_dax_device_region_and_memdev() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = crate::test_fixtures::extract(SNAPSHOT);
         let host = fixture_host(tmp.path());
         assert_eq!(host.auto_node(), Some(1));
         assert_eq!(host.devices_for_node(1), ["dax0.0", "mem0", "region0"]);
@@ -125,7 +113,7 @@ mod tests {
 
     #[test]
     fn the_embedded_default_fits_a_small_host() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = crate::test_fixtures::extract(SNAPSHOT);
         let host = fixture_host(tmp.path());
         let mem = host.node(0).and_then(|n| n.mem_total).unwrap();
         let plan = crate::config::validate(&crate::config::embedded(mem), &host).unwrap();

@@ -11,6 +11,8 @@ mod mounts;
 mod plan;
 mod reconfigure;
 mod status;
+#[cfg(test)]
+mod test_fixtures;
 mod tmpfs;
 mod units;
 

@@ -168,31 +168,11 @@ fn memory_blocks(sysfs: &Path, dev_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
 
     /// The devdax snapshot, extracted, with what the kernel would provide on bind: the
     /// write-only driver files and the two memory blocks (offline) of dax0.0's range.
     fn fixture() -> (tempfile::TempDir, Roots) {
-        let shared = std::env::var_os("MARU_SHARED_DIR").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-            PathBuf::from,
-        );
-        let tarball =
-            shared.join("fixtures/sysfs/qemu10.0-linux6.12-ram/2-ram-region-devdax.tar.gz");
-        assert!(
-            tarball.exists(),
-            "sysfs fixture {} missing (set MARU_SHARED_DIR to shared/)",
-            tarball.display()
-        );
-        let tmp = tempfile::tempdir().unwrap();
-        let ok = Command::new("tar")
-            .arg("xzf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(tmp.path())
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        let tmp = crate::test_fixtures::extract("qemu10.0-linux6.12-ram/2-ram-region-devdax");
         let sysfs = tmp.path().join("root/sys");
         for f in ["device_dax/unbind", "kmem/new_id", "kmem/bind"] {
             fs::write(sysfs.join("bus/dax/drivers").join(f), "").unwrap();
