@@ -153,7 +153,12 @@ impl Source {
     pub fn read(path: &Path) -> anyhow::Result<Source> {
         use anyhow::Context;
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot read config file {} (start from examples/maru.yaml; docs/config.md has every key)",
+                    path.display()
+                )
+            })?;
         Ok(Source {
             file: path.display().to_string(),
             text,

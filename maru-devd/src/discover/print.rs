@@ -41,8 +41,14 @@ pub fn render(topology: &Topology) -> String {
     let _ = writeln!(out, "sysfs: {}", topology.sysfs_root.display());
     let no_dax = topology.dax_regions.iter().all(|r| r.devices.is_empty());
     if topology.memdevs.is_empty() && topology.regions.is_empty() && no_dax {
-        out.push_str(
-            "No CXL device found: no CXL memdev, CXL region or DAX device on this host.\n",
+        let place = if topology.sysfs_root == std::path::Path::new("/sys") {
+            "on this host"
+        } else {
+            "in this tree"
+        };
+        let _ = writeln!(
+            out,
+            "No CXL device found: no CXL memdev, CXL region or DAX device {place}."
         );
     }
 
