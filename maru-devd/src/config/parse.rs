@@ -2,7 +2,7 @@
 
 use super::locate::Seg;
 use super::size::{parse_bytes, parse_size, SizeSpec, SIZE_HINT};
-use super::suggest::did_you_mean;
+use super::suggest::hint;
 use super::{
     Config, Diag, Eviction, IdSpec, NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
@@ -91,10 +91,7 @@ impl Parser {
             if allowed.contains(&name.as_str()) {
                 continue;
             }
-            let hint = match did_you_mean(&name, allowed) {
-                Some(s) => format!("did you mean `{s}`? "),
-                None => String::new(),
-            };
+            let hint = hint(&name, allowed);
             self.err(
                 at(path, Seg::Key(name.clone())),
                 format!(
@@ -214,10 +211,7 @@ impl Parser {
             Some(Value::String(s)) if s == "none" => Eviction::None,
             Some(v) => {
                 let got = show(v);
-                let hint = match did_you_mean(&got, EVICTIONS) {
-                    Some(s) => format!("did you mean `{s}`? "),
-                    None => String::new(),
-                };
+                let hint = hint(&got, EVICTIONS);
                 self.err(
                     at(&path, val("eviction")),
                     format!("unknown eviction policy `{got}`; {hint}(valid: lru, none)"),
@@ -306,10 +300,7 @@ impl Parser {
                 None
             }
             _ => {
-                let hint = match did_you_mean(&name, SOURCES) {
-                    Some(s) => format!("did you mean `{s}`? "),
-                    None => String::new(),
-                };
+                let hint = hint(&name, SOURCES);
                 self.err(
                     at(path, Seg::Key(name.clone())),
                     format!("unknown memory source `{name}`; {hint}(supported: numa)"),

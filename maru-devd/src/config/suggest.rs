@@ -12,6 +12,11 @@ pub fn did_you_mean<'a>(got: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// `did you mean `X`? ` for the closest candidate, or nothing: the start of a message's hint.
+pub fn hint(got: &str, candidates: &[&str]) -> String {
+    did_you_mean(got, candidates).map_or_else(String::new, |s| format!("did you mean `{s}`? "))
+}
+
 /// Levenshtein distance between two strings, by characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -37,5 +42,7 @@ mod tests {
         assert_eq!(did_you_mean("LRU", &["lru", "none"]), Some("lru"));
         assert_eq!(did_you_mean("colour", &["name", "size"]), None);
         assert_eq!(edit_distance("pool", "pools"), 1);
+        assert_eq!(hint("nmae", &["name"]), "did you mean `name`? ");
+        assert_eq!(hint("colour", &["name"]), "");
     }
 }
