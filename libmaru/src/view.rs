@@ -3,7 +3,7 @@
 use crate::cuda::Registration;
 use crate::error::{Error, Result};
 use crate::map::Mapping;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -162,7 +162,10 @@ impl std::fmt::Debug for View {
 pub(crate) struct ViewCache {
     cap: usize,
     tick: u64,
+    /// name -> (last use, mapping)
     entries: HashMap<Vec<u8>, (u64, Arc<Mapped>)>,
+    /// last use -> name, oldest first (LRU order)
+    order: BTreeMap<u64, Vec<u8>>,
 }
 
 impl ViewCache {
@@ -172,6 +175,7 @@ impl ViewCache {
             cap,
             tick: 0,
             entries: HashMap::new(),
+            order: BTreeMap::new(),
         }
     }
 
@@ -182,43 +186,45 @@ impl ViewCache {
     /// Sets the bound, dropping the least recently used entries above it.
     pub(crate) fn set_capacity(&mut self, cap: usize) {
         self.cap = cap;
-        while self.entries.len() > cap {
-            self.evict_one();
-        }
+        self.trim();
     }
 
-    /// The cached mapping of `name` if it maps inode `ino`.
+    /// The cached mapping of `name` if it maps inode `ino` (a stale entry for
+    /// another inode is dropped).
     pub(crate) fn get(&mut self, name: &[u8], ino: u64) -> Option<Arc<Mapped>> {
-        self.tick += 1;
-        let tick = self.tick;
-        match self.entries.get_mut(name) {
-            Some((used, m)) if m.ino == ino => {
-                *used = tick;
-                Some(m.clone())
-            }
-            Some(_) => {
-                self.entries.remove(name);
-                None
-            }
-            None => None,
+        let (used, m) = self.entries.get(name)?;
+        if m.ino != ino {
+            self.remove(name);
+            return None;
         }
+        let (old, m) = (*used, m.clone());
+        self.tick += 1;
+        if let Some(n) = self.order.remove(&old) {
+            self.order.insert(self.tick, n);
+        }
+        if let Some(e) = self.entries.get_mut(name) {
+            e.0 = self.tick;
+        }
+        Some(m)
     }
 
-    /// Caches `m` under `name`.
+    /// Caches `m` under `name` as the most recently used entry.
     pub(crate) fn insert(&mut self, name: &[u8], m: Arc<Mapped>) {
         if self.cap == 0 {
             return;
         }
+        self.remove(name);
         self.tick += 1;
         self.entries.insert(name.to_vec(), (self.tick, m));
-        while self.entries.len() > self.cap {
-            self.evict_one();
-        }
+        self.order.insert(self.tick, name.to_vec());
+        self.trim();
     }
 
     /// Forgets `name` (removed or gone).
     pub(crate) fn remove(&mut self, name: &[u8]) {
-        self.entries.remove(name);
+        if let Some((used, _)) = self.entries.remove(name) {
+            self.order.remove(&used);
+        }
     }
 
     /// Number of cached mappings.
@@ -226,14 +232,15 @@ impl ViewCache {
         self.entries.len()
     }
 
-    fn evict_one(&mut self) {
-        let oldest = self
-            .entries
-            .iter()
-            .min_by_key(|(_, (used, _))| *used)
-            .map(|(k, _)| k.clone());
-        if let Some(k) = oldest {
-            self.entries.remove(&k);
+    /// Drops least recently used entries until at most `cap` are left.
+    fn trim(&mut self) {
+        while self.entries.len() > self.cap {
+            match self.order.pop_first() {
+                Some((_, name)) => {
+                    self.entries.remove(&name);
+                }
+                None => break,
+            }
         }
     }
 }

@@ -503,6 +503,18 @@ fn the_view_cache_reuses_mappings_and_never_serves_stale_chunks() {
         // b still maps c/1 although it left the cache.
         assert!(check(b.as_slice(), 1));
         drop(b);
+        // A hit makes an entry the most recent: c/2 is used again, so taking c/1
+        // back in pushes out c/3, and c/2 is still served from the cache.
+        // (v2 stays alive, so a new mapping of c/2 could not reuse its address.)
+        let v2 = pool.get(b"c/2").unwrap().unwrap();
+        drop(pool.get(b"c/1").unwrap());
+        assert_eq!(
+            pool.get(b"c/2").unwrap().unwrap().as_ptr(),
+            v2.as_ptr(),
+            "{kind:?}"
+        );
+        drop(v2);
+        assert_eq!(pool.cached_views(), 2);
 
         // Removed through another handle and republished with other bytes: the
         // inode check refuses the cached mapping.
