@@ -30,6 +30,11 @@ impl Host {
         &self.sysfs_root
     }
 
+    /// Size of a memory block in bytes (`memory/block_size_bytes`), if it could be read.
+    pub fn memory_block_size(&self) -> Option<u64> {
+        self.topo.memory_block_size
+    }
+
     /// All NUMA node numbers, ascending.
     pub fn node_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = self.topo.nodes.iter().map(|n| n.node).collect();

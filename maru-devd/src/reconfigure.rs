@@ -1,19 +1,12 @@
 //! The opt-in `reconfigure_devdax`: turn a devdax CXL device into system RAM whose memory
 //! blocks are online in ZONE_NORMAL — what `daxctl reconfigure-device --mode=system-ram
-//! --no-movable` does — through sysfs under a configurable root (tests use a copied tree).
+//! --no-movable` does — through sysfs under the host's sysfs root (tests use a copied tree).
 
+use crate::host::Host;
 use anyhow::Context;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Where the reconfiguration reads and writes.
-pub struct Roots {
-    /// Stands for `/sys`.
-    pub sysfs: PathBuf,
-    /// Stands for `/proc` (to find processes that map the device).
-    pub proc: PathBuf,
-}
 
 /// What [`to_system_ram`] did.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,24 +66,26 @@ pub fn users(proc_root: &Path, dev: &str) -> Vec<String> {
 }
 
 /// Converts `dev` to system RAM with every memory block online in ZONE_NORMAL. Refuses while
-/// a process has the device open or mapped. A device already in system-ram mode only gets
-/// its offline blocks onlined.
-pub fn to_system_ram(roots: &Roots, dev: &str) -> anyhow::Result<Outcome> {
-    let dev_dir = roots.sysfs.join("bus/dax/devices").join(dev);
-    if !dev_dir.exists() {
+/// a process has the device open or mapped (found under `proc_root`, which stands for
+/// `/proc`). A device already in system-ram mode only gets its offline blocks onlined.
+pub fn to_system_ram(host: &Host, proc_root: &Path, dev: &str) -> anyhow::Result<Outcome> {
+    let sysfs = host.sysfs_root();
+    let dev_dir = sysfs.join("bus/dax/devices").join(dev);
+    let Some(dax) = host.dax(dev) else {
         anyhow::bail!(
             "no DAX device {dev} (missing {}); check `maru-devd discover`",
             dev_dir.display()
         );
-    }
+    };
+    // The driver as it is now, not as discovery saw it.
     let driver = fs::read_link(dev_dir.join("driver"))
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-    let drivers = roots.sysfs.join("bus/dax/drivers");
+    let drivers = sysfs.join("bus/dax/drivers");
     let rebound = match driver.as_deref() {
         Some("kmem") => false,
         Some("device_dax") | None => {
-            let users = users(&roots.proc, dev);
+            let users = users(proc_root, dev);
             if !users.is_empty() {
                 anyhow::bail!(
                     "refusing to reconfigure {dev}: it is open or mapped by {}; stop those processes (or remove `reconfigure_devdax`) and restart maru-devd",
@@ -114,7 +109,8 @@ pub fn to_system_ram(roots: &Roots, dev: &str) -> anyhow::Result<Outcome> {
             "refusing to reconfigure {dev}: it is bound to driver {other}, not device_dax or kmem"
         ),
     };
-    let blocks = memory_blocks(&roots.sysfs, &dev_dir)?;
+    let blocks = memory_blocks(sysfs, host.memory_block_size(), dax.resource, dax.size)
+        .with_context(|| format!("cannot tell which memory blocks {dev} spans"))?;
     if blocks.is_empty() {
         anyhow::bail!("{dev} is bound to kmem but no memory blocks appeared for it; see dmesg");
     }
@@ -142,24 +138,25 @@ pub fn to_system_ram(roots: &Roots, dev: &str) -> anyhow::Result<Outcome> {
     Ok(Outcome { rebound, onlined })
 }
 
-/// The memory block directories covering the device's physical range.
-fn memory_blocks(sysfs: &Path, dev_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The memory block directories covering a device's physical range (`start`, `size` and the
+/// block size as discovery read them; `maru-devd discover` lists what could not be read).
+fn memory_blocks(
+    sysfs: &Path,
+    block: Option<u64>,
+    start: Option<u64>,
+    size: Option<u64>,
+) -> anyhow::Result<Vec<PathBuf>> {
     let mem = sysfs.join("devices/system/memory");
-    let block = u64::from_str_radix(
-        read_attr(&mem.join("block_size_bytes"))?.trim_start_matches("0x"),
-        16,
-    )
-    .context("bad memory block_size_bytes")?;
-    let res = read_attr(&dev_dir.join("resource"))?;
-    let start = u64::from_str_radix(res.trim_start_matches("0x"), 16)
-        .with_context(|| format!("bad resource `{res}` of {}", dev_dir.display()))?;
-    let size: u64 = read_attr(&dev_dir.join("size"))?
-        .parse()
-        .with_context(|| format!("bad size of {}", dev_dir.display()))?;
-    if block == 0 || size == 0 {
-        anyhow::bail!("{}: zero block or device size", dev_dir.display());
-    }
-    Ok((start / block..=(start + size - 1) / block)
+    let block = block
+        .filter(|b| *b > 0)
+        .with_context(|| format!("no usable {}", mem.join("block_size_bytes").display()))?;
+    let (Some(start), Some(size)) = (start, size.filter(|s| *s > 0)) else {
+        anyhow::bail!("the device's resource or size is unknown or zero");
+    };
+    let last = start
+        .checked_add(size - 1)
+        .context("the device's range overflows")?;
+    Ok((start / block..=last / block)
         .map(|i| mem.join(format!("memory{i}")))
         .filter(|p| p.exists())
         .collect())
@@ -168,6 +165,19 @@ fn memory_blocks(sysfs: &Path, dev_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where the reconfiguration reads and writes in a test.
+    struct Roots {
+        /// Stands for `/sys`.
+        sysfs: PathBuf,
+        /// Stands for `/proc` (to find processes that map the device).
+        proc: PathBuf,
+    }
+
+    fn run(roots: &Roots, dev: &str) -> anyhow::Result<Outcome> {
+        let host = Host::discover(Some(&roots.sysfs)).unwrap();
+        to_system_ram(&host, &roots.proc, dev)
+    }
 
     /// The devdax snapshot, extracted, with what the kernel would provide on bind: the
     /// write-only driver files and the two memory blocks (offline) of dax0.0's range.
@@ -200,7 +210,7 @@ mod tests {
     #[test]
     fn devdax_becomes_system_ram_online_kernel() {
         let (_tmp, roots) = fixture();
-        let out = to_system_ram(&roots, "dax0.0").unwrap();
+        let out = run(&roots, "dax0.0").unwrap();
         assert_eq!(
             out,
             Outcome {
@@ -229,7 +239,7 @@ mod tests {
             "7f00-7f20 rw-s 00000000 00:06 5 /dev/dax0.0\n",
         )
         .unwrap();
-        let err = to_system_ram(&roots, "dax0.0").unwrap_err().to_string();
+        let err = run(&roots, "dax0.0").unwrap_err().to_string();
         assert!(
             err.contains("refusing to reconfigure dax0.0: it is open or mapped by 777 (kvserver)"),
             "{err}"
@@ -245,7 +255,7 @@ mod tests {
     #[test]
     fn unknown_device_is_an_error() {
         let (_tmp, roots) = fixture();
-        let err = to_system_ram(&roots, "dax7.0").unwrap_err().to_string();
+        let err = run(&roots, "dax7.0").unwrap_err().to_string();
         assert!(err.contains("no DAX device dax7.0"), "{err}");
     }
 }

@@ -138,11 +138,7 @@ fn reconfigure_devices(plan: &Plan, host: &Host) -> anyhow::Result<bool> {
             continue;
         };
         any = true;
-        let roots = reconfigure::Roots {
-            sysfs: host.sysfs_root().to_path_buf(),
-            proc: PathBuf::from("/proc"),
-        };
-        let out = reconfigure::to_system_ram(&roots, dev)
+        let out = reconfigure::to_system_ram(host, Path::new("/proc"), dev)
             .with_context(|| format!("pool {}: reconfigure_devdax {dev}", p.name))?;
         log::info!(
             "pool {}: {dev} is system RAM on node {} (rebound: {}, onlined as ZONE_NORMAL: {})",
