@@ -69,10 +69,12 @@ class PoolRef:
             pass
 
 
-class Staging:
-    """A staging chunk (``maru_chunk*``) and its read-write mapping."""
+class _Region:
+    """One libmaru mapping handle (``ptr``) of ``size`` bytes at ``addr``, with its region id."""
 
     __slots__ = ("lib", "ptr", "addr", "size", "region_id", "__weakref__")
+    #: Whether :meth:`export` gives read-only memoryviews.
+    READONLY = True
 
     def __init__(self, lib: ctypes.CDLL, ptr: int, addr: int, size: int):
         self.lib = lib
@@ -80,11 +82,21 @@ class Staging:
         self.addr = addr
         self.size = size
         self.region_id = _next_region_id()
-        _LIVE_STAGING.add(self)
 
     def export(self) -> memoryview:
-        """A writable memoryview over the whole mapping (keeps this chunk alive)."""
-        return export(self, self.addr, self.size, False)
+        """A memoryview over the whole mapping that keeps this region alive."""
+        return export(self, self.addr, self.size, self.READONLY)
+
+
+class Staging(_Region):
+    """A staging chunk (``maru_chunk*``) and its read-write mapping."""
+
+    __slots__ = ()
+    READONLY = False
+
+    def __init__(self, lib: ctypes.CDLL, ptr: int, addr: int, size: int):
+        super().__init__(lib, ptr, addr, size)
+        _LIVE_STAGING.add(self)
 
     def __del__(self) -> None:
         # Unmaps; an unpublished chunk is aborted (staging file removed, space returned).
@@ -94,21 +106,10 @@ class Staging:
             pass
 
 
-class View:
+class View(_Region):
     """A read-only mapping (``maru_view*``) of a published chunk; pins it while alive."""
 
-    __slots__ = ("lib", "ptr", "addr", "size", "region_id", "__weakref__")
-
-    def __init__(self, lib: ctypes.CDLL, ptr: int, addr: int, size: int):
-        self.lib = lib
-        self.ptr = ptr
-        self.addr = addr
-        self.size = size
-        self.region_id = _next_region_id()
-
-    def export(self) -> memoryview:
-        """A read-only memoryview over the whole mapping (keeps this view alive)."""
-        return export(self, self.addr, self.size, True)
+    __slots__ = ()
 
     def __del__(self) -> None:
         try:
