@@ -74,7 +74,7 @@ def candidates() -> list[Path]:
     target_dirs.extend(root / "target" for root in _workspace_roots())
     for t in target_dirs:
         out.extend(newest_first([t / profile / _LIB_NAME for profile in ("release", "debug")]))
-    return out
+    return list(dict.fromkeys(out))  # each place once ($MARU_LIBRARY may name a target dir's)
 
 
 def newest_first(paths: list[Path]) -> list[Path]:
