@@ -26,6 +26,8 @@ try:
 except ImportError:  # running from the source tree without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from maru._lib import newest_first  # noqa: E402  (after the sys.path fallback above)
+
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 BUILD = "cargo build -p libmaru -p maru-devd"
@@ -47,12 +49,6 @@ def _target_dirs() -> list[Path]:
     return [d / p for d in dirs for p in ("release", "debug")]
 
 
-def _newest(paths: list[Path]) -> Path | None:
-    """The most recently built of ``paths`` that exist (release or debug, whichever is newer)."""
-    found = [p for p in paths if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
 def _find(env: str, name: str) -> Path:
     if os.environ.get(env):
         p = Path(os.environ[env])
@@ -61,7 +57,7 @@ def _find(env: str, name: str) -> Path:
         return p
     tried = [d / name for d in _target_dirs()]
     for i in range(0, len(tried), 2):  # per target dir: release/debug, newest first
-        p = _newest(tried[i : i + 2])
+        p = next((p for p in newest_first(tried[i : i + 2]) if p.is_file()), None)
         if p is not None:
             return p
     pytest.fail(f"{name} not found (looked at {', '.join(map(str, tried))}; or set ${env}); build it first: {BUILD}")
