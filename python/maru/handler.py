@@ -28,7 +28,7 @@ import os
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from ctypes import byref, c_size_t, c_void_p
 
 from . import _lib
@@ -350,9 +350,12 @@ class MaruHandler:
             if rc == -errno.ENOENT:
                 return None
             raise MaruError.from_errno(-rc, f"map key {kb!r} in pool {pool.path}", _lib.last_error(lib))
-        v = View(lib, out.value, data.value, ln.value)
-        if self._config.cuda_register_views and self._cuda and lib.maru_view_cuda_register(v.ptr) < 0:
-            logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(lib))
+        return self._track(View(lib, out.value, data.value, ln.value))
+
+    def _track(self, v: View) -> View:
+        """Registers a new view with CUDA (when configured) and as a live region."""
+        if self._config.cuda_register_views and self._cuda and v.lib.maru_view_cuda_register(v.ptr) < 0:
+            logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(v.lib))
         self._regions[v.region_id] = v
         return v
 
@@ -372,20 +375,15 @@ class MaruHandler:
             lens.buffer_info()[0],
         )
         _lib.check(lib, rc, f"map {n} keys in pool {pool.path}")
-        out: list[View | None] = []
-        register = self._config.cuda_register_views and self._cuda
-        regions = self._regions
-        for i in range(n):
-            ptr = views[i]
-            if not ptr:
-                out.append(None)
-                continue
-            v = View(lib, ptr, data[i], lens[i])
-            if register and lib.maru_view_cuda_register(ptr) < 0:
-                logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(lib))
-            regions[v.region_id] = v
-            out.append(v)
-        return out
+        return [self._track(View(lib, views[i], data[i], lens[i])) if views[i] else None for i in range(n)]
+
+    def _map_except(self, pool: PoolRef, packed: _Packed, skip: Container[int]) -> dict[int, View | None]:
+        """Maps (one libmaru call) the keys whose index is not in ``skip``: index -> view or None."""
+        todo = [i for i in range(packed.n) if i not in skip]
+        if not todo:
+            return {}
+        sub = packed if len(todo) == packed.n else _Packed(packed.keys[i] for i in todo)
+        return dict(zip(todo, self._batch_views(pool, sub)))
 
     def retrieve(self, key: Key) -> MemoryInfo | None:
         """Maps the chunk published under ``key``; None when absent.
@@ -409,18 +407,9 @@ class MaruHandler:
         pool = self._p()
         packed = _Packed(keys)
         pins = self._pins
-        found: list[View | None] = [None] * packed.n
-        todo = []
-        for i, kb in enumerate(packed.keys):
-            ent = pins.get(kb)
-            if ent is not None:
-                found[i] = ent[0]
-            else:
-                todo.append(i)
-        if todo:
-            sub = packed if len(todo) == packed.n else _Packed(packed.keys[i] for i in todo)
-            for i, v in zip(todo, self._batch_views(pool, sub)):
-                found[i] = v
+        pinned = {i: ent[0] for i, kb in enumerate(packed.keys) if (ent := pins.get(kb)) is not None}
+        mapped = self._map_except(pool, packed, pinned)
+        found = [pinned[i] if i in pinned else mapped[i] for i in range(packed.n)]
         out = [None if v is None else MemoryInfo(v.export(), v.region_id, 0) for v in found]
         hits = packed.n - out.count(None)
         self._stats["retrieve_hits"] += hits
@@ -489,11 +478,8 @@ class MaruHandler:
         """``pin`` for each key with one libmaru call for the unpinned ones; in order."""
         pool = self._p()
         packed = _Packed(keys)
-        todo = [i for i, kb in enumerate(packed.keys) if kb not in self._pins]
-        views: dict[int, View | None] = {}
-        if todo:
-            sub = packed if len(todo) == packed.n else _Packed(packed.keys[i] for i in todo)
-            views = dict(zip(todo, self._batch_views(pool, sub)))
+        pinned = {i for i, kb in enumerate(packed.keys) if kb in self._pins}
+        views = self._map_except(pool, packed, pinned)
         out = [self._add_pin(kb, views.get(i)) for i, kb in enumerate(packed.keys)]
         self._stats["pins"] += sum(out)
         return out
