@@ -45,7 +45,13 @@ pub fn forward(events: Sender<Event>) {
         // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
         let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
         if rc < 0 {
-            continue;
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            // Anything else would repeat forever: give up hotplug, keep serving.
+            log::warn!("udev monitor: poll failed ({err}); device hotplug will not be followed");
+            return;
         }
         for ev in socket.iter() {
             let dev = ev.device();
