@@ -28,6 +28,14 @@ def payload(tag: str, size: int = MiB) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
+def wait_for_reserve(h: MaruHandler, n: int) -> None:
+    """Polls until the refill thread has ``n`` chunks ready (30 s: generous on a loaded machine)."""
+    deadline = time.monotonic() + 30
+    while h.get_stats()["handler"]["reserve_ready"] < n:
+        assert time.monotonic() < deadline, f"reserve never filled to {n}"
+        time.sleep(0.01)
+
+
 def mapping_of(view: memoryview) -> str:
     """The file /proc/self/maps names for the mapping that holds ``view``'s first byte."""
     addr = ctypes.addressof(view.obj)
@@ -350,10 +358,7 @@ def test_alloc_uses_the_reserve_and_free_recycles(config_for, key):
     h = MaruHandler(config_for(reserve_chunks=3))
     assert h.connect()
     try:
-        deadline = time.monotonic() + 30
-        while h.get_stats()["handler"]["reserve_ready"] < 3:
-            assert time.monotonic() < deadline, "reserve never filled"
-            time.sleep(0.01)
+        wait_for_reserve(h, 3)
         a = h.alloc(MiB)
         assert h.get_stats()["handler"]["allocs_from_reserve"] == 1
         h.free(a)
@@ -470,10 +475,7 @@ def test_forked_child_neither_uses_nor_frees_the_parents_chunks(config_for, key)
     h = MaruHandler(config_for(reserve_chunks=2))
     assert h.connect()
     try:
-        deadline = time.monotonic() + 30
-        while h.get_stats()["handler"]["reserve_ready"] < 2:
-            assert time.monotonic() < deadline, "reserve never filled"
-            time.sleep(0.01)
+        wait_for_reserve(h, 2)
         before = h.alloc(100)
         before.buf[:] = b"b" * 100
         pid = os.fork()
