@@ -78,6 +78,21 @@ pub fn setup(dir: &Path, pool: &str, size: u64, node: u32, thp: &str) -> anyhow:
     Ok(Setup::Mounted)
 }
 
+/// Pool tmpfs mounts under `pools_dir` that belong to none of `pools` (left by a config that
+/// named other pools): they still hold their chunks' memory.
+pub fn leftovers(pools_dir: &Path, pools: &[&str]) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let table = MountTable::read()?;
+    let mut found: Vec<std::path::PathBuf> = fs::read_dir(pools_dir)
+        .with_context(|| format!("cannot list {}", pools_dir.display()))?
+        .flatten()
+        .filter(|e| !pools.iter().any(|p| e.file_name() == *p))
+        .map(|e| e.path())
+        .filter(|dir| table.at(dir).is_some_and(|m| m.fstype == "tmpfs"))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// Lazily unmounts a pool's tmpfs and removes its directory: its chunks are gone.
 pub fn release(dir: &Path) -> anyhow::Result<()> {
     umount2(dir, MntFlags::MNT_DETACH)

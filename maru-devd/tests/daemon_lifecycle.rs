@@ -315,3 +315,26 @@ fn sighup_adds_pools_and_keeps_a_removed_pool_while_pinned() {
     assert!(pool_status(&w, "a").is_some());
     assert!(d.stop());
 }
+
+#[test]
+fn a_pool_dropped_from_the_config_is_named_at_start() {
+    if !can_run_daemon() {
+        return;
+    }
+    let w = World::new(&pool("old", "16MiB"));
+    assert!(w.start().stop());
+    // its tmpfs stays (a restart with the same pool adopts it); a config without it is told
+    w.set_pools(&pool("new", "16MiB"));
+    let d = w.start();
+    let log = d.log_text();
+    let old = w.run.join("pools/old");
+    assert!(
+        log.contains(&format!(
+            "{} is the tmpfs of a pool that is no longer configured",
+            old.display()
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("pools/new is the tmpfs"), "{log}");
+    assert!(d.stop());
+}

@@ -181,6 +181,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     mounts::clean_stale(&plan.mount)?;
     let thp = tmpfs::thp_mode(host.sysfs_root());
+    let names: Vec<&str> = plan.pools.iter().map(|p| p.name.as_str()).collect();
+    for dir in tmpfs::leftovers(&args.runtime_dir.join("pools"), &names)? {
+        log::warn!(
+            "{} is the tmpfs of a pool that is no longer configured; it keeps its chunks' memory until `umount {}` (or until a pool of that name is configured again)",
+            dir.display(),
+            dir.display()
+        );
+    }
     let mut pools = Vec::new();
     for p in &plan.pools {
         let backing = setup_backing(&args.runtime_dir, p, thp)?;
