@@ -5,7 +5,7 @@
 
 mod fixtures;
 
-use fixtures::{bin, extract_named};
+use fixtures::{bin, extract_named, Snapshot};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,6 +31,27 @@ fn check(sysfs: &Path, dir: &Path, file: &Path) -> std::process::Output {
         .arg(file.file_name().unwrap())
         .output()
         .unwrap()
+}
+
+/// `check-config [args] --sysfs-root <snapshot> c.yaml` on `yaml`: asserts it passes, returns the plan.
+fn plan_of(snap: &Snapshot, yaml: &str, args: &[&str]) -> String {
+    let cfg = snap.root.join("c.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .args(args)
+        .arg("--sysfs-root")
+        .arg(snap.sys())
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    plan
 }
 
 #[test]
@@ -99,29 +120,10 @@ fn good_and_example_configs_pass() {
 #[test]
 fn plan_shows_sizes_nodes_and_backing() {
     let snap = extract_named(SNAPSHOT);
-    let sysfs = snap.sys();
-    let cfg = snap.root.join("c.yaml");
-    std::fs::write(
-        &cfg,
+    let plan = plan_of(
+        &snap,
         "mount: /mnt/kv\npools:\n  - name: cxl\n    source: {numa: {node: auto}}\n    size: 50%\n    group: 0\n    mode: \"0770\"\n",
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .args([
-            "check-config",
-            "--runtime-dir",
-            "/run/maru-x",
-            "--sysfs-root",
-        ])
-        .arg(&sysfs)
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{plan}{}",
-        String::from_utf8_lossy(&out.stderr)
+        &["--runtime-dir", "/run/maru-x"],
     );
     assert!(
         plan.contains("source:   numa node 1 (auto: CXL-backed node without CPUs)"),
@@ -151,23 +153,10 @@ fn movable_memory_is_reported_with_the_fix() {
             .join("valid_zones");
         std::fs::write(zones, "Movable\n").unwrap();
     }
-    let cfg = snap.root.join("c.yaml");
-    std::fs::write(
-        &cfg,
+    let plan = plan_of(
+        &snap,
         "pools:\n  - {name: kv, source: {numa: {node: 1}}, size: 64MiB}\n",
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .args(["check-config", "--sysfs-root"])
-        .arg(&sysfs)
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{plan}{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[],
     );
     assert!(
         plan.contains(
