@@ -109,8 +109,18 @@ pub fn to_system_ram(host: &Host, proc_root: &Path, dev: &str) -> anyhow::Result
             "refusing to reconfigure {dev}: it is bound to driver {other}, not device_dax or kmem"
         ),
     };
-    let blocks = memory_blocks(sysfs, host.memory_block_size(), dax.resource, dax.size)
-        .with_context(|| format!("cannot tell which memory blocks {dev} spans"))?;
+    let mem = sysfs.join("devices/system/memory");
+    let blocks: Vec<PathBuf> = dax
+        .kmem_blocks(host.memory_block_size())
+        .with_context(|| {
+            format!(
+                "cannot tell which memory blocks {dev} spans: its resource or size, or {}, is unknown (see `maru-devd discover`)",
+                mem.join("block_size_bytes").display()
+            )
+        })?
+        .map(|i| mem.join(format!("memory{i}")))
+        .filter(|p| p.exists())
+        .collect();
     if blocks.is_empty() {
         anyhow::bail!("{dev} is bound to kmem but no memory blocks appeared for it; see dmesg");
     }
@@ -136,30 +146,6 @@ pub fn to_system_ram(host: &Host, proc_root: &Path, dev: &str) -> anyhow::Result
         onlined.push(name);
     }
     Ok(Outcome { rebound, onlined })
-}
-
-/// The memory block directories covering a device's physical range (`start`, `size` and the
-/// block size as discovery read them; `maru-devd discover` lists what could not be read).
-fn memory_blocks(
-    sysfs: &Path,
-    block: Option<u64>,
-    start: Option<u64>,
-    size: Option<u64>,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let mem = sysfs.join("devices/system/memory");
-    let block = block
-        .filter(|b| *b > 0)
-        .with_context(|| format!("no usable {}", mem.join("block_size_bytes").display()))?;
-    let (Some(start), Some(size)) = (start, size.filter(|s| *s > 0)) else {
-        anyhow::bail!("the device's resource or size is unknown or zero");
-    };
-    let last = start
-        .checked_add(size - 1)
-        .context("the device's range overflows")?;
-    Ok((start / block..=last / block)
-        .map(|i| mem.join(format!("memory{i}")))
-        .filter(|p| p.exists())
-        .collect())
 }
 
 #[cfg(test)]

@@ -459,32 +459,7 @@ fn read_dax_device(
         .1
         .or_else(|| region_containing(ranges, resource?, size?).map(str::to_string));
 
-    let (mut online_memblocks, mut total_memblocks, mut movable) = (None, None, None);
-    if mode == DaxMode::SystemRam {
-        match (block_size, resource, size) {
-            (Some(block), Some(start), Some(len)) => {
-                // kmem hot-plugs the memory blocks wholly inside the device's range.
-                let first = start.div_ceil(block);
-                let end = start.saturating_add(len) / block;
-                let mine: Vec<&MemBlock> = blocks
-                    .iter()
-                    .filter(|b| b.index >= first && b.index < end)
-                    .collect();
-                let online: Vec<&&MemBlock> = mine.iter().filter(|b| b.online).collect();
-                total_memblocks = u32::try_from(end.saturating_sub(first)).ok();
-                online_memblocks = u32::try_from(online.len()).ok();
-                if !online.is_empty() {
-                    movable = Some(online.iter().all(|b| b.zone.as_deref() == Some("Movable")));
-                }
-            }
-            _ => reader.warn(
-                dir,
-                "system-ram device: memory blocks not counted (block size, resource or size unknown)",
-            ),
-        }
-    }
-
-    DaxDevice {
+    let mut dax = DaxDevice {
         chardev: device.name.clone(),
         devnode: device.devnode.clone(),
         size,
@@ -492,11 +467,32 @@ fn read_dax_device(
         align: reader.u64(dir, "align", Need::Required),
         resource,
         mode,
-        online_memblocks,
-        total_memblocks,
-        movable,
+        online_memblocks: None,
+        total_memblocks: None,
+        movable: None,
         cxl_region,
+    };
+    if dax.mode == DaxMode::SystemRam {
+        match dax.kmem_blocks(block_size) {
+            Some(range) => {
+                let online: Vec<&MemBlock> = blocks
+                    .iter()
+                    .filter(|b| range.contains(&b.index) && b.online)
+                    .collect();
+                dax.total_memblocks = u32::try_from(range.end - range.start).ok();
+                dax.online_memblocks = u32::try_from(online.len()).ok();
+                if !online.is_empty() {
+                    dax.movable =
+                        Some(online.iter().all(|b| b.zone.as_deref() == Some("Movable")));
+                }
+            }
+            None => reader.warn(
+                dir,
+                "system-ram device: memory blocks not counted (block size, resource or size unknown)",
+            ),
+        }
     }
+    dax
 }
 
 fn read_node(

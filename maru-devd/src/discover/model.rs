@@ -220,6 +220,17 @@ pub struct DaxDevice {
     pub cxl_region: Option<String>,
 }
 
+impl DaxDevice {
+    /// Indexes (`memoryN`) of the memory blocks kmem hot-plugs for this device: those wholly
+    /// inside its physical range. `None` when the range or the block size is unknown.
+    pub fn kmem_blocks(&self, block_size: Option<u64>) -> Option<std::ops::Range<u64>> {
+        let block = block_size.filter(|b| *b > 0)?;
+        let start = self.resource?;
+        let end = start.saturating_add(self.size?) / block;
+        Some(start.div_ceil(block)..end.max(start.div_ceil(block)))
+    }
+}
+
 /// A NUMA node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NumaNode {
