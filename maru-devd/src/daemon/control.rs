@@ -78,7 +78,15 @@ pub fn bind(runtime_dir: &Path) -> anyhow::Result<UnixListener> {
 /// [`Event::Request`]; the reply comes back from the main loop.
 pub fn serve(listener: UnixListener, events: Sender<Event>) {
     for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+        let conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                // EMFILE and the like: do not spin; the next accept may succeed.
+                log::warn!("control socket: accept failed ({e}); retrying in 100 ms");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
         if let Err(e) = handle(conn, &events) {
             log::debug!("control socket: {e:#}");
         }
