@@ -74,6 +74,42 @@ impl Host {
             .collect()
     }
 
+    /// The DAX device of CXL region `region`.
+    pub fn dax_of_region(&self, region: &str) -> Option<&DaxDevice> {
+        self.all_dax()
+            .find(|d| d.cxl_region.as_deref() == Some(region))
+    }
+
+    /// The DAX device whose CXL region uses the memdev with serial number `serial`.
+    pub fn dax_of_memdev_serial(&self, serial: u64) -> Option<&DaxDevice> {
+        let memdev = self
+            .topo
+            .memdevs
+            .iter()
+            .find(|m| m.serial == Some(serial))?;
+        let region = self
+            .topo
+            .regions
+            .iter()
+            .find(|r| r.memdevs.contains(&memdev.memdev))?;
+        self.dax_of_region(&region.region)
+    }
+
+    /// Every device a pool on DAX device `dax` depends on: it, its CXL region and the
+    /// region's memdevs (hotplug takes the pool offline when one goes away).
+    pub fn devices_for_dax(&self, dax: &DaxDevice) -> Vec<String> {
+        let mut devices = vec![dax.chardev.clone()];
+        if let Some(region) = &dax.cxl_region {
+            devices.push(region.clone());
+            if let Some(r) = self.topo.regions.iter().find(|r| &r.region == region) {
+                devices.extend(r.memdevs.iter().cloned());
+            }
+        }
+        devices.sort();
+        devices.dedup();
+        devices
+    }
+
     /// Every device a pool on `node` depends on: its DAX devices, the CXL regions behind them
     /// and those regions' memdevs (hotplug takes the pool offline when one goes away).
     pub fn devices_for_node(&self, node: u32) -> Vec<String> {

@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod daemon;
 mod discover;
+mod format;
 mod host;
 mod logging;
 mod mounts;
@@ -37,6 +38,7 @@ Examples:
   maru-devd run --config /etc/maru/maru.yaml   serve it (foreground, logs on stderr)
   maru-devd run                             serve the embedded default pool at /mnt/maru/default
   maru-devd status                          pools, usage, counters and capabilities of the daemon
+  maru-devd format-devdax -c FILE --pool P --yes   re-create a devdax pool (destroys its chunks)
 
 Docs: docs/config.md (the YAML), docs/daemon.md (lifecycle, signals, hotplug, privileges)."
 )]
@@ -56,6 +58,8 @@ enum Command {
     CheckConfig(check::CheckArgs),
     /// Show the running daemon's pools, usage, counters and capabilities.
     Status(status::StatusArgs),
+    /// Re-create a devdax pool on its device range, destroying its chunks.
+    FormatDevdax(format::FormatArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +69,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => daemon::run(args),
         Command::CheckConfig(args) => check::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::FormatDevdax(args) => format::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

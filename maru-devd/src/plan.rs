@@ -1,6 +1,6 @@
 //! The plan: what the daemon will set up for a checked configuration.
 
-use crate::config::Eviction;
+use crate::config::{DevdaxFormat, Eviction};
 use crate::units::human;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,7 +19,8 @@ pub struct Plan {
 pub struct PoolPlan {
     /// Directory name under the mount.
     pub name: String,
-    /// NUMA node its pages come from.
+    /// NUMA node its pages come from (a devdax pool: the device's target node, or 0 when
+    /// the device does not say; `devdax.target_node` keeps the difference).
     pub node: u32,
     /// Why this node (for `auto`).
     pub node_reason: String,
@@ -42,6 +43,56 @@ pub struct PoolPlan {
     /// Things the administrator should know about the pool (not errors): `node: auto` fell
     /// back to node 0, memory in ZONE_MOVABLE. Logged at start and shown by `status`.
     pub warnings: Vec<String>,
+    /// The device range of a `devdax` pool (`None`: a `numa` pool on a tmpfs).
+    pub devdax: Option<DevdaxPlan>,
+}
+
+/// Where a `devdax` pool lives, resolved against the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevdaxPlan {
+    /// The DAX device (`dax0.0`).
+    pub device: String,
+    /// Its device node: what maru-fs and libmaru map.
+    pub devnode: PathBuf,
+    /// Its sysfs directory (maru-fs reads `size` and `align` there).
+    pub sysfs_dir: PathBuf,
+    /// Byte offset of the pool in the device.
+    pub offset: u64,
+    /// Bytes of the device the pool uses.
+    pub length: u64,
+    /// The device's mapping alignment.
+    pub align: u64,
+    /// NUMA node of the device's memory, if it says.
+    pub target_node: Option<u32>,
+    /// Whether a blank range is formatted as a new pool.
+    pub format: DevdaxFormat,
+    /// Check published chunks' data checksums when the pool is opened.
+    pub verify_data: bool,
+}
+
+impl DevdaxPlan {
+    /// The maru-fs configuration of this range.
+    pub fn fs_config(&self) -> maru_fs::devdax::DevdaxConfig {
+        maru_fs::devdax::DevdaxConfig {
+            device: self.devnode.clone(),
+            offset: self.offset,
+            len: Some(self.length),
+            sysfs_dir: Some(self.sysfs_dir.clone()),
+            format: match self.format {
+                DevdaxFormat::IfBlank => maru_fs::devdax::FormatPolicy::IfBlank,
+                DevdaxFormat::Never => maru_fs::devdax::FormatPolicy::Never,
+            },
+            verify_data: self.verify_data,
+        }
+    }
+
+    /// Permission bits of the device node for a pool whose directory has `mode`: read-write
+    /// for its owner, root (maru-fs opens it after dropping to CAP_SYS_ADMIN only, without
+    /// DAC override), and the group's bits of `mode`; never anything for others, because a
+    /// mapping of the node reaches the whole device.
+    pub fn node_mode(mode: u32) -> u32 {
+        0o600 | (mode & 0o060)
+    }
 }
 
 /// Where a pool's backing tmpfs lives under the runtime directory.
@@ -67,15 +118,48 @@ impl Plan {
         );
         for p in &self.pools {
             let _ = writeln!(s, "pool {}:", p.name);
-            let _ = writeln!(s, "  source:   numa node {} ({})", p.node, p.node_reason);
-            let _ = writeln!(s, "  size:     {}", human(p.size));
-            let _ = writeln!(
-                s,
-                "  backing:  tmpfs at {} (size={}, mpol=bind:{}, huge={thp})",
-                backing_dir(runtime_dir, &p.name).display(),
-                p.size,
-                p.node
-            );
+            match &p.devdax {
+                None => {
+                    let _ = writeln!(s, "  source:   numa node {} ({})", p.node, p.node_reason);
+                    let _ = writeln!(s, "  size:     {}", human(p.size));
+                    let _ = writeln!(
+                        s,
+                        "  backing:  tmpfs at {} (size={}, mpol=bind:{}, huge={thp})",
+                        backing_dir(runtime_dir, &p.name).display(),
+                        p.size,
+                        p.node
+                    );
+                }
+                Some(d) => {
+                    let _ = writeln!(
+                        s,
+                        "  source:   devdax {} ({}), bytes {}..{} ({}), alignment {}",
+                        d.device,
+                        d.devnode.display(),
+                        d.offset,
+                        d.offset + d.length,
+                        human(d.length),
+                        human(d.align)
+                    );
+                    let _ = writeln!(s, "  size:     {}", human(p.size));
+                    let format = match d.format {
+                        DevdaxFormat::IfBlank => "a blank range is formatted",
+                        DevdaxFormat::Never => "a range without a pool header is refused",
+                    };
+                    let _ = writeln!(
+                        s,
+                        "  backing:  the device range itself: pool header, chunk index, extents ({format}; data checksums {} at start)",
+                        if d.verify_data { "verified" } else { "not verified" }
+                    );
+                    let _ = writeln!(
+                        s,
+                        "  device:   {} set to uid 0 gid {} mode {:04o} (zero-copy clients map it)",
+                        d.devnode.display(),
+                        p.gid,
+                        DevdaxPlan::node_mode(p.mode)
+                    );
+                }
+            }
             let _ = writeln!(s, "  path:     {}", self.mount.join(&p.name).display());
             let _ = writeln!(
                 s,

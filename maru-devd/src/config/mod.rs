@@ -54,7 +54,7 @@ pub struct PoolSpec {
     pub max_chunk_size: Option<u64>,
 }
 
-/// A memory source (the `devdax` source comes with its own issue).
+/// A memory source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
     /// CXL (or any) memory online as system RAM on a NUMA node; a private tmpfs bound to it.
@@ -64,6 +64,45 @@ pub enum SourceSpec {
         /// Opt-in: turn this devdax CXL device into system RAM (ZONE_NORMAL) first.
         reconfigure_devdax: Option<String>,
     },
+    /// A byte range of a device-dax character device, holding the pool's own header, index
+    /// and chunk extents (see docs/devdax.md).
+    Devdax(DevdaxSpec),
+}
+
+/// The `devdax` source as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevdaxSpec {
+    /// Which device.
+    pub select: DaxSel,
+    /// Byte offset of the pool in the device (default 0).
+    pub offset: u64,
+    /// Bytes of the device the pool uses (default: to the end of the device).
+    pub length: Option<u64>,
+    /// Whether a blank range may be formatted as a new pool.
+    pub format: DevdaxFormat,
+    /// Check the data checksums of published chunks when the pool is opened.
+    pub verify_data: bool,
+}
+
+/// How a `devdax` source names its device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DaxSel {
+    /// A DAX device: its name (`dax0.0`), or a path whose file name is it (`/dev/dax0.0`; any
+    /// other directory is used as the device node as is, e.g. a stand-in file in tests).
+    Device(String),
+    /// The DAX device of this CXL region (`region0`).
+    Region(String),
+    /// The DAX device whose CXL region uses the memory device with this serial number.
+    MemdevSerial(u64),
+}
+
+/// `format:` of a devdax source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevdaxFormat {
+    /// `if-blank` (default): a range whose two header copies are all zeros becomes a new pool.
+    IfBlank,
+    /// `never`: a range without a pool header is refused.
+    Never,
 }
 
 /// A NUMA node as the config selects it.

@@ -4,7 +4,8 @@ use super::locate::Seg;
 use super::size::{parse_bytes, parse_size, SizeSpec, SIZE_HINT};
 use super::suggest::hint;
 use super::{
-    Config, Diag, Eviction, IdSpec, NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
+    Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, NodeSel, PoolSpec,
+    SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
 use serde_yaml_ng::{Mapping, Value};
 use std::path::PathBuf;
@@ -22,6 +23,17 @@ const POOL_KEYS: &[&str] = &[
 ];
 const SOURCES: &[&str] = &["numa", "devdax"];
 const NUMA_KEYS: &[&str] = &["node", "reconfigure_devdax"];
+const DEVDAX_KEYS: &[&str] = &[
+    "device",
+    "region",
+    "memdev_serial",
+    "offset",
+    "length",
+    "format",
+    "verify_data",
+];
+const DEVDAX_SELECTORS: &[&str] = &["device", "region", "memdev_serial"];
+const FORMATS: &[&str] = &["if-blank", "never"];
 const EVICTIONS: &[&str] = &["lru", "none"];
 
 /// Walks a parsed document. Returns the config if no problem was found, else every problem.
@@ -292,18 +304,12 @@ impl Parser {
         let name = key_name(k);
         match name.as_str() {
             "numa" => self.numa(body, &at(path, val("numa"))),
-            "devdax" => {
-                self.err(
-                    at(path, Seg::Key(name)),
-                    "the `devdax` source is not supported by this maru-devd yet; use `{numa: {node: N}}` (a devdax CXL device can be turned into a node with `reconfigure_devdax`)".into(),
-                );
-                None
-            }
+            "devdax" => self.devdax(body, &at(path, val("devdax"))),
             _ => {
                 let hint = hint(&name, SOURCES);
                 self.err(
                     at(path, Seg::Key(name.clone())),
-                    format!("unknown memory source `{name}`; {hint}(supported: numa)"),
+                    format!("unknown memory source `{name}`; {hint}(supported: numa, devdax)"),
                 );
                 None
             }
@@ -358,6 +364,125 @@ impl Parser {
             node,
             reconfigure_devdax,
         })
+    }
+
+    fn devdax(&mut self, v: &Value, path: &[Seg]) -> Option<SourceSpec> {
+        let Value::Mapping(map) = v else {
+            self.err(
+                path.to_vec(),
+                format!(
+                    "`devdax` must be a mapping like `{{device: dax0.0}}`; found {}",
+                    kind(v)
+                ),
+            );
+            return None;
+        };
+        let before = self.diags.len();
+        self.unknown_keys(map, path, DEVDAX_KEYS, "the devdax source");
+        let given: Vec<&str> = DEVDAX_SELECTORS
+            .iter()
+            .copied()
+            .filter(|k| map.get(*k).is_some())
+            .collect();
+        let select = match given.as_slice() {
+            ["device"] => match map.get("device") {
+                Some(Value::String(s)) if !s.is_empty() => Some(DaxSel::Device(s.clone())),
+                other => {
+                    self.err(
+                        at(path, val("device")),
+                        format!(
+                            "`device` names the DAX device, like `dax0.0` or `/dev/dax0.0`; found `{}`",
+                            other.map_or_else(String::new, show)
+                        ),
+                    );
+                    None
+                }
+            },
+            ["region"] => match map.get("region") {
+                Some(Value::String(s)) if s.starts_with("region") => {
+                    Some(DaxSel::Region(s.clone()))
+                }
+                other => {
+                    self.err(
+                        at(path, val("region")),
+                        format!(
+                            "`region` names a CXL region, like `region0`; found `{}`",
+                            other.map_or_else(String::new, show)
+                        ),
+                    );
+                    None
+                }
+            },
+            ["memdev_serial"] => match map.get("memdev_serial").and_then(Value::as_u64) {
+                Some(n) => Some(DaxSel::MemdevSerial(n)),
+                None => {
+                    self.err(
+                        at(path, val("memdev_serial")),
+                        "`memdev_serial` is the serial number of a CXL memory device, like `4660`"
+                            .into(),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.err(
+                    path.to_vec(),
+                    format!(
+                        "the devdax source needs exactly one of `device`, `region`, `memdev_serial`; found {}",
+                        if given.is_empty() {
+                            "none".to_string()
+                        } else {
+                            given.join(", ")
+                        }
+                    ),
+                );
+                None
+            }
+        };
+        let offset = match map.get("offset") {
+            None => Some(0),
+            Some(v) if v.as_u64() == Some(0) => Some(0),
+            Some(v) => self.bytes(v, &at(path, val("offset")), "offset"),
+        };
+        let length = match map.get("length") {
+            None => None,
+            Some(v) => self.bytes(v, &at(path, val("length")), "length"),
+        };
+        let format = match map.get("format") {
+            None => DevdaxFormat::IfBlank,
+            Some(Value::String(s)) if s == "if-blank" => DevdaxFormat::IfBlank,
+            Some(Value::String(s)) if s == "never" => DevdaxFormat::Never,
+            Some(v) => {
+                let got = show(v);
+                let hint = hint(&got, FORMATS);
+                self.err(
+                    at(path, val("format")),
+                    format!("unknown format policy `{got}`; {hint}(valid: if-blank, never; re-creating a pool is `maru-devd format-devdax`)"),
+                );
+                DevdaxFormat::IfBlank
+            }
+        };
+        let verify_data = match map.get("verify_data") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.err(
+                    at(path, val("verify_data")),
+                    format!("`verify_data` is true or false; found `{}`", show(v)),
+                );
+                true
+            }
+        };
+        if self.diags.len() > before {
+            return None;
+        }
+        Some(SourceSpec::Devdax(DevdaxSpec {
+            select: select?,
+            offset: offset?,
+            length,
+            format,
+            verify_data,
+        }))
     }
 
     fn size(&mut self, v: &Value, path: &[Seg]) -> Option<SizeSpec> {

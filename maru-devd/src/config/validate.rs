@@ -2,10 +2,10 @@
 
 use super::locate::Seg;
 use super::size::SizeSpec;
-use super::{Config, Diag, IdSpec, NodeSel, PoolSpec, SourceSpec};
+use super::{Config, DaxSel, DevdaxSpec, Diag, IdSpec, NodeSel, PoolSpec, SourceSpec};
 use crate::discover::model::DaxMode;
 use crate::host::Host;
-use crate::plan::{Plan, PoolPlan};
+use crate::plan::{DevdaxPlan, Plan, PoolPlan};
 use crate::units::human;
 use std::collections::BTreeMap;
 
@@ -45,6 +45,7 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
         }
     }
     overcommit(&pools, host, &mut diags);
+    devdax_overlaps(&pools, &mut diags);
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -64,7 +65,10 @@ fn node_of(
     let SourceSpec::Numa {
         node,
         reconfigure_devdax,
-    } = &spec.source;
+    } = &spec.source
+    else {
+        return None;
+    };
     let node_path = pool_path(spec, &["source", "numa", "node"]);
     if let Some(dev) = reconfigure_devdax {
         let dax_path = pool_path(spec, &["source", "numa", "reconfigure_devdax"]);
@@ -153,7 +157,25 @@ fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan>
     let mut warnings = Vec::new();
     let uid = resolve_id(spec, "owner", diags);
     let gid = resolve_id(spec, "group", diags);
-    let (node, node_reason, capacity) = node_of(spec, host, diags, &mut warnings)?;
+    let (node, node_reason, capacity, devdax, devices) = match &spec.source {
+        SourceSpec::Numa { .. } => {
+            let (node, reason, capacity) = node_of(spec, host, diags, &mut warnings)?;
+            (node, reason, capacity, None, host.devices_for_node(node))
+        }
+        SourceSpec::Devdax(d) => {
+            let (plan, devices) = devdax_of(spec, d, host, diags)?;
+            let (node, reason) = match plan.target_node {
+                Some(n) => (n, format!("memory of {}", plan.device)),
+                None => (0, format!("{} names no target node", plan.device)),
+            };
+            let length = plan.length;
+            (node, reason, length, Some(plan), devices)
+        }
+    };
+    let from = match &devdax {
+        None => format!("node {node}"),
+        Some(d) => format!("the byte range of {}", d.device),
+    };
     let size = match spec.size {
         SizeSpec::Bytes(b) => b,
         SizeSpec::Percent(p) => {
@@ -164,13 +186,17 @@ fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan>
     if size == 0 {
         diags.push(Diag {
             path: pool_path(spec, &["size"]),
-            msg: format!("{} of node {node}'s {} rounds down to 0 bytes; use a larger share or an absolute size", show_size(spec.size), human(capacity)),
+            msg: format!(
+                "{} of {from}'s {} rounds down to 0 bytes; use a larger share or an absolute size",
+                show_size(spec.size),
+                human(capacity)
+            ),
         });
     } else if size > capacity {
         diags.push(Diag {
             path: pool_path(spec, &["size"]),
             msg: format!(
-                "pool `{}` asks for {} but node {node} has only {}; lower `size` or give a percentage such as 50%",
+                "pool `{}` asks for {} but {from} has only {}; lower `size` or give a percentage such as 50%",
                 spec.name,
                 human(size),
                 human(capacity)
@@ -190,7 +216,7 @@ fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan>
             });
         }
     }
-    if let Some(n) = host.node(node) {
+    if let Some(n) = host.node(node).filter(|_| devdax.is_none()) {
         let movable = n.zones.get("Movable").copied().unwrap_or(0);
         if movable > 0 {
             warnings.push(movable_warning(
@@ -205,9 +231,12 @@ fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan>
     if diags.len() > before {
         return None;
     }
-    let SourceSpec::Numa {
-        reconfigure_devdax, ..
-    } = &spec.source;
+    let reconfigure_devdax = match &spec.source {
+        SourceSpec::Numa {
+            reconfigure_devdax, ..
+        } => reconfigure_devdax.clone(),
+        SourceSpec::Devdax(_) => None,
+    };
     Some(PoolPlan {
         name: spec.name.clone(),
         node,
@@ -218,10 +247,167 @@ fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan>
         mode: spec.mode,
         eviction: spec.eviction,
         max_chunk_size: spec.max_chunk_size,
-        reconfigure_devdax: reconfigure_devdax.clone(),
-        devices: host.devices_for_node(node),
+        reconfigure_devdax,
+        devices,
         warnings,
+        devdax,
     })
+}
+
+/// Resolves a devdax source: the device (in devdax mode), its geometry and the pool's byte
+/// range; `None` after pushing a diagnostic. Also returns the devices the pool depends on.
+fn devdax_of(
+    spec: &PoolSpec,
+    d: &DevdaxSpec,
+    host: &Host,
+    diags: &mut Vec<Diag>,
+) -> Option<(DevdaxPlan, Vec<String>)> {
+    let have = || {
+        let names: Vec<String> = host
+            .all_dax()
+            .map(|d| format!("{} ({})", d.chardev, d.mode))
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    let (found, key, devnode) = match &d.select {
+        DaxSel::Device(name) => {
+            let path = std::path::Path::new(name);
+            let chardev = path
+                .file_name()
+                .map_or_else(|| name.clone(), |f| f.to_string_lossy().into_owned());
+            // `/dev/dax0.0` and `dax0.0` name the same node; any other path is used as is
+            // (a stand-in file for tests).
+            let given = (path.is_absolute() && path.parent() != Some(std::path::Path::new("/dev")))
+                .then(|| path.to_path_buf());
+            (host.dax(&chardev), "device", given)
+        }
+        DaxSel::Region(r) => (host.dax_of_region(r), "region", None),
+        DaxSel::MemdevSerial(n) => (host.dax_of_memdev_serial(*n), "memdev_serial", None),
+    };
+    let sel_path = pool_path(spec, &["source", "devdax", key]);
+    let Some(dax) = found else {
+        diags.push(Diag {
+            path: sel_path,
+            msg: format!(
+                "no DAX device matches this {key} on this host (DAX devices: {}); see `maru-devd discover`",
+                have()
+            ),
+        });
+        return None;
+    };
+    let dev = &dax.chardev;
+    if dax.mode != DaxMode::Devdax {
+        diags.push(Diag {
+            path: sel_path,
+            msg: format!(
+                "`{dev}` is {}, not devdax; put it back with `daxctl reconfigure-device --mode=devdax {dev}`, or serve it as system RAM with `source: {{numa: {{reconfigure_devdax: {dev}}}}}`",
+                dax.mode
+            ),
+        });
+        return None;
+    }
+    let (Some(size), align) = (dax.size, dax.align.unwrap_or(2 << 20)) else {
+        diags.push(Diag {
+            path: sel_path,
+            msg: format!(
+                "the size of `{dev}` cannot be read from sysfs; check `maru-devd discover`"
+            ),
+        });
+        return None;
+    };
+    let range_path = |k: &str| pool_path(spec, &["source", "devdax", k]);
+    let before = diags.len();
+    if d.offset % align != 0 || d.offset >= size {
+        diags.push(Diag {
+            path: range_path("offset"),
+            msg: format!(
+                "offset {} must be a multiple of `{dev}`'s alignment {} and lie inside its {}",
+                human(d.offset),
+                human(align),
+                human(size)
+            ),
+        });
+    }
+    let length = d
+        .length
+        .unwrap_or_else(|| size.saturating_sub(d.offset) / align * align);
+    if let Some(l) = d.length {
+        if l % align != 0 || d.offset.saturating_add(l) > size {
+            diags.push(Diag {
+                path: range_path("length"),
+                msg: format!(
+                    "length {} must be a multiple of `{dev}`'s alignment {} and end inside its {} (offset {})",
+                    human(l),
+                    human(align),
+                    human(size),
+                    human(d.offset)
+                ),
+            });
+        }
+    }
+    if diags.len() > before {
+        return None;
+    }
+    let plan = DevdaxPlan {
+        device: dev.clone(),
+        devnode: devnode
+            .or_else(|| dax.devnode.clone())
+            .unwrap_or_else(|| std::path::Path::new("/dev").join(dev)),
+        sysfs_dir: host.sysfs_root().join("bus/dax/devices").join(dev),
+        offset: d.offset,
+        length,
+        align,
+        target_node: dax.target_node.and_then(|n| u32::try_from(n).ok()),
+        format: d.format,
+        verify_data: d.verify_data,
+    };
+    Some((plan, host.devices_for_dax(dax)))
+}
+
+/// Devdax pools on one device must not overlap, and no numa pool may turn their device into
+/// system RAM.
+fn devdax_overlaps(pools: &[(PoolPlan, &PoolSpec)], diags: &mut Vec<Diag>) {
+    for (i, (p, spec)) in pools.iter().enumerate() {
+        let Some(d) = &p.devdax else {
+            continue;
+        };
+        for (j, (q, _)) in pools.iter().enumerate().filter(|(j, _)| *j != i) {
+            if q.reconfigure_devdax.as_deref() == Some(d.device.as_str()) {
+                diags.push(Diag {
+                    path: pool_path(spec, &["source"]),
+                    msg: format!(
+                        "pool `{}` turns `{}` into system RAM (reconfigure_devdax), so it cannot also be a devdax pool; keep one of them",
+                        q.name, d.device
+                    ),
+                });
+            }
+            let Some(e) = q.devdax.as_ref().filter(|_| j < i) else {
+                continue;
+            };
+            if e.device == d.device
+                && d.offset < e.offset + e.length
+                && e.offset < d.offset + d.length
+            {
+                diags.push(Diag {
+                    path: pool_path(spec, &["source"]),
+                    msg: format!(
+                        "pool `{}` uses bytes {}..{} of `{}`, which pool `{}` uses too ({}..{}); give them disjoint `offset`/`length`",
+                        p.name,
+                        d.offset,
+                        d.offset + d.length,
+                        d.device,
+                        q.name,
+                        e.offset,
+                        e.offset + e.length
+                    ),
+                });
+            }
+        }
+    }
 }
 
 /// The warning for a node whose memory blocks are (partly) in ZONE_MOVABLE.
@@ -278,7 +464,7 @@ fn resolve_id(spec: &PoolSpec, key: &str, diags: &mut Vec<Diag>) -> Option<u32> 
 
 fn overcommit(pools: &[(PoolPlan, &PoolSpec)], host: &Host, diags: &mut Vec<Diag>) {
     let mut per_node: BTreeMap<u32, Vec<&(PoolPlan, &PoolSpec)>> = BTreeMap::new();
-    for p in pools {
+    for p in pools.iter().filter(|p| p.0.devdax.is_none()) {
         per_node.entry(p.0.node).or_default().push(p);
     }
     for (node, group) in per_node {

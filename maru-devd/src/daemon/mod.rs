@@ -12,7 +12,7 @@ use crate::check;
 use crate::config;
 use crate::host::Host;
 use crate::mounts;
-use crate::plan::{backing_dir, Plan, PoolPlan};
+use crate::plan::{backing_dir, DevdaxPlan, Plan, PoolPlan};
 use crate::reconfigure;
 use crate::status::{PoolReport, StatusReport};
 use crate::tmpfs;
@@ -78,7 +78,10 @@ struct Daemon {
 fn fs_pool(p: &PoolPlan, backing: &Path) -> maru_fs::PoolConfig {
     maru_fs::PoolConfig {
         name: p.name.clone(),
-        backing: maru_fs::Backing::Dir(backing.to_path_buf()),
+        backing: match &p.devdax {
+            None => maru_fs::Backing::Dir(backing.to_path_buf()),
+            Some(d) => maru_fs::Backing::Devdax(d.fs_config()),
+        },
         capacity: p.size,
         eviction: match p.eviction {
             config::Eviction::Lru => maru_fs::Eviction::Lru,
@@ -88,7 +91,10 @@ fn fs_pool(p: &PoolPlan, backing: &Path) -> maru_fs::PoolConfig {
         uid: p.uid,
         gid: p.gid,
         mode: p.mode,
-        node: Some(p.node),
+        node: match &p.devdax {
+            None => Some(p.node),
+            Some(d) => d.target_node,
+        },
     }
 }
 
@@ -109,8 +115,13 @@ fn load_plan(args: &RunArgs, host: &Host) -> anyhow::Result<Plan> {
     }
 }
 
-/// Sets up a pool's tmpfs (mounting or adopting it); returns its backing directory.
+/// Sets up a pool's tmpfs (mounting or adopting it) and returns its backing directory; for a
+/// devdax pool, gives its device node the pool's group and mode and returns the node.
 fn setup_backing(runtime_dir: &Path, p: &PoolPlan, thp: &str) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &p.devdax {
+        setup_devnode(p, d)?;
+        return Ok(d.devnode.clone());
+    }
     let dir = backing_dir(runtime_dir, &p.name);
     match tmpfs::setup(&dir, &p.name, p.size, p.node, thp)? {
         tmpfs::Setup::Mounted => log::info!(
@@ -127,6 +138,41 @@ fn setup_backing(runtime_dir: &Path, p: &PoolPlan, thp: &str) -> anyhow::Result<
         ),
     }
     Ok(dir)
+}
+
+/// Gives a devdax pool's device node owner root, the pool's group and mode
+/// `0600 | (pool mode & 0060)` (see [`DevdaxPlan::node_mode`]); needs CAP_CHOWN and
+/// CAP_FOWNER, so it runs before the privileges are dropped.
+fn setup_devnode(p: &PoolPlan, d: &DevdaxPlan) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = DevdaxPlan::node_mode(p.mode);
+    std::os::unix::fs::chown(&d.devnode, Some(0), Some(p.gid)).with_context(|| {
+        format!(
+            "pool {}: cannot give device node {} group {}",
+            p.name,
+            d.devnode.display(),
+            p.gid
+        )
+    })?;
+    std::fs::set_permissions(&d.devnode, std::fs::Permissions::from_mode(mode)).with_context(
+        || {
+            format!(
+                "pool {}: cannot set mode {mode:04o} on device node {}",
+                p.name,
+                d.devnode.display()
+            )
+        },
+    )?;
+    log::info!(
+        "pool {}: devdax {} bytes {}..{}; device node {} is uid 0 gid {} mode {mode:04o}",
+        p.name,
+        d.device,
+        d.offset,
+        d.offset + d.length,
+        d.devnode.display(),
+        p.gid
+    );
+    Ok(())
 }
 
 /// Carries out the pools' opt-in `reconfigure_devdax`; true if any pool asked for it (the
@@ -387,6 +433,12 @@ impl Daemon {
                         continue;
                     };
                     let gone = self.pools.remove(i);
+                    if gone.plan.devdax.is_some() {
+                        notes.info(format!(
+                            "pool {name} removed; its chunks stay on the device for the next time it is configured"
+                        ));
+                        continue;
+                    }
                     match tmpfs::release(&gone.backing) {
                         Ok(()) => notes.info(format!("pool {name} removed; its memory is freed")),
                         Err(e) => {
@@ -409,6 +461,7 @@ impl Daemon {
                         || cur.plan.gid != p.gid
                         || cur.plan.eviction != p.eviction
                         || cur.plan.max_chunk_size != p.max_chunk_size
+                        || cur.plan.devdax != p.devdax
                     {
                         notes.warn(format!(
                             "pool {}: changed settings take effect after a restart",
@@ -420,6 +473,13 @@ impl Daemon {
                     if p.reconfigure_devdax.is_some() {
                         notes.warn(format!(
                             "pool {} is new and asks for reconfigure_devdax: that needs a restart (the running daemon has dropped the privileges for it)",
+                            p.name
+                        ));
+                        continue;
+                    }
+                    if p.devdax.is_some() {
+                        notes.warn(format!(
+                            "pool {} is a new devdax pool: that needs a restart (setting its device node's group and mode needs privileges the running daemon has dropped)",
                             p.name
                         ));
                         continue;
@@ -449,7 +509,8 @@ impl Daemon {
         let mut notes = Notes::new("");
         for p in &mut self.pools {
             let watched = p.plan.devices.contains(&ev.sysname);
-            if !watched && ev.node != Some(p.plan.node) {
+            // A devdax pool depends on its devices only, not on a node's memory.
+            if !watched && (p.plan.devdax.is_some() || ev.node != Some(p.plan.node)) {
                 continue;
             }
             let name = format!("{}/{}", ev.subsystem, ev.sysname);
