@@ -20,6 +20,7 @@ mod chunk;
 mod cuda;
 mod error;
 pub mod ffi;
+mod index;
 pub mod key;
 mod map;
 mod pool;

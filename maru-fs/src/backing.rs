@@ -331,6 +331,10 @@ impl DirStore {
                 );
                 continue;
             }
+            if name.as_bytes() == crate::index::INDEX_NAME.as_bytes() {
+                // The membership index: rebuilt by the pool, not a chunk.
+                continue;
+            }
             if name.as_bytes().first() == Some(&b'.') {
                 log::info!("deleting unpublished staging file {:?}", entry.path());
                 self.remove(&name)?;

@@ -13,6 +13,7 @@ mod config;
 pub mod devdax;
 mod error;
 mod fs;
+pub mod index;
 mod lease;
 mod mount;
 mod notify;

@@ -116,11 +116,13 @@ impl Fixture {
         self.backing_names()
     }
 
-    /// Names in the backing directory (staging files included).
+    /// Names in the backing directory (staging files included; maru-fs's
+    /// membership index file excluded).
     pub fn backing_names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.backing)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != maru_fs::index::INDEX_NAME)
             .collect();
         v.sort();
         v

@@ -28,6 +28,7 @@ use crate::{Eviction, FsError, PoolConfig, PoolStats};
 mod capacity;
 mod data;
 mod dirs;
+mod index;
 mod names;
 mod xattrs;
 
@@ -72,6 +73,8 @@ pub(crate) struct Pool {
     online: bool,
     offline_reason: Option<String>,
     counters: Counters,
+    /// The membership index clients map (`None` for devdax pools).
+    index: Option<index::PoolIndex>,
 }
 
 /// One chunk.
@@ -274,6 +277,7 @@ impl State {
             online: true,
             offline_reason: None,
             counters: Counters::default(),
+            index: None,
         };
         for f in found {
             let ino = self.alloc_ino();
@@ -301,6 +305,7 @@ impl State {
                 },
             );
         }
+        pool.index = self.make_index(&pool);
         if pool.used > pool.cfg.capacity {
             log::warn!(
                 "pool {}: adopted chunks use {} bytes, more than its capacity of {} bytes; \
@@ -452,7 +457,7 @@ impl State {
         }
         match self.chunks.get(&ino) {
             Some(c) => Ok(self.chunk_attr(ino, c)),
-            None => Err(Errno::ENOENT),
+            None => self.index_attr(ino).ok_or(Errno::ENOENT),
         }
     }
 

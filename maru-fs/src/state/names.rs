@@ -12,6 +12,9 @@ impl State {
             };
             return self.attr(ino).map(Some);
         }
+        if index::is_index_name(name) {
+            return Ok(self.index_lookup(parent));
+        }
         let pool = self.pool_nodes.get_mut(&parent).ok_or(Errno::ENOENT)?;
         let is_key = !is_staging_name(name);
         if is_key {
@@ -54,6 +57,13 @@ impl State {
             return;
         };
         let Some(name) = c.name.take() else {
+            return;
+        };
+        if c.phase == Phase::Published {
+            let pool = c.pool;
+            self.index_remove(pool, &name);
+        }
+        let Some(c) = self.chunks.get_mut(&ino) else {
             return;
         };
         if let Some(pool) = self.pool_nodes.get_mut(&c.pool) {
@@ -111,7 +121,7 @@ impl State {
         if !pool.online {
             return Err(Errno::ENODEV);
         }
-        if pool.entries.contains_key(name) {
+        if pool.entries.contains_key(name) || index::is_index_name(name) {
             return Err(Errno::EEXIST);
         }
         let meta = ChunkMeta {
@@ -190,6 +200,9 @@ impl State {
         write: bool,
         open_backing: OpenBacking<'_>,
     ) -> Result<Opened, Errno> {
+        if let Some(opened) = self.index_open(ino, write, open_backing) {
+            return opened;
+        }
         let passthrough = self.passthrough;
         let tick = self.next_tick();
         let c = self.chunks.get_mut(&ino).ok_or(Errno::ENOENT)?;
@@ -255,6 +268,7 @@ impl State {
             return;
         };
         let Some(c) = self.chunks.get_mut(&ino) else {
+            self.index_release(ino);
             return;
         };
         c.opens = c.opens.saturating_sub(1);
@@ -279,6 +293,9 @@ impl State {
     /// Unlinks `name` from pool `parent`.
     pub fn unlink(&mut self, parent: u64, name: &OsStr) -> Result<(), Errno> {
         let pool = self.pool_mut(parent)?;
+        if index::is_index_name(name) {
+            return Err(Errno::EPERM);
+        }
         let ino = *pool.entries.get(name).ok_or(Errno::ENOENT)?;
         // The kernel drops its own dentry for an unlink it sent.
         self.unname(ino, false);
@@ -311,7 +328,7 @@ impl State {
         if name == newname {
             return Ok(());
         }
-        if pool.entries.contains_key(newname) {
+        if pool.entries.contains_key(newname) || index::is_index_name(newname) {
             // First writer wins, with or without RENAME_NOREPLACE.
             return Err(Errno::EEXIST);
         }
@@ -346,6 +363,9 @@ impl State {
                 c.phase = Phase::Published;
                 c.last_used = tick;
             }
+        }
+        if publish {
+            self.index_insert(parent, newname);
         }
         Ok(())
     }

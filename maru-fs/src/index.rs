@@ -1,0 +1,457 @@
+//! The per-pool membership index: a table of 64-bit hashes of the published keys
+//! that clients map read-only through `<pool>/.maru-index` (FUSE passthrough), so
+//! "is this key published?" costs a few memory loads instead of a `stat` each.
+//!
+//! Format (version 1, little-endian `u64` words; `docs/maru-fs.md` is the
+//! reference clients code against):
+//!
+//! | offset | word |
+//! | ---: | --- |
+//! | 0 | magic [`MAGIC`] (`b"MARUIDX1"`) |
+//! | 8 | version (1) |
+//! | 16 | sequence: odd while the daemon writes, bumped by 2 per change (seqlock) |
+//! | 24 | superseded: 1 once this file is replaced (growth, restart, pool removed) |
+//! | 32 | slots: a power of two |
+//! | 40, 48 | SipHash-1-3 key `k0`, `k1` (random per daemon start) |
+//! | 56 | live entries, 64 tombstones (informational) |
+//! | 4096 | `slots` words: 0 empty, 1 tombstone, else `hash(name)` |
+//!
+//! `hash(name)` is SipHash-1-3 of the key's file name bytes under `(k0, k1)`,
+//! with 0 and 1 mapped to 2. Open addressing with linear probing from
+//! `hash & (slots - 1)`; removal leaves a tombstone, so entries never move while
+//! a file is current and a reader never needs more than the seqlock. Only the
+//! daemon writes, under its state lock; the table is rebuilt into a new file
+//! (new generation, the old one marked superseded) when live entries plus
+//! tombstones would pass half of the slots.
+
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+
+use memmap2::MmapMut;
+
+/// File name of the index in a pool directory (and in its backing directory).
+pub const INDEX_NAME: &str = ".maru-index";
+/// First word of an index file.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"MARUIDX1");
+/// Format version this crate writes.
+pub const VERSION: u64 = 1;
+/// Bytes before the table.
+pub const HEADER_LEN: usize = 4096;
+/// Word offsets in the header.
+pub mod word {
+    /// Magic.
+    pub const MAGIC: usize = 0;
+    /// Version.
+    pub const VERSION: usize = 1;
+    /// Seqlock sequence.
+    pub const SEQ: usize = 2;
+    /// Superseded flag.
+    pub const SUPERSEDED: usize = 3;
+    /// Number of slots.
+    pub const SLOTS: usize = 4;
+    /// SipHash key, first half.
+    pub const K0: usize = 5;
+    /// SipHash key, second half.
+    pub const K1: usize = 6;
+    /// Live entries.
+    pub const LIVE: usize = 7;
+    /// Tombstones.
+    pub const TOMBSTONES: usize = 8;
+}
+/// Slot value of an empty slot.
+pub const EMPTY: u64 = 0;
+/// Slot value of a removed entry.
+pub const TOMBSTONE: u64 = 1;
+const MIN_SLOTS: u64 = 1024;
+
+/// SipHash-1-3 of `data` under key `(k0, k1)`, mapped away from [`EMPTY`] and
+/// [`TOMBSTONE`]: the value a name occupies in the table.
+pub fn hash(k0: u64, k1: u64, data: &[u8]) -> u64 {
+    let mut v = [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ];
+    fn round(v: &mut [u64; 4]) {
+        v[0] = v[0].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(13) ^ v[0];
+        v[0] = v[0].rotate_left(32);
+        v[2] = v[2].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(16) ^ v[2];
+        v[0] = v[0].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(21) ^ v[0];
+        v[2] = v[2].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(17) ^ v[2];
+        v[2] = v[2].rotate_left(32);
+    }
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let m = u64::from_le_bytes(b);
+        v[3] ^= m;
+        round(&mut v);
+        v[0] ^= m;
+    }
+    let rest = chunks.remainder();
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    let m = u64::from_le_bytes(last) | ((data.len() as u64 & 0xff) << 56);
+    v[3] ^= m;
+    round(&mut v);
+    v[0] ^= m;
+    v[2] ^= 0xff;
+    for _ in 0..3 {
+        round(&mut v);
+    }
+    let h = v[0] ^ v[1] ^ v[2] ^ v[3];
+    if h <= TOMBSTONE {
+        h + 2
+    } else {
+        h
+    }
+}
+
+/// One index file, mapped read-write by the daemon.
+#[derive(Debug)]
+pub(crate) struct IndexFile {
+    map: MmapMut,
+    /// Read-only descriptor handed to the kernel for passthrough opens.
+    file: File,
+    slots: u64,
+    k0: u64,
+    k1: u64,
+    live: u64,
+    tombstones: u64,
+}
+
+impl IndexFile {
+    fn words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page-aligned, HEADER_LEN + slots * 8 bytes long
+        // and lives as long as `self`; AtomicU64 has the size and alignment of
+        // u64, and every access (ours and the clients') is atomic.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
+        }
+    }
+
+    fn word(&self, i: usize) -> &AtomicU64 {
+        &self.words()[i]
+    }
+
+    fn slot(&self, i: u64) -> &AtomicU64 {
+        &self.words()[HEADER_LEN / 8 + i as usize]
+    }
+
+    /// The descriptor clients' opens are passed through to.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Creates `path` (replacing nothing: written under a temporary name first)
+    /// with `slots` slots holding `hashes`.
+    fn create(path: &Path, slots: u64, k0: u64, k1: u64, hashes: &[u64]) -> io::Result<IndexFile> {
+        let tmp = path.with_extension("new");
+        let rw = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        rw.set_len(HEADER_LEN as u64 + slots * 8)?;
+        // SAFETY: a shared mapping of a file only this daemon writes; clients map
+        // it read-only and access it with atomics, as we do.
+        let map = unsafe { MmapMut::map_mut(&rw)? };
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        let mut index = IndexFile {
+            map,
+            file,
+            slots,
+            k0,
+            k1,
+            live: 0,
+            tombstones: 0,
+        };
+        for &h in hashes {
+            index.put(h);
+        }
+        index.word(word::VERSION).store(VERSION, Ordering::Relaxed);
+        index.word(word::SLOTS).store(slots, Ordering::Relaxed);
+        index.word(word::K0).store(k0, Ordering::Relaxed);
+        index.word(word::K1).store(k1, Ordering::Relaxed);
+        index.word(word::LIVE).store(index.live, Ordering::Relaxed);
+        // Readers check the magic last: a file is valid once it is there.
+        index.word(word::MAGIC).store(MAGIC, Ordering::Release);
+        std::fs::rename(&tmp, path)?;
+        Ok(index)
+    }
+
+    /// Inserts `h` (no seqlock: callers hold a write section or own the file).
+    fn put(&mut self, h: u64) {
+        let mask = self.slots - 1;
+        let mut i = h & mask;
+        let mut free = None;
+        for _ in 0..self.slots {
+            match self.slot(i).load(Ordering::Relaxed) {
+                EMPTY => break,
+                TOMBSTONE => {
+                    free.get_or_insert(i);
+                }
+                v if v == h => return,
+                _ => {}
+            }
+            i = (i + 1) & mask;
+        }
+        let at = match free {
+            Some(t) => {
+                self.tombstones -= 1;
+                t
+            }
+            None => i,
+        };
+        self.slot(at).store(h, Ordering::Relaxed);
+        self.live += 1;
+    }
+
+    /// Replaces `h` by a tombstone, if present.
+    fn take(&mut self, h: u64) {
+        let mask = self.slots - 1;
+        let mut i = h & mask;
+        for _ in 0..self.slots {
+            match self.slot(i).load(Ordering::Relaxed) {
+                EMPTY => return,
+                v if v == h => {
+                    self.slot(i).store(TOMBSTONE, Ordering::Relaxed);
+                    self.live -= 1;
+                    self.tombstones += 1;
+                    return;
+                }
+                _ => {}
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Runs `f` as one seqlock write section.
+    fn write_section(&mut self, f: impl FnOnce(&mut IndexFile)) {
+        let seq = self.word(word::SEQ).load(Ordering::Relaxed);
+        self.word(word::SEQ).store(seq + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        f(self);
+        self.word(word::LIVE).store(self.live, Ordering::Relaxed);
+        self.word(word::TOMBSTONES)
+            .store(self.tombstones, Ordering::Relaxed);
+        self.word(word::SEQ).store(seq + 2, Ordering::Release);
+    }
+
+    /// The live hashes.
+    fn hashes(&self) -> Vec<u64> {
+        (0..self.slots)
+            .map(|i| self.slot(i).load(Ordering::Relaxed))
+            .filter(|&v| v > TOMBSTONE)
+            .collect()
+    }
+
+    /// Marks the file as replaced: readers drop it and open the index again.
+    fn supersede(&mut self) {
+        self.write_section(|f| f.word(word::SUPERSEDED).store(1, Ordering::Relaxed));
+    }
+}
+
+/// Marks an index file left by an earlier daemon as superseded, so clients
+/// still mapping it stop trusting it.
+fn supersede_old(path: &Path) {
+    let Ok(f) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+    else {
+        return;
+    };
+    let big_enough = f
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() >= HEADER_LEN as u64);
+    if !big_enough {
+        return;
+    }
+    // SAFETY: shared mapping of a regular file, accessed with atomics only.
+    let Ok(map) = (unsafe { memmap2::MmapOptions::new().len(HEADER_LEN).map_mut(&f) }) else {
+        return;
+    };
+    // SAFETY: page-aligned mapping of HEADER_LEN bytes, alive for this scope.
+    let words = unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), 8) };
+    if words[word::MAGIC].load(Ordering::Acquire) == MAGIC {
+        words[word::SEQ].fetch_add(2, Ordering::AcqRel);
+        words[word::SUPERSEDED].store(1, Ordering::Release);
+    }
+}
+
+/// A pool's index: the current file and the key it hashes with.
+#[derive(Debug)]
+pub(crate) struct MemberIndex {
+    path: PathBuf,
+    current: IndexFile,
+}
+
+impl MemberIndex {
+    /// Creates the index at `path` holding `names` (the adopted keys), after
+    /// marking an index left there by an earlier daemon as superseded.
+    pub fn create<'a>(
+        path: PathBuf,
+        names: impl Iterator<Item = &'a OsStr>,
+    ) -> io::Result<MemberIndex> {
+        supersede_old(&path);
+        let (k0, k1) = (random_u64()?, random_u64()?);
+        let hashes: Vec<u64> = names.map(|n| hash(k0, k1, n.as_bytes())).collect();
+        let slots = slots_for(hashes.len() as u64);
+        let current = IndexFile::create(&path, slots, k0, k1, &hashes)?;
+        Ok(MemberIndex { path, current })
+    }
+
+    /// The current file.
+    pub fn current(&self) -> &IndexFile {
+        &self.current
+    }
+
+    /// Records that `name` is published. Returns the replaced file when the
+    /// table had to grow (its passthrough registrations must be kept until the
+    /// clients that opened it let go).
+    pub fn insert(&mut self, name: &OsStr) -> io::Result<Option<IndexFile>> {
+        let c = &self.current;
+        let h = hash(c.k0, c.k1, name.as_bytes());
+        let mut replaced = None;
+        if (c.live + c.tombstones + 1) * 2 > c.slots {
+            replaced = Some(self.rebuild(c.live + 1)?);
+        }
+        self.current.write_section(|f| f.put(h));
+        Ok(replaced)
+    }
+
+    /// Records that `name` is no longer published.
+    pub fn remove(&mut self, name: &OsStr) {
+        let c = &self.current;
+        let h = hash(c.k0, c.k1, name.as_bytes());
+        self.current.write_section(|f| f.take(h));
+    }
+
+    /// Moves the live entries to a new file sized for `want` of them; returns
+    /// the old file, marked superseded.
+    fn rebuild(&mut self, want: u64) -> io::Result<IndexFile> {
+        let c = &self.current;
+        let new = IndexFile::create(&self.path, slots_for(want), c.k0, c.k1, &c.hashes())?;
+        let mut old = std::mem::replace(&mut self.current, new);
+        old.supersede();
+        Ok(old)
+    }
+
+    /// Marks the current file superseded (pool removed, filesystem unmounted).
+    pub fn retire(&mut self) {
+        self.current.supersede();
+    }
+}
+
+impl Drop for MemberIndex {
+    fn drop(&mut self) {
+        self.retire();
+    }
+}
+
+/// Slots for `n` live entries: at most a quarter full after a rebuild.
+fn slots_for(n: u64) -> u64 {
+    (n.saturating_mul(4)).max(MIN_SLOTS).next_power_of_two()
+}
+
+fn random_u64() -> io::Result<u64> {
+    let mut b = [0u8; 8];
+    // SAFETY: writes at most 8 bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != 8 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from_le_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(f: &IndexFile, name: &str) -> bool {
+        let h = hash(f.k0, f.k1, name.as_bytes());
+        let mask = f.slots - 1;
+        let mut i = h & mask;
+        loop {
+            match f.slot(i).load(Ordering::Relaxed) {
+                EMPTY => return false,
+                v if v == h => return true,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    #[test]
+    fn siphash13_reference_vector() {
+        // SipHash-1-3 of the empty message under key 00..0f (reference
+        // implementation): 0xabac0158050fc4dc.
+        let k0 = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
+        let k1 = u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]);
+        assert_eq!(hash(k0, k1, b""), 0xabac_0158_050f_c4dc);
+    }
+
+    #[test]
+    fn insert_remove_grow_and_supersede() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INDEX_NAME);
+        let mut idx = MemberIndex::create(path.clone(), [OsStr::new("a")].into_iter()).unwrap();
+        assert!(contains(idx.current(), "a"));
+        assert!(!contains(idx.current(), "b"));
+        let mut replaced = Vec::new();
+        for i in 0..3000 {
+            if let Some(old) = idx.insert(OsStr::new(&format!("k{i}"))).unwrap() {
+                assert_eq!(old.word(word::SUPERSEDED).load(Ordering::Relaxed), 1);
+                replaced.push(old);
+            }
+        }
+        assert!(
+            !replaced.is_empty(),
+            "3000 keys must outgrow {MIN_SLOTS} slots"
+        );
+        for i in (0..3000).step_by(2) {
+            idx.remove(OsStr::new(&format!("k{i}")));
+        }
+        for i in 0..3000 {
+            assert_eq!(
+                contains(idx.current(), &format!("k{i}")),
+                i % 2 == 1,
+                "k{i}"
+            );
+        }
+        assert!(contains(idx.current(), "a"));
+        let seq = idx.current().word(word::SEQ).load(Ordering::Relaxed);
+        assert_eq!(seq % 2, 0);
+        // The file on disk is the current one, and a new daemon supersedes it.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), idx.current().len());
+        let again = MemberIndex::create(path, std::iter::empty()).unwrap();
+        assert_eq!(
+            idx.current().word(word::SUPERSEDED).load(Ordering::Relaxed),
+            1
+        );
+        assert!(!contains(again.current(), "k1"));
+    }
+}
