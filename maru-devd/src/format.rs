@@ -70,7 +70,7 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
     if !args.yes {
         anyhow::bail!("formatting destroys every chunk of {what}; add --yes to do it");
     }
-    if daemon_answers(&args.runtime_dir) {
+    if control::answers(&args.runtime_dir) {
         anyhow::bail!(
             "a maru-devd is running on {} and may be serving {what}; stop it first",
             args.runtime_dir.display()
@@ -91,9 +91,4 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
         human(data)
     );
     Ok(())
-}
-
-/// Whether a daemon answers on the control socket of `runtime_dir`.
-fn daemon_answers(runtime_dir: &Path) -> bool {
-    std::os::unix::net::UnixStream::connect(control::socket_path(runtime_dir)).is_ok()
 }

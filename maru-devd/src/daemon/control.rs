@@ -53,11 +53,16 @@ pub enum Reply {
     },
 }
 
+/// Whether a daemon answers on the control socket of `runtime_dir`.
+pub fn answers(runtime_dir: &Path) -> bool {
+    UnixStream::connect(socket_path(runtime_dir)).is_ok()
+}
+
 /// Binds the socket (replacing a dead one) with mode 0600.
 pub fn bind(runtime_dir: &Path) -> anyhow::Result<UnixListener> {
     let path = socket_path(runtime_dir);
     if path.exists() {
-        if UnixStream::connect(&path).is_ok() {
+        if answers(runtime_dir) {
             anyhow::bail!(
                 "another maru-devd is running with runtime directory {} (its socket {} answers); stop it first",
                 runtime_dir.display(),
