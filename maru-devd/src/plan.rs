@@ -100,6 +100,54 @@ pub fn backing_dir(runtime_dir: &Path, pool: &str) -> PathBuf {
     runtime_dir.join("pools").join(pool)
 }
 
+impl PoolPlan {
+    /// The settings a running pool cannot take over from `new` (a reload), as
+    /// `what old -> new`; empty when nothing of them changed.
+    pub fn changes_to(&self, new: &PoolPlan) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut diff = |what: &str, old: String, new: String| {
+            if old != new {
+                out.push(format!("{what} {old} -> {new}"));
+            }
+        };
+        let max = |m: Option<u64>| m.map_or_else(|| "the pool size".into(), human);
+        let range = |d: &Option<DevdaxPlan>| {
+            d.as_ref().map_or_else(
+                || "none".into(),
+                |d| format!("{} bytes {}..{}", d.device, d.offset, d.offset + d.length),
+            )
+        };
+        diff("size", human(self.size), human(new.size));
+        diff("node", self.node.to_string(), new.node.to_string());
+        diff(
+            "mode",
+            format!("{:04o}", self.mode),
+            format!("{:04o}", new.mode),
+        );
+        diff("owner uid", self.uid.to_string(), new.uid.to_string());
+        diff("group gid", self.gid.to_string(), new.gid.to_string());
+        diff(
+            "eviction",
+            format!("{:?}", self.eviction).to_lowercase(),
+            format!("{:?}", new.eviction).to_lowercase(),
+        );
+        diff(
+            "max_chunk_size",
+            max(self.max_chunk_size),
+            max(new.max_chunk_size),
+        );
+        if self.devdax != new.devdax {
+            let (old, new) = (range(&self.devdax), range(&new.devdax));
+            out.push(if old == new {
+                "devdax format or verify_data".into()
+            } else {
+                format!("devdax {old} -> {new}")
+            });
+        }
+        out
+    }
+}
+
 impl Plan {
     /// Every pool's warnings, in pool order.
     pub fn warnings(&self) -> impl Iterator<Item = &str> {
@@ -185,5 +233,31 @@ impl Plan {
             let _ = writeln!(s, "warning: {w}");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config;
+    use crate::host::Host;
+
+    #[test]
+    fn a_reload_names_what_changed() {
+        let tmp = crate::test_fixtures::extract("qemu10.0-linux6.12-ram/1-ram-region-kmem-online");
+        let host = Host::discover(Some(&tmp.path().join("root/sys"))).unwrap();
+        let mem = host.node(0).and_then(|n| n.mem_total).unwrap();
+        let plan = config::validate(&config::embedded(mem), &host).unwrap();
+        let old = &plan.pools[0];
+        assert!(old.changes_to(old).is_empty());
+        let mut new = old.clone();
+        new.size = 64 << 20;
+        new.mode = 0o770;
+        assert_eq!(
+            old.changes_to(&new),
+            [
+                "size 199229440 bytes (190 MiB) -> 67108864 bytes (64 MiB)",
+                "mode 1777 -> 0770"
+            ]
+        );
     }
 }

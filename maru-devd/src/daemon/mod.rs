@@ -454,18 +454,12 @@ impl Daemon {
         for p in &plan.pools {
             match self.pools.iter().find(|s| s.plan.name == p.name) {
                 Some(cur) => {
-                    if cur.plan.size != p.size
-                        || cur.plan.node != p.node
-                        || cur.plan.mode != p.mode
-                        || cur.plan.uid != p.uid
-                        || cur.plan.gid != p.gid
-                        || cur.plan.eviction != p.eviction
-                        || cur.plan.max_chunk_size != p.max_chunk_size
-                        || cur.plan.devdax != p.devdax
-                    {
+                    let changes = cur.plan.changes_to(p);
+                    if !changes.is_empty() {
                         notes.warn(format!(
-                            "pool {}: changed settings take effect after a restart",
-                            p.name
+                            "pool {}: changed settings take effect after a restart ({})",
+                            p.name,
+                            changes.join(", ")
                         ));
                     }
                 }
