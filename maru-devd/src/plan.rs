@@ -174,7 +174,7 @@ impl Plan {
                         s,
                         "  backing:  tmpfs at {} (size={}, mpol=bind:{}, huge={thp})",
                         backing_dir(runtime_dir, &p.name).display(),
-                        p.size,
+                        crate::tmpfs::mount_size(p.size),
                         p.node
                     );
                 }

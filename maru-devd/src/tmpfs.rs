@@ -18,6 +18,18 @@ pub fn thp_mode(sysfs_root: &Path) -> &'static str {
     }
 }
 
+/// The `size=` of a pool's tmpfs: the pool's capacity plus 1/32 of it plus 16 MiB. maru-fs
+/// charges chunks their exact bytes against the capacity, but the tmpfs also holds the pool's
+/// membership index (`.maru-index`: about 1% of a pool of 4 KiB chunks, twice that while it is
+/// rebuilt) and rounds every file up to whole pages. Without headroom the tmpfs fills up before
+/// maru-fs's accounting does, and a create fails with ENOSPC where LRU eviction should have
+/// made room. The limit reserves nothing: tmpfs takes pages only as they are written.
+pub fn mount_size(capacity: u64) -> u64 {
+    capacity
+        .saturating_add(capacity / 32)
+        .saturating_add(16 << 20)
+}
+
 /// Creates `dir` (and parents) with mode 0700 if missing, and forces 0700 on it.
 pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
@@ -38,9 +50,10 @@ pub enum Setup {
     Adopted,
 }
 
-/// Mounts the pool's tmpfs at `dir` (size, node binding, huge pages), or adopts the one
-/// already there and resizes it to `size`.
-pub fn setup(dir: &Path, pool: &str, size: u64, node: u32, thp: &str) -> anyhow::Result<Setup> {
+/// Mounts the tmpfs of a pool of `capacity` bytes at `dir` (size [`mount_size`], node
+/// binding, huge pages), or adopts the one already there and resizes it.
+pub fn setup(dir: &Path, pool: &str, capacity: u64, node: u32, thp: &str) -> anyhow::Result<Setup> {
+    let size = mount_size(capacity);
     private_dir(dir)?;
     let table = MountTable::read()?;
     if let Some(m) = table.at(dir) {
@@ -108,6 +121,13 @@ fn flags() -> MsFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tmpfs_has_headroom_over_the_pool() {
+        assert_eq!(mount_size(8 << 20), (8 << 20) + (256 << 10) + (16 << 20));
+        assert_eq!(mount_size(64 << 30), (66 << 30) + (16 << 20));
+        assert_eq!(mount_size(u64::MAX), u64::MAX);
+    }
 
     #[test]
     fn thp_follows_shmem_enabled() {

@@ -134,7 +134,8 @@ fn plan_shows_sizes_nodes_and_backing() {
         "{plan}"
     );
     assert!(
-        plan.contains("tmpfs at /run/maru-x/pools/cxl (size=134217728, mpol=bind:1"),
+        // the tmpfs limit: 128 MiB + 1/32 + 16 MiB of headroom (index, page rounding)
+        plan.contains("tmpfs at /run/maru-x/pools/cxl (size=155189248, mpol=bind:1"),
         "{plan}"
     );
     assert!(plan.contains("path:     /mnt/kv/cxl"), "{plan}");

@@ -128,7 +128,7 @@ fn setup_backing(runtime_dir: &Path, p: &PoolPlan, thp: &str) -> anyhow::Result<
             "pool {}: tmpfs at {} (size={}, mpol=bind:{}, huge={thp})",
             p.name,
             dir.display(),
-            p.size,
+            tmpfs::mount_size(p.size),
             p.node
         ),
         tmpfs::Setup::Adopted => log::info!(
