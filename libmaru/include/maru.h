@@ -105,6 +105,21 @@ int maru_pool_set_view_cache(maru_pool *pool, size_t max_views);
 /* ------------------------------------------------------------------ */
 
 /**
+ * Creates staging chunks of `size` bytes ahead of need until the pool holds
+ * `count` of that size (created, sized, mapped and pre-faulted as by
+ * maru_chunk_create). maru_chunk_create() and maru_store() of that size then
+ * take one instead of creating a file, so a store costs the copy and one
+ * publish. Reserved chunks are charged to the pool; maru_pool_clear_reserve()
+ * or maru_pool_close() of the last handle removes them.
+ * Returns the number of reserved chunks of `size` (>= 0), or errors as
+ * maru_chunk_create.
+ */
+int maru_pool_reserve(maru_pool *pool, size_t size, size_t count);
+
+/** Removes every reserved chunk of the pool. Returns 0, or -EINVAL. */
+int maru_pool_clear_reserve(maru_pool *pool);
+
+/**
  * Creates a staging chunk of `size` bytes (> 0) in the pool: a hidden
  * staging file, sized (the pool charges the size now), mapped read-write
  * and pre-faulted (its pages are allocated now). The chunk keeps its file
@@ -126,6 +141,15 @@ void *maru_chunk_data(const maru_chunk *chunk);
 
 /** Length in bytes of the chunk's mapping (0 if chunk is NULL). */
 size_t maru_chunk_len(const maru_chunk *chunk);
+
+/**
+ * Copies `len` bytes from `data` into the chunk at byte `offset` (before
+ * publishing): for callers that do not write through maru_chunk_data().
+ * Returns 0, or -EINVAL if the range is not inside the chunk or an argument
+ * is NULL.
+ */
+int maru_chunk_write(maru_chunk *chunk, size_t offset, const void *data,
+                     size_t len);
 
 /**
  * Publishes the chunk under `key` (atomic rename, no replace). Publish only

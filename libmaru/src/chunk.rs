@@ -76,6 +76,22 @@ impl Chunk {
         self.map.as_mut_slice().unwrap_or_default()
     }
 
+    /// Copies `src` into the chunk at byte `offset` (write only before
+    /// publishing); fails if the range is not inside the chunk.
+    pub fn write(&mut self, offset: usize, src: &[u8]) -> Result<()> {
+        let len = self.len();
+        let Some(end) = offset.checked_add(src.len()).filter(|&e| e <= len) else {
+            return Err(Error::InvalidArgument(format!(
+                "writing {} bytes at offset {offset} into chunk {} of {len} bytes: \
+                 the range must lie inside the chunk",
+                src.len(),
+                self.staging_name()
+            )));
+        };
+        self.as_mut_slice()[offset..end].copy_from_slice(src);
+        Ok(())
+    }
+
     /// Where the chunk stands.
     pub fn state(&self) -> &ChunkState {
         &self.state

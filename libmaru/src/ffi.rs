@@ -179,6 +179,34 @@ pub unsafe extern "C" fn maru_pool_set_view_cache(pool: *mut MaruPool, max_views
     0
 }
 
+/// Reserves staging chunks of `size` bytes: returns how many the pool holds.
+///
+/// # Safety
+/// `pool` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn maru_pool_reserve(
+    pool: *mut MaruPool,
+    size: usize,
+    count: usize,
+) -> c_int {
+    let pool = handle!(pool, "pool");
+    match pool.0.reserve(size, count) {
+        Ok(n) => c_int::try_from(n).unwrap_or(c_int::MAX),
+        Err(e) => fail(e),
+    }
+}
+
+/// Removes the pool's reserved chunks.
+///
+/// # Safety
+/// `pool` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn maru_pool_clear_reserve(pool: *mut MaruPool) -> c_int {
+    let pool = handle!(pool, "pool");
+    pool.0.clear_reserve();
+    0
+}
+
 /// Creates a staging chunk.
 ///
 /// # Safety
@@ -227,6 +255,30 @@ pub unsafe extern "C" fn maru_chunk_data(chunk: *const MaruChunk) -> *mut c_void
 pub unsafe extern "C" fn maru_chunk_len(chunk: *const MaruChunk) -> usize {
     // SAFETY: live handle or NULL.
     unsafe { chunk.as_ref() }.map_or(0, |c| c.0.len())
+}
+
+/// Copies `len` bytes into a chunk at `offset`.
+///
+/// # Safety
+/// `chunk` is a live handle not used by another thread meanwhile; `data`
+/// points to `len` bytes not inside the chunk.
+#[no_mangle]
+pub unsafe extern "C" fn maru_chunk_write(
+    chunk: *mut MaruChunk,
+    offset: usize,
+    data: *const c_void,
+    len: usize,
+) -> c_int {
+    let chunk = handle_mut!(chunk, "chunk");
+    // SAFETY: per the contract.
+    let data = match unsafe { key_arg(data, len) } {
+        Ok(d) => d,
+        Err(rc) => return rc,
+    };
+    match chunk.0.write(offset, data) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
 }
 
 /// Publishes a chunk under a key: 0, or -EEXIST when the key existed.

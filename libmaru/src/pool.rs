@@ -142,6 +142,8 @@ pub struct Pool {
     dir: Arc<PoolDir>,
     cache: Arc<Mutex<ViewCache>>,
     index: Arc<Mutex<IndexSlot>>,
+    /// Staging chunks created ahead of need (see [`Pool::reserve`]).
+    reserve: Arc<Mutex<Vec<Chunk>>>,
 }
 
 /// The pool's membership index, as far as this process knows it.
@@ -196,6 +198,7 @@ impl Pool {
             }),
             cache: Arc::new(Mutex::new(ViewCache::new(0))),
             index: Arc::new(Mutex::new(IndexSlot::Unknown)),
+            reserve: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -225,9 +228,57 @@ impl Pool {
         self.dir.path()
     }
 
+    fn reserve_lock(&self) -> MutexGuard<'_, Vec<Chunk>> {
+        self.reserve.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates staging chunks of `size` bytes ahead of need until this pool
+    /// (and its clones) hold `count` of that size; returns how many it holds.
+    /// [`Pool::create`] and [`Pool::store`] of that size then take one instead
+    /// of creating a file: storing costs the copy and one publish. Reserved
+    /// chunks are charged to the pool like any staging chunk; they are removed
+    /// by [`Pool::clear_reserve`] or when the last clone of the pool is dropped.
+    pub fn reserve(&self, size: usize, count: usize) -> Result<usize> {
+        let have = self.reserved(size);
+        for _ in have..count {
+            let c = self.create_new(size)?;
+            self.reserve_lock().push(c);
+        }
+        Ok(self.reserved(size))
+    }
+
+    /// Number of reserved chunks of `size` bytes.
+    pub fn reserved(&self, size: usize) -> usize {
+        self.reserve_lock()
+            .iter()
+            .filter(|c| c.len() == size)
+            .count()
+    }
+
+    /// Removes every reserved chunk (their space returns to the pool).
+    pub fn clear_reserve(&self) {
+        let taken = std::mem::take(&mut *self.reserve_lock());
+        drop(taken);
+    }
+
+    /// A reserved chunk of exactly `size` bytes, if any.
+    fn take_reserved(&self, size: usize) -> Option<Chunk> {
+        let mut r = self.reserve_lock();
+        let i = r.iter().rposition(|c| c.len() == size)?;
+        Some(r.swap_remove(i))
+    }
+
     /// Creates a staging chunk of `size` bytes: hidden staging file, sized (the
-    /// pool charges it now), mapped read-write and pre-faulted.
+    /// pool charges it now), mapped read-write and pre-faulted. Takes a reserved
+    /// chunk of that size if there is one (see [`Pool::reserve`]).
     pub fn create(&self, size: usize) -> Result<Chunk> {
+        match self.take_reserved(size) {
+            Some(c) => Ok(c),
+            None => self.create_new(size),
+        }
+    }
+
+    fn create_new(&self, size: usize) -> Result<Chunk> {
         let (fd, staging) = self.create_staging(size, true)?;
         let object = self.dir.child(staging.as_bytes()).display().to_string();
         let abort = |e: Error| {
@@ -240,10 +291,17 @@ impl Pool {
 
     /// Copies `data` into a new chunk with write(2) and publishes it under `key`
     /// in one call: no mapping is made, which is the cheapest way to store bytes
-    /// that are not already in a chunk (no page-table work for the writer).
-    /// [`Publish::AlreadyExists`] when the key existed (first writer wins).
+    /// that are not already in a chunk (no page-table work for the writer). With
+    /// a reserved chunk of `data.len()` bytes (see [`Pool::reserve`]) the bytes
+    /// are copied into it instead ([`Chunk::write`]) and only the publish reaches
+    /// the filesystem. [`Publish::AlreadyExists`] when the key existed (first
+    /// writer wins).
     pub fn store(&self, key: &[u8], data: &[u8]) -> Result<Publish> {
         let name = KeyName::new(key)?;
+        if let Some(mut c) = self.take_reserved(data.len()) {
+            c.write(0, data)?;
+            return c.publish(key);
+        }
         let (fd, staging) = self.create_staging(data.len(), false)?;
         let abort = |e: Error| {
             let _ = self.dir.unlink(&staging);

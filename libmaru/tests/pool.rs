@@ -642,3 +642,40 @@ fn concurrent_writers_of_one_key_have_exactly_one_winner() {
         assert_eq!(names.len(), 1, "{kind:?}: losers cleaned up: {names:?}");
     }
 }
+
+#[test]
+fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let staging = |fx: &Fixture| {
+            fx.backing_names()
+                .iter()
+                .filter(|n| n.starts_with(".stage-"))
+                .count()
+        };
+        assert_eq!(pool.reserve(300_000, 3).unwrap(), 3, "{kind:?}");
+        assert_eq!(pool.reserve(4096, 1).unwrap(), 1, "{kind:?}");
+        assert_eq!(staging(&fx), 4, "{kind:?}");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(pool.store(b"r/1", &data).unwrap(), Publish::Published);
+        assert_eq!(pool.reserved(300_000), 2, "{kind:?}: store took one");
+        let mut c = pool.create(300_000).unwrap();
+        assert_eq!(pool.reserved(300_000), 1, "{kind:?}: create took one");
+        c.write(0, &data).unwrap();
+        assert!(c.write(1, &data).is_err(), "{kind:?}: out of range");
+        assert_eq!(c.publish(b"r/2").unwrap(), Publish::Published);
+        for k in [&b"r/1"[..], b"r/2"] {
+            assert_eq!(
+                pool.get(k).unwrap().unwrap().as_slice(),
+                &data[..],
+                "{kind:?}"
+            );
+        }
+        // A clone shares the reserve; clearing removes the staging files.
+        pool.clone().clear_reserve();
+        assert_eq!(pool.reserved(300_000) + pool.reserved(4096), 0);
+        fx.wait_backing(|n| !n.iter().any(|n| n.starts_with(".stage-")));
+        assert_eq!(staging(&fx), 0, "{kind:?}");
+    }
+}

@@ -137,6 +137,40 @@ pub fn run(
             "copy + publish; create untimed",
         ));
 
+        // store through libmaru's reserve (Pool::reserve, refilled untimed):
+        // Pool::store copies into a reserved chunk and publishes it.
+        let mut from_reserve = Samples::with_capacity(n);
+        for i in 0..n {
+            let key = format!("reserve/{size}/{i}").into_bytes();
+            pool.reserve(size, 1)?;
+            if from_reserve.time(|| pool.store(&key, &src))? != Publish::Published {
+                bail!("reserve/{size}/{i} already existed");
+            }
+            pool.remove(&key)?;
+        }
+        rows.push(row(
+            backend,
+            "store (reserve)",
+            size,
+            from_reserve.summary(),
+            "Pool::store taking a reserved chunk: copy + publish + unmap",
+        ));
+
+        // The copy alone into a ready chunk (no publish): the floor under
+        // every store row (its pages are allocated, mapped and not in cache).
+        let mut copy_only = Samples::with_capacity(n);
+        for _ in 0..n {
+            let mut c = pool.create(size)?;
+            copy_only.time(|| c.as_mut_slice().copy_from_slice(&src));
+        }
+        rows.push(row(
+            backend,
+            "copy into a ready chunk",
+            size,
+            copy_only.summary(),
+            "memcpy only, no publish: the floor of every store row",
+        ));
+
         for key in &keys {
             put(&pool, key, &src)?;
         }

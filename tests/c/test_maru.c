@@ -93,6 +93,19 @@ int main(int argc, char **argv) {
     CHECK(maru_store(pool, "stored", 6, buf, sizeof buf) == 0);
     CHECK(maru_store(pool, "stored", 6, buf, sizeof buf) == -EEXIST);
     CHECK(maru_store(pool, "empty", 5, buf, 0) == -EINVAL);
+    /* A reserve: store and create of that size take reserved chunks. */
+    CHECK(maru_pool_reserve(pool, sizeof buf, 2) == 2);
+    CHECK(maru_store(pool, "from-reserve", 12, buf, sizeof buf) == 0);
+    CHECK(maru_pool_reserve(pool, sizeof buf, 2) == 2);
+    CHECK(maru_pool_clear_reserve(pool) == 0);
+    CHECK(maru_contains(pool, "from-reserve", 12) == 1);
+    CHECK(maru_remove(pool, "from-reserve", 12) == 0);
+    maru_chunk *wc = NULL;
+    CHECK(maru_chunk_create(pool, sizeof buf, &wc, NULL, NULL) == 0);
+    CHECK(maru_chunk_write(wc, 0, buf, sizeof buf) == 0);
+    CHECK(maru_chunk_write(wc, 1, buf, sizeof buf) == -EINVAL);
+    CHECK(holds(maru_chunk_data(wc), sizeof buf, 11));
+    maru_chunk_free(wc);
     maru_view *sv = NULL;
     const void *sdata = NULL;
     size_t slen = 0;
