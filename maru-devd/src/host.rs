@@ -67,11 +67,14 @@ impl Host {
     }
 
     /// DAX devices whose memory becomes (or is) node `node`.
-    pub fn dax_for_node(&self, node: u32) -> Vec<String> {
+    fn dax_on_node(&self, node: u32) -> impl Iterator<Item = &DaxDevice> {
         self.all_dax()
-            .filter(|d| d.target_node == Some(i64::from(node)))
-            .map(|d| d.chardev.clone())
-            .collect()
+            .filter(move |d| d.target_node == Some(i64::from(node)))
+    }
+
+    /// Names of the DAX devices whose memory becomes (or is) node `node`.
+    pub fn dax_for_node(&self, node: u32) -> Vec<String> {
+        self.dax_on_node(node).map(|d| d.chardev.clone()).collect()
     }
 
     /// The DAX device of CXL region `region`.
@@ -113,20 +116,10 @@ impl Host {
     /// Every device a pool on `node` depends on: its DAX devices, the CXL regions behind them
     /// and those regions' memdevs (hotplug takes the pool offline when one goes away).
     pub fn devices_for_node(&self, node: u32) -> Vec<String> {
-        let mut devices = Vec::new();
-        for d in self
-            .all_dax()
-            .filter(|d| d.target_node == Some(i64::from(node)))
-        {
-            devices.push(d.chardev.clone());
-            let Some(region) = &d.cxl_region else {
-                continue;
-            };
-            devices.push(region.clone());
-            if let Some(r) = self.topo.regions.iter().find(|r| &r.region == region) {
-                devices.extend(r.memdevs.iter().cloned());
-            }
-        }
+        let mut devices: Vec<String> = self
+            .dax_on_node(node)
+            .flat_map(|d| self.devices_for_dax(d))
+            .collect();
         devices.sort();
         devices.dedup();
         devices
