@@ -7,11 +7,12 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, poll, World};
+use devd_support::{can_run_daemon, World};
 use fixtures::{bin, extract_named, Snapshot};
+use std::ffi::OsStr;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
 const SNAPSHOT: &str = "qemu10.0-linux6.12-ram/2-ram-region-devdax";
 const MIB: u64 = 1 << 20;
@@ -140,78 +141,6 @@ fn check_config_refuses_bad_devdax_sources() {
     );
 }
 
-/// `maru-devd run` on the world's config with the snapshot standing for /sys.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(w: &World, snap: &Snapshot, n: u32) -> Daemon {
-        let log = w.tmp.path().join(format!("daemon-{n}.log"));
-        let child = Command::new(bin())
-            .args(["run", "--config"])
-            .arg(&w.config)
-            .arg("--sysfs-root")
-            .arg(snap.sys())
-            .env("MARU_RUNTIME_DIR", &w.run)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start maru-devd");
-        Daemon { child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until it serves (status answers), or panics with its log.
-    fn serving(self, w: &World) -> Daemon {
-        let mut d = self;
-        let up = poll("maru-devd to answer status", || {
-            if let Some(st) = d.child.try_wait().unwrap() {
-                return Some(Err(st));
-            }
-            w.status_json().map(|_| Ok(()))
-        });
-        match up {
-            Ok(Ok(())) => d,
-            Ok(Err(st)) => panic!("maru-devd exited ({st}):\n{}", d.log_text()),
-            Err(e) => panic!("{e}:\n{}", d.log_text()),
-        }
-    }
-
-    /// SIGTERM; waits and returns whether it exited with 0.
-    fn stop(mut self) -> bool {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        match poll("maru-devd to exit", || self.child.try_wait().unwrap()) {
-            Ok(st) => st.success(),
-            Err(e) => panic!("{e}:\n{}", self.log_text()),
-        }
-    }
-
-    /// Waits for an exit that must come by itself (a refusal); returns (status ok, log).
-    fn exit(mut self) -> (bool, String) {
-        match poll("maru-devd to exit", || self.child.try_wait().unwrap()) {
-            Ok(st) => (st.success(), self.log_text()),
-            Err(e) => panic!("{e}:\n{}", self.log_text()),
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn sh(script: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
     assert!(out.status.success(), "{script}: {}", text(&out));
@@ -245,9 +174,11 @@ fn daemon_serves_restarts_refuses_a_corrupt_header_and_formats() {
         device.display()
     ));
     let pool = w.mnt.join("dax");
+    let sys = snap.sys();
+    let on_snapshot = [OsStr::new("--sysfs-root"), sys.as_os_str()];
 
     // First start: the blank range is formatted, the node gets the pool's group and mode.
-    let d = Daemon::start(&w, &snap, 1).serving(&w);
+    let d = w.spawn(&on_snapshot).serving(&w);
     assert!(
         d.log_text().contains("blank range, formatting a new pool"),
         "{}",
@@ -271,7 +202,7 @@ fn daemon_serves_restarts_refuses_a_corrupt_header_and_formats() {
     assert!(d.stop(), "SIGTERM must unmount and exit 0");
 
     // Restart: the chunk is found again on the device.
-    let d = Daemon::start(&w, &snap, 2).serving(&w);
+    let d = w.spawn(&on_snapshot).serving(&w);
     assert!(
         d.log_text().contains("1 published chunk(s) recovered"),
         "{}",
@@ -293,7 +224,7 @@ fn daemon_serves_restarts_refuses_a_corrupt_header_and_formats() {
     }
     let mut before = vec![0u8; 4 << 20];
     dev.read_exact_at(&mut before, 0).unwrap();
-    let (ok, log) = Daemon::start(&w, &snap, 3).exit();
+    let (ok, log) = w.spawn(&on_snapshot).exit();
     assert!(!ok, "a corrupt pool must not be served:\n{log}");
     assert!(log.contains("the pool header is corrupt"), "{log}");
     assert!(
@@ -323,7 +254,7 @@ fn daemon_serves_restarts_refuses_a_corrupt_header_and_formats() {
     let out = format(true);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("formatted pool dax"), "{}", text(&out));
-    let d = Daemon::start(&w, &snap, 4).serving(&w);
+    let d = w.spawn(&on_snapshot).serving(&w);
     assert_eq!(
         std::fs::read_dir(&pool).unwrap().count(),
         0,

@@ -4,6 +4,7 @@
 // Each test binary includes this module and uses a different subset of it.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -95,6 +96,12 @@ impl World {
 
     /// Starts `maru-devd run` on the config and waits until it answers status.
     pub fn start(&self) -> Daemon {
+        self.spawn(&[]).serving(self)
+    }
+
+    /// Starts `maru-devd run --allow-inject --config <config>` with `extra` arguments, and
+    /// does not wait: see [`Daemon::serving`] and [`Daemon::exit`].
+    pub fn spawn(&self, extra: &[&OsStr]) -> Daemon {
         let log = self.tmp.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -105,28 +112,14 @@ impl World {
         let child = Command::new(bin())
             .args(["run", "--allow-inject", "--config"])
             .arg(&self.config)
+            .args(extra)
             .env("MARU_RUNTIME_DIR", &self.run)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start maru-devd");
-        let mut d = Daemon {
-            child,
-            log,
-            run: self.run.clone(),
-        };
-        let answered = poll("maru-devd to answer status", || {
-            if let Some(st) = d.child.try_wait().unwrap() {
-                return Some(Err(st));
-            }
-            self.status_json().map(|_| Ok(()))
-        });
-        match answered {
-            Ok(Ok(())) => d,
-            Ok(Err(st)) => panic!("maru-devd exited ({st}) during start:\n{}", d.log_text()),
-            Err(e) => panic!("{e}:\n{}", d.log_text()),
-        }
+        Daemon { child, log }
     }
 
     /// `maru-devd status --json` as JSON, if the daemon answers.
@@ -195,7 +188,6 @@ pub struct Daemon {
     pub child: Child,
     /// Its stderr.
     pub log: PathBuf,
-    run: PathBuf,
 }
 
 impl Daemon {
@@ -212,6 +204,28 @@ impl Daemon {
     /// Sends a signal.
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Waits until the daemon of `w` answers status; panics with its log if it exits first.
+    pub fn serving(mut self, w: &World) -> Daemon {
+        let answered = poll("maru-devd to answer status", || {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(Err(st));
+            }
+            w.status_json().map(|_| Ok(()))
+        });
+        match answered {
+            Ok(Ok(())) => self,
+            Ok(Err(st)) => panic!("maru-devd exited ({st}) during start:\n{}", self.log_text()),
+            Err(e) => panic!("{e}:\n{}", self.log_text()),
+        }
+    }
+
+    /// Waits for an exit that must come by itself (a refused start): whether it exited
+    /// with 0, and its log.
+    pub fn exit(mut self) -> (bool, String) {
+        let ok = self.wait();
+        (ok, self.log_text())
     }
 
     /// Waits for the process to exit (at most 30 s) and returns whether it exited with 0.
