@@ -74,8 +74,17 @@ zone_check() {
     echo "node$1: $n memory blocks${bad:+, not online-Normal:$bad}"
     [ $n -gt 0 ] && [ -z "$bad" ]
 }
-# wait_line FILE PATTERN: wait (up to 60 s) until FILE has a line matching PATTERN
-wait_line() { i=0; while [ $i -lt 120 ]; do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.5; i=$((i+1)); done; return 1; }
+# wait_line FILE PATTERN [PID]: wait (up to 60 s, or until process PID is gone) until FILE has a
+# line matching PATTERN
+wait_line() {
+    i=0
+    while [ $i -lt 120 ]; do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        [ -n "$3" ] && ! kill -0 "$3" 2>/dev/null && { grep -q "$2" "$1" 2>/dev/null; return; }
+        sleep 0.5; i=$((i+1))
+    done
+    return 1
+}
 # in_region PFNMAP-OUTPUT: all PFNs inside the CXL region's host physical address range
 in_region() {
     R=/sys/bus/cxl/devices/$REGION; base=$(cat $R/resource); size=$(cat $R/size)
@@ -91,19 +100,21 @@ stopped_addr() { sed -n "s/^pfnstop: pid=$2 addr=\([^ ]*\) .*/\1/p" "$1" | head 
 # CXL region, and (NODE not "-") on NODE. The examples map, use, unmap and exit on their own: the
 # pfnstop.so shim stops each one right before it unmaps a mapping under MAP-PREFIXES, pfnmap
 # reads that mapping from outside (as root), then SIGCONT lets the process finish.
+# Returns 1 when it stopped early (sets A and B to the two pfnmap reports otherwise).
 chunk_checks() {
-    tag=$1; pool=$2; node=$4
+    tag=$1; pool=$2; node=$4; A=""; B=""; CHUNK=""
     if [ ! -x /usr/bin/producer ] || [ ! -x /usr/bin/consumer ]; then
-        fail $tag-chunk "NOT YET AVAILABLE: the libmaru examples producer/consumer are not in this build"; return
+        fail $tag-chunk "NOT YET AVAILABLE: the libmaru examples producer/consumer are not in this build"; return 1
     fi
     export PFNSTOP_PREFIX=$3
     LD_PRELOAD=$PFNSTOP producer $pool e2e 1 8388608 > $OUT/$tag-producer.log 2>&1 &
     PP=$!
-    wait_line $OUT/$tag-producer.log "^pfnstop: pid=$PP "; cat $OUT/$tag-producer.log
+    wait_line $OUT/$tag-producer.log "^pfnstop: pid=$PP " $PP; cat $OUT/$tag-producer.log
     if grep -q "^published e2e/0 (8388608 bytes)" $OUT/$tag-producer.log; then
         pass $tag-chunk-publish "producer (pid $PP) published e2e/0, 8 MiB"
     else
-        fail $tag-chunk-publish "producer did not publish e2e/0: $(tail -3 $OUT/$tag-producer.log)"; kill -KILL $PP; return
+        fail $tag-chunk-publish "producer did not publish e2e/0: $(grep -v '^$' $OUT/$tag-producer.log | tail -3 | tr '\n' ' ')"
+        kill -KILL $PP 2>/dev/null; return 1
     fi
     A=$(pfnmap pid $PP "$(stopped_addr $OUT/$tag-producer.log $PP)"); ra=$?
     echo "producer's mapping:"; echo "$A"
@@ -118,12 +129,12 @@ chunk_checks() {
     LD_PRELOAD=$PFNSTOP /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups \
         consumer $pool e2e 1 > $OUT/$tag-consumer.log 2>&1 &
     CP=$!
-    wait_line $OUT/$tag-consumer.log "^pfnstop: pid=$CP "; cat $OUT/$tag-consumer.log
+    wait_line $OUT/$tag-consumer.log "^pfnstop: pid=$CP " $CP; cat $OUT/$tag-consumer.log
     if grep -q "^e2e/0: 8388608 bytes at .*, verified" $OUT/$tag-consumer.log; then
         pass $tag-chunk-map "consumer (pid $CP, uid 65534) mapped e2e/0 and verified its bytes"
     else
-        fail $tag-chunk-map "consumer (uid 65534) did not map and verify e2e/0: $(tail -3 $OUT/$tag-consumer.log)"
-        kill -KILL $PP $CP; return
+        fail $tag-chunk-map "consumer (uid 65534) did not map and verify e2e/0: $(grep -v '^$' $OUT/$tag-consumer.log | tail -3 | tr '\n' ' ')"
+        kill -KILL $PP $CP 2>/dev/null; return 1
     fi
     B=$(pfnmap pid $CP "$(stopped_addr $OUT/$tag-consumer.log $CP)"); rb=$?
     echo "consumer's mapping:"; echo "$B"
@@ -147,6 +158,7 @@ chunk_checks() {
     [ $rp = 0 ] && [ $rc = 0 ] && pass $tag-chunk-exit "producer and consumer exited 0" ||
         fail $tag-chunk-exit "producer exit $rp, consumer exit $rc"
     unset PFNSTOP_PREFIX
+    return 0
 }
 # restart_check TAG CONFIG POOLDIR LOG: after a daemon restart the published chunk is still
 # there and still reads back right
@@ -301,17 +313,22 @@ else
             fail devdax-cp-unprivileged "uid 65534 cannot read $POOL/blob or reads other bytes"
         BLOBOFF=$(getfattr --absolute-names --only-values -n user.maru.devdax.offset $POOL/blob 2>&1)
         bl=$(getfattr --absolute-names --only-values -n user.maru.devdax.len $POOL/blob 2>&1)
-        [ -n "$BLOBOFF" ] && [ $((BLOBOFF % 2097152)) = 0 ] && [ "$bl" = 4194304 ] &&
+        case "$BLOBOFF" in *[!0-9]*|"") al=1;; *) al=$((BLOBOFF % 2097152));; esac
+        [ "$al" = 0 ] && [ "$bl" = 4194304 ] &&
             pass devdax-xattrs "blob at device offset $BLOBOFF, extent $bl bytes" ||
             fail devdax-xattrs "blob's extent: offset '$BLOBOFF', len '$bl' (expected a 2 MiB multiple and 4194304)"
-        chunk_checks devdax $POOL $DEV -
-        # the consumer's mapping starts exactly at the chunk's extent in the device
-        co=$(getfattr --absolute-names --only-values -n user.maru.devdax.offset "$POOL/$CHUNK" 2>&1)
-        res=$(cat /sys/bus/dax/devices/dax0.0/resource 2>/dev/null)
-        fp=$(kv "$B" first_pfn)
-        [ -n "$fp" ] && [ -n "$res" ] && [ $((fp * 4096)) = $((res + co)) ] &&
-            pass devdax-chunk-extent "first page at $res + $co, the chunk's extent" ||
-            fail devdax-chunk-extent "first PFN '$fp', dax0.0 at '$res', chunk offset '$co'"
+        if chunk_checks devdax $POOL $DEV -; then
+            # the consumer's mapping starts exactly at the chunk's extent in the device
+            co=$(getfattr --absolute-names --only-values -n user.maru.devdax.offset "$POOL/$CHUNK" 2>&1)
+            res=$(cat /sys/bus/dax/devices/dax0.0/resource 2>/dev/null)
+            fp=$(kv "$B" first_pfn)
+            case "$co$res$fp" in
+                *[!0-9a-fx]*|"") fail devdax-chunk-extent "first PFN '$fp', dax0.0 at '$res', chunk offset '$co'";;
+                *) [ $((fp * 4096)) = $((res + co)) ] &&
+                    pass devdax-chunk-extent "first page at $res + $co, the chunk's extent" ||
+                    fail devdax-chunk-extent "first PFN $fp, dax0.0 at $res, chunk offset $co";;
+            esac
+        fi
         daemon_stop devdax $DLOG
         restart_check devdax /etc/maru/devdax.yaml $POOL $DLOG
     else
