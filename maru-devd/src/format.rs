@@ -60,11 +60,10 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
         );
     };
     let what = format!(
-        "pool {} on {} bytes {}..{} ({})",
+        "pool {} on {} {} ({})",
         pool.name,
         d.devnode.display(),
-        d.offset,
-        d.offset + d.length,
+        d.bytes(),
         human(d.length)
     );
     if !args.yes {

@@ -71,6 +71,16 @@ pub struct DevdaxPlan {
 }
 
 impl DevdaxPlan {
+    /// The pool's byte range in the device.
+    pub fn range(&self) -> std::ops::Range<u64> {
+        self.offset..self.offset + self.length
+    }
+
+    /// `bytes START..END` of the device, for messages.
+    pub fn bytes(&self) -> String {
+        format!("bytes {:?}", self.range())
+    }
+
     /// The maru-fs configuration of this range.
     pub fn fs_config(&self) -> maru_fs::devdax::DevdaxConfig {
         maru_fs::devdax::DevdaxConfig {
@@ -112,10 +122,8 @@ impl PoolPlan {
         };
         let max = |m: Option<u64>| m.map_or_else(|| "the pool size".into(), human);
         let range = |d: &Option<DevdaxPlan>| {
-            d.as_ref().map_or_else(
-                || "none".into(),
-                |d| format!("{} bytes {}..{}", d.device, d.offset, d.offset + d.length),
-            )
+            d.as_ref()
+                .map_or_else(|| "none".into(), |d| format!("{} {}", d.device, d.bytes()))
         };
         diff("size", human(self.size), human(new.size));
         diff("node", self.node.to_string(), new.node.to_string());
@@ -181,11 +189,10 @@ impl Plan {
                 Some(d) => {
                     let _ = writeln!(
                         s,
-                        "  source:   devdax {} ({}), bytes {}..{} ({}), alignment {}",
+                        "  source:   devdax {} ({}), {} ({}), alignment {}",
                         d.device,
                         d.devnode.display(),
-                        d.offset,
-                        d.offset + d.length,
+                        d.bytes(),
                         human(d.length),
                         human(d.align)
                     );

@@ -388,21 +388,16 @@ fn devdax_overlaps(pools: &[(PoolPlan, &PoolSpec)], diags: &mut Vec<Diag>) {
             let Some(e) = q.devdax.as_ref().filter(|_| j < i) else {
                 continue;
             };
-            if e.device == d.device
-                && d.offset < e.offset + e.length
-                && e.offset < d.offset + d.length
-            {
+            let (a, b) = (d.range(), e.range());
+            if e.device == d.device && a.start < b.end && b.start < a.end {
                 diags.push(Diag {
                     path: pool_path(spec, &["source"]),
                     msg: format!(
-                        "pool `{}` uses bytes {}..{} of `{}`, which pool `{}` uses too ({}..{}); give them disjoint `offset`/`length`",
+                        "pool `{}` uses {} of `{}`, which pool `{}` uses too ({b:?}); give them disjoint `offset`/`length`",
                         p.name,
-                        d.offset,
-                        d.offset + d.length,
+                        d.bytes(),
                         d.device,
                         q.name,
-                        e.offset,
-                        e.offset + e.length
                     ),
                 });
             }

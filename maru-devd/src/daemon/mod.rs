@@ -164,11 +164,10 @@ fn setup_devnode(p: &PoolPlan, d: &DevdaxPlan) -> anyhow::Result<()> {
         },
     )?;
     log::info!(
-        "pool {}: devdax {} bytes {}..{}; device node {} is uid 0 gid {} mode {mode:04o}",
+        "pool {}: devdax {} {}; device node {} is uid 0 gid {} mode {mode:04o}",
         p.name,
         d.device,
-        d.offset,
-        d.offset + d.length,
+        d.bytes(),
         d.devnode.display(),
         p.gid
     );
