@@ -5,7 +5,7 @@
 
 mod fixtures;
 
-use fixtures::{bin, extract_named, Snapshot};
+use fixtures::{bin, check_config, extract_named, Snapshot};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,16 +35,7 @@ fn check(sysfs: &Path, dir: &Path, file: &Path) -> std::process::Output {
 
 /// `check-config [args] --sysfs-root <snapshot> c.yaml` on `yaml`: asserts it passes, returns the plan.
 fn plan_of(snap: &Snapshot, yaml: &str, args: &[&str]) -> String {
-    let cfg = snap.root.join("c.yaml");
-    std::fs::write(&cfg, yaml).unwrap();
-    let out = Command::new(bin())
-        .arg("check-config")
-        .args(args)
-        .arg("--sysfs-root")
-        .arg(snap.sys())
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = check_config(snap, yaml, args);
     let plan = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -8,7 +8,7 @@ mod devd_support;
 mod fixtures;
 
 use devd_support::{can_run_daemon, World};
-use fixtures::{bin, extract_named, Snapshot};
+use fixtures::{bin, check_config, extract_named};
 use std::ffi::OsStr;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
@@ -16,18 +16,6 @@ use std::process::{Command, Output};
 
 const SNAPSHOT: &str = "qemu10.0-linux6.12-ram/2-ram-region-devdax";
 const MIB: u64 = 1 << 20;
-
-fn check_config(snap: &Snapshot, yaml: &str) -> Output {
-    let cfg = snap.root.join("c.yaml");
-    std::fs::write(&cfg, yaml).unwrap();
-    Command::new(bin())
-        .arg("check-config")
-        .arg("--sysfs-root")
-        .arg(snap.sys())
-        .arg(&cfg)
-        .output()
-        .unwrap()
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -49,6 +37,7 @@ fn check_config_plans_devdax_pools_by_device_region_or_serial() {
         let out = check_config(
             &snap,
             &format!("pools:\n  - name: dax\n    source: {{devdax: {source}}}\n    size: 100%\n    group: 65534\n    mode: \"0770\"\n"),
+            &[],
         );
         let plan = text(&out);
         assert!(out.status.success(), "{source}: {plan}");
@@ -70,6 +59,7 @@ fn check_config_plans_devdax_pools_by_device_region_or_serial() {
     let out = check_config(
         &snap,
         "pools:\n  - name: a\n    source: {devdax: {device: dax0.0, length: 64MiB}}\n    size: 50%\n  - name: b\n    source: {devdax: {device: dax0.0, offset: 64MiB, format: never, verify_data: false}}\n    size: 16MiB\n",
+        &[],
     );
     let plan = text(&out);
     assert!(out.status.success(), "{plan}");
@@ -122,6 +112,7 @@ fn check_config_refuses_bad_devdax_sources() {
         let out = check_config(
             &snap,
             &format!("pools:\n  - name: dax\n    source: {source}\n    size: 2MiB\n"),
+            &[],
         );
         let msg = text(&out);
         assert_eq!(out.status.code(), Some(1), "{source}: {msg}");
@@ -130,6 +121,7 @@ fn check_config_refuses_bad_devdax_sources() {
     let out = check_config(
         &snap,
         "pools:\n  - name: a\n    source: {devdax: {device: dax0.0, length: 64MiB}}\n    size: 2MiB\n  - name: b\n    source: {devdax: {region: region0, offset: 32MiB}}\n    size: 2MiB\n",
+        &[],
     );
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(1), "{msg}");
