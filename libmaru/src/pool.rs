@@ -149,9 +149,13 @@ pub struct Pool {
 /// The pool's membership index, as far as this process knows it.
 #[derive(Debug, Default)]
 enum IndexSlot {
-    /// Not opened yet, or superseded: open `.maru-index` on next use.
+    /// Not opened yet: open `.maru-index` on next use.
     #[default]
     Unknown,
+    /// The mapped index was superseded: open `.maru-index` again on next use.
+    /// Until the kernel has dropped its cached name of the old file, that open
+    /// may fail; this is not "no index".
+    Reopen,
     /// The pool has no index (plain directory, devdax pool, older maru-fs).
     Absent,
     /// Mapped.
@@ -542,7 +546,7 @@ impl Pool {
         match &*slot {
             IndexSlot::Mapped(m) => return Some(m.clone()),
             IndexSlot::Absent => return None,
-            IndexSlot::Unknown => {}
+            IndexSlot::Unknown | IndexSlot::Reopen => {}
         }
         match IndexMap::open(self.dir.fd()) {
             Ok(Some(m)) => {
@@ -551,7 +555,9 @@ impl Pool {
                 Some(m)
             }
             Ok(None) => {
-                *slot = IndexSlot::Absent;
+                if matches!(*slot, IndexSlot::Unknown) {
+                    *slot = IndexSlot::Absent;
+                }
                 None
             }
             // Transient (e.g. EMFILE): stat this time, try again next time.
@@ -573,7 +579,7 @@ impl Pool {
                 Read::Superseded => {
                     let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
                     if matches!(&*slot, IndexSlot::Mapped(m) if Arc::ptr_eq(m, &map)) {
-                        *slot = IndexSlot::Unknown;
+                        *slot = IndexSlot::Reopen;
                     }
                 }
             }
