@@ -11,71 +11,11 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-/// Name of the index file in a pool directory.
-pub(crate) const INDEX_NAME: &std::ffi::CStr = c".maru-index";
-const MAGIC: u64 = u64::from_le_bytes(*b"MARUIDX1");
-const VERSION: u64 = 1;
-const HEADER_LEN: usize = 4096;
-const W_MAGIC: usize = 0;
-const W_VERSION: usize = 1;
-const W_SEQ: usize = 2;
-const W_SUPERSEDED: usize = 3;
-const W_SLOTS: usize = 4;
-const W_K0: usize = 5;
-const W_K1: usize = 6;
-const EMPTY: u64 = 0;
-const TOMBSTONE: u64 = 1;
+pub(crate) use maru_index::INDEX_CNAME as INDEX_NAME;
+use maru_index::{word, EMPTY, HEADER_LEN, MAGIC, VERSION};
+
 /// Read attempts before a batch falls back to `stat` while the daemon writes.
 const ATTEMPTS: usize = 64;
-
-/// SipHash-1-3 of `data` under `(k0, k1)`, mapped away from 0 and 1: the value
-/// maru-fs stores for a file name (same function as `maru_fs::index::hash`).
-pub(crate) fn hash(k0: u64, k1: u64, data: &[u8]) -> u64 {
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ];
-    fn round(v: &mut [u64; 4]) {
-        v[0] = v[0].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(13) ^ v[0];
-        v[0] = v[0].rotate_left(32);
-        v[2] = v[2].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(16) ^ v[2];
-        v[0] = v[0].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(21) ^ v[0];
-        v[2] = v[2].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(17) ^ v[2];
-        v[2] = v[2].rotate_left(32);
-    }
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        let m = u64::from_le_bytes(b);
-        v[3] ^= m;
-        round(&mut v);
-        v[0] ^= m;
-    }
-    let rest = chunks.remainder();
-    let mut last = [0u8; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    let m = u64::from_le_bytes(last) | ((data.len() as u64 & 0xff) << 56);
-    v[3] ^= m;
-    round(&mut v);
-    v[0] ^= m;
-    v[2] ^= 0xff;
-    for _ in 0..3 {
-        round(&mut v);
-    }
-    let h = v[0] ^ v[1] ^ v[2] ^ v[3];
-    if h <= TOMBSTONE {
-        h + 2
-    } else {
-        h
-    }
-}
 
 /// What one read of the index gave.
 pub(crate) enum Read {
@@ -166,12 +106,12 @@ impl IndexMap {
             k1: 0,
             _fd: fd,
         };
-        if map.word(W_MAGIC).load(Ordering::Acquire) != MAGIC
-            || map.word(W_VERSION).load(Ordering::Relaxed) != VERSION
+        if map.word(word::MAGIC).load(Ordering::Acquire) != MAGIC
+            || map.word(word::VERSION).load(Ordering::Relaxed) != VERSION
         {
             return Ok(None);
         }
-        let slots = map.word(W_SLOTS).load(Ordering::Relaxed);
+        let slots = map.word(word::SLOTS).load(Ordering::Relaxed);
         let fits = slots
             .checked_mul(8)
             .and_then(|b| b.checked_add(HEADER_LEN as u64))
@@ -180,8 +120,8 @@ impl IndexMap {
             return Ok(None);
         }
         map.slots = slots;
-        map.k0 = map.word(W_K0).load(Ordering::Relaxed);
-        map.k1 = map.word(W_K1).load(Ordering::Relaxed);
+        map.k0 = map.word(word::K0).load(Ordering::Relaxed);
+        map.k1 = map.word(word::K1).load(Ordering::Relaxed);
         Ok(Some(map))
     }
 
@@ -194,7 +134,7 @@ impl IndexMap {
 
     /// The table value of a file name.
     pub fn hash(&self, name: &[u8]) -> u64 {
-        hash(self.k0, self.k1, name)
+        maru_index::hash(self.k0, self.k1, name)
     }
 
     fn probe(&self, h: u64) -> bool {
@@ -217,12 +157,12 @@ impl IndexMap {
     /// `prefix`, stops after the first absent one.
     pub fn read(&self, hashes: &[u64], prefix: bool) -> Read {
         for _ in 0..ATTEMPTS {
-            let s1 = self.word(W_SEQ).load(Ordering::Acquire);
+            let s1 = self.word(word::SEQ).load(Ordering::Acquire);
             if s1 & 1 == 1 {
                 std::hint::spin_loop();
                 continue;
             }
-            if self.word(W_SUPERSEDED).load(Ordering::Relaxed) != 0 {
+            if self.word(word::SUPERSEDED).load(Ordering::Relaxed) != 0 {
                 return Read::Superseded;
             }
             let mut out = Vec::with_capacity(hashes.len());
@@ -234,7 +174,7 @@ impl IndexMap {
                 }
             }
             fence(Ordering::Acquire);
-            if self.word(W_SEQ).load(Ordering::Relaxed) == s1 {
+            if self.word(word::SEQ).load(Ordering::Relaxed) == s1 {
                 return Read::Done(out);
             }
         }
@@ -248,31 +188,6 @@ impl Drop for IndexMap {
         // beyond `self`.
         unsafe {
             libc::munmap(self.ptr.cast_mut().cast(), self.len);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn hash_matches_siphash13_reference() {
-        let k0 = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]);
-        let k1 = u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]);
-        assert_eq!(super::hash(k0, k1, b""), 0xabac_0158_050f_c4dc);
-    }
-
-    #[test]
-    fn hash_matches_maru_fs() {
-        let mut name = Vec::new();
-        for i in 0..300u32 {
-            let (k0, k1) = (u64::from(i) * 0x9e37_79b9, !u64::from(i));
-            assert_eq!(
-                super::hash(k0, k1, &name),
-                maru_fs::index::hash(k0, k1, &name),
-                "{} bytes",
-                name.len()
-            );
-            name.push((i * 7) as u8);
         }
     }
 }
