@@ -2,7 +2,11 @@
 //!
 //! Every `int` function returns 0 or a non-negative count on success and
 //! `-errno` on failure, with the message in [`maru_last_error`]. Handles are
-//! boxed Rust values; NULL handles are rejected with `-EINVAL`.
+//! boxed Rust values; NULL handles are rejected with `-EINVAL`, and so are NULL
+//! buffers and lengths no buffer can have (a key list whose lengths overflow).
+//! Nothing here panics on any argument; should a bug panic anyway, the
+//! `extern "C"` boundary aborts the process (Rust >= 1.81, the workspace's
+//! minimum is 1.85): a panic never unwinds into C.
 
 use crate::error::Error;
 use crate::key::{self, KeyName, Unescaped};
@@ -51,15 +55,21 @@ fn count(n: usize) -> c_int {
     c_int::try_from(n).unwrap_or(c_int::MAX)
 }
 
-/// A key argument as a slice.
+/// A pointer + length argument (`what` names it in the error) as a slice;
+/// NULL is refused, whatever the length.
 ///
 /// # Safety
-/// `ptr` must point to `len` readable bytes (or be NULL with len 0).
-unsafe fn key_arg<'a>(ptr: *const c_void, len: usize) -> Result<&'a [u8], c_int> {
+/// `ptr` must be NULL or point to `len` readable bytes.
+unsafe fn bytes_arg<'a>(ptr: *const c_void, len: usize, what: &str) -> Result<&'a [u8], c_int> {
     if ptr.is_null() {
-        return Err(invalid("key is NULL"));
+        return Err(invalid(&format!("{what} is NULL")));
     }
-    // SAFETY: per the caller's contract.
+    if isize::try_from(len).is_err() {
+        return Err(invalid(&format!(
+            "{what} length {len} is larger than any buffer"
+        )));
+    }
+    // SAFETY: per the caller's contract; len fits an allocation (checked).
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast(), len) })
 }
 
@@ -82,10 +92,19 @@ unsafe fn packed_keys<'a>(
     let lens = unsafe { std::slice::from_raw_parts(lens, n) };
     let mut out = Vec::with_capacity(n);
     let mut off = 0usize;
-    for &l in lens {
-        // SAFETY: the keys buffer holds sum(lens) bytes per the caller's contract.
+    for (i, &l) in lens.iter().enumerate() {
+        let end = off
+            .checked_add(l)
+            .filter(|&e| isize::try_from(e).is_ok())
+            .ok_or_else(|| {
+                invalid(&format!(
+                    "key_lens[{i}] = {l}: the keys' total length overflows"
+                ))
+            })?;
+        // SAFETY: the keys buffer holds sum(lens) bytes per the caller's
+        // contract, and off..end lies inside that sum (no overflow, checked).
         out.push(unsafe { std::slice::from_raw_parts(keys.add(off), l) });
-        off += l;
+        off = end;
     }
     Ok(out)
 }
@@ -271,7 +290,7 @@ pub unsafe extern "C" fn maru_chunk_write(
 ) -> c_int {
     let chunk = handle_mut!(chunk, "chunk");
     // SAFETY: per the contract.
-    let data = match unsafe { key_arg(data, len) } {
+    let data = match unsafe { bytes_arg(data, len, "data") } {
         Ok(d) => d,
         Err(rc) => return rc,
     };
@@ -293,7 +312,7 @@ pub unsafe extern "C" fn maru_chunk_publish(
 ) -> c_int {
     let chunk = handle_mut!(chunk, "chunk");
     // SAFETY: per the contract.
-    let key = match unsafe { key_arg(key, key_len) } {
+    let key = match unsafe { bytes_arg(key, key_len, "key") } {
         Ok(k) => k,
         Err(rc) => return rc,
     };
@@ -324,10 +343,11 @@ pub unsafe extern "C" fn maru_store(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let (key, data) = match unsafe { (key_arg(key, key_len), key_arg(data, len)) } {
-        (Ok(k), Ok(d)) => (k, d),
-        (Err(rc), _) | (_, Err(rc)) => return rc,
-    };
+    let (key, data) =
+        match unsafe { (bytes_arg(key, key_len, "key"), bytes_arg(data, len, "data")) } {
+            (Ok(k), Ok(d)) => (k, d),
+            (Err(rc), _) | (_, Err(rc)) => return rc,
+        };
     match pool.0.store(key, data) {
         Ok(Publish::Published) => 0,
         Ok(Publish::AlreadyExists) => {
@@ -371,7 +391,7 @@ pub unsafe extern "C" fn maru_get(
         return invalid("out is NULL");
     }
     // SAFETY: per the contract.
-    let key = match unsafe { key_arg(key, key_len) } {
+    let key = match unsafe { bytes_arg(key, key_len, "key") } {
         Ok(k) => k,
         Err(rc) => return rc,
     };
@@ -441,7 +461,7 @@ pub unsafe extern "C" fn maru_contains(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let key = match unsafe { key_arg(key, key_len) } {
+    let key = match unsafe { bytes_arg(key, key_len, "key") } {
         Ok(k) => k,
         Err(rc) => return rc,
     };
@@ -463,7 +483,7 @@ pub unsafe extern "C" fn maru_remove(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let key = match unsafe { key_arg(key, key_len) } {
+    let key = match unsafe { bytes_arg(key, key_len, "key") } {
         Ok(k) => k,
         Err(rc) => return rc,
     };
@@ -679,7 +699,7 @@ pub unsafe extern "C" fn maru_key_escape(
     out_cap: usize,
 ) -> c_int {
     // SAFETY: per the contract.
-    let key = match unsafe { key_arg(key, key_len) } {
+    let key = match unsafe { bytes_arg(key, key_len, "key") } {
         Ok(k) => k,
         Err(rc) => return rc,
     };
@@ -710,7 +730,7 @@ pub unsafe extern "C" fn maru_key_unescape(
     out_cap: usize,
 ) -> c_int {
     // SAFETY: per the contract.
-    let name = match unsafe { key_arg(name.cast(), name_len) } {
+    let name = match unsafe { bytes_arg(name.cast(), name_len, "name") } {
         Ok(k) => k,
         Err(rc) => return rc,
     };

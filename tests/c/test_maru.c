@@ -192,6 +192,13 @@ int main(int argc, char **argv) {
     CHECK(holds(maru_view_data(views[2]), 4096, 2));
     for (int i = 0; i < 3; i++) maru_view_release(views[i]);
     CHECK(maru_batch_contains(pool, NULL, NULL, 0, NULL) == 0);
+    /* Lengths whose sum overflows are refused, not walked. */
+    size_t huge[2] = {1, SIZE_MAX};
+    CHECK(maru_batch_contains(pool, packed, huge, 2, present) == -EINVAL);
+    CHECK(strstr(maru_last_error(), "key_lens[1]") != NULL);
+    /* A NULL data pointer is named in the message. */
+    CHECK(maru_store(pool, "k", 1, NULL, 0) == -EINVAL);
+    CHECK(strstr(maru_last_error(), "data is NULL") != NULL);
 
     /* Keys with NUL bytes and long keys, listing. */
     const char nulkey[] = {'a', 0, 'b'};
