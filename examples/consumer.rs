@@ -13,10 +13,19 @@ fn main() -> Result<()> {
         bail!("usage: consumer <pool-dir> <prefix> [count]");
     }
     let count: usize = args.get(3).map_or(Ok(4), |s| s.parse()).context("count")?;
-    let pool = Pool::open(&args[1]).context("opening the pool")?;
+    let pool = Pool::open(&args[1]).with_context(|| format!("opening the pool {}", args[1]))?;
     let keys: Vec<String> = (0..count).map(|i| format!("{}/{i}", args[2])).collect();
     let views = pool.prefix_get(&keys).context("looking the keys up")?;
-    println!("{} of {count} keys present from the first", views.len());
+    println!(
+        "consumer (pid {}, uid {}): prefix lookup of {}/0..{}: {} of {count} keys present \
+         (counting from the first until one is missing)",
+        std::process::id(),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        unsafe { libc::getuid() },
+        args[2],
+        count.saturating_sub(1),
+        views.len()
+    );
     for (i, view) in views.iter().enumerate() {
         let ok = view
             .as_slice()
@@ -27,11 +36,14 @@ fn main() -> Result<()> {
             bail!("{}: bytes differ from what the producer wrote", keys[i]);
         }
         println!(
-            "{}: {} bytes at {:p}, verified",
+            "  {}: {} bytes mapped read-only at {:p} (the producer's pages, not a copy), verified",
             keys[i],
             view.len(),
             view.as_ptr()
         );
+    }
+    if views.len() < count {
+        println!("  {}: not published", keys[views.len()]);
     }
     Ok(())
 }

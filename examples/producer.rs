@@ -5,6 +5,7 @@
 //! chunks of 1 MiB) filled with a pattern the consumer checks.
 
 use anyhow::{bail, Context, Result};
+use maru::key::KeyName;
 use maru::{Pool, Publish};
 
 fn main() -> Result<()> {
@@ -17,7 +18,12 @@ fn main() -> Result<()> {
         .get(4)
         .map_or(Ok(1 << 20), |s| s.parse())
         .context("size")?;
-    let pool = Pool::open(&args[1]).context("opening the pool")?;
+    let pool = Pool::open(&args[1]).with_context(|| format!("opening the pool {}", args[1]))?;
+    println!(
+        "producer (pid {}): writing {count} chunks of {size} bytes into {}",
+        std::process::id(),
+        args[1]
+    );
     for i in 0..count {
         let key = format!("{}/{i}", args[2]);
         let mut chunk = pool
@@ -31,8 +37,14 @@ fn main() -> Result<()> {
             .publish(key.as_bytes())
             .with_context(|| format!("publishing {key}"))?
         {
-            Publish::Published => println!("published {key} ({size} bytes)"),
-            Publish::AlreadyExists => println!("{key} already existed; kept the first"),
+            // Keys are escaped into file names ('/' -> "%2F"): `ls` shows the file name.
+            Publish::Published => println!(
+                "  published key {key}: file {}",
+                KeyName::new(key.as_bytes())?.display()
+            ),
+            Publish::AlreadyExists => {
+                println!("  key {key} already existed: kept the first writer's chunk")
+            }
         }
     }
     Ok(())
