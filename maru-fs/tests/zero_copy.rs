@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::pagemap::pfns;
 use common::*;
 
 /// One process writes a chunk through its mapping, another maps it read-only: both

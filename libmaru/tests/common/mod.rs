@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[path = "../../../maru-fs/tests/common/pagemap.rs"]
+mod pagemap;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -196,14 +199,10 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Physical frame number of the page at `addr` (needs root; 0 if hidden).
+/// Physical frame number of the page at `addr` in this process (needs root;
+/// 0 if hidden or not present).
 pub fn pfn(addr: *const u8) -> u64 {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open("/proc/self/pagemap").unwrap();
-    f.seek(SeekFrom::Start((addr as u64 / 4096) * 8)).unwrap();
-    let mut b = [0u8; 8];
-    f.read_exact(&mut b).unwrap();
-    u64::from_le_bytes(b) & ((1 << 55) - 1)
+    pagemap::pfns(std::process::id(), addr as usize, 1)[0]
 }
 
 /// A deterministic byte pattern for chunk `seed`.

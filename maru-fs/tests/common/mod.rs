@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pagemap;
+
 use maru_fs::{Backing, Control, Eviction, MountOptions, Mounted, PoolConfig, PoolStats};
 use tempfile::TempDir;
 
@@ -236,26 +238,6 @@ impl Held {
         let status = self.child.wait().expect("wait probe");
         assert!(status.success(), "probe failed: {status}");
     }
-}
-
-/// Physical frame numbers of `len` bytes at `addr` in process `pid` (0 = not present).
-pub fn pfns(pid: u32, addr: usize, len: usize) -> Vec<u64> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(format!("/proc/{pid}/pagemap")).expect("open pagemap");
-    let pages = len.div_ceil(4096);
-    let mut buf = vec![0u8; pages * 8];
-    f.read_exact_at(&mut buf, (addr / 4096 * 8) as u64)
-        .expect("read pagemap");
-    buf.chunks_exact(8)
-        .map(|c| {
-            let e = u64::from_ne_bytes(c.try_into().expect("8 bytes"));
-            if e >> 63 == 1 {
-                e & ((1 << 55) - 1)
-            } else {
-                0
-            }
-        })
-        .collect()
 }
 
 /// The byte at `offset` of a chunk the probe wrote with `seed`.
