@@ -16,6 +16,8 @@
 //! # Ok::<(), maru::Error>(())
 //! ```
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
 mod chunk;
 mod cuda;
 mod error;

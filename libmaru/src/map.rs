@@ -141,8 +141,9 @@ impl Mapping {
     /// The bytes, writable; `None` for a read-only mapping.
     pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
         match self.access {
-            // SAFETY: writable mapping, exclusively borrowed through &mut self.
             Access::ReadWrite => {
+                // SAFETY: writable mapping of `len` bytes, exclusively borrowed
+                // through &mut self for the slice's lifetime.
                 Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) })
             }
             Access::ReadOnly => None,

@@ -43,8 +43,9 @@ pub fn run(backend: &str, pool: &Path, size: usize, n: usize) -> Result<Vec<Row>
         for i in 0..n {
             let stage = CString::new(format!(".stage-bd-{}-{i}", std::process::id()))?;
             let key = CString::new(format!("breakdown-{size}-{i}"))?;
-            // SAFETY (whole block): plain syscalls on our own fds, names and
-            // mappings; every result is checked before use.
+            // SAFETY: libc calls on this function's own fds, NUL-terminated names
+            // and mappings, each result checked before use; the one copy writes
+            // `size` bytes from `src` (`size` long) into a fresh `size`-byte mapping.
             unsafe {
                 let fd = s[0].time(|| {
                     libc::openat(

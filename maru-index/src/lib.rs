@@ -22,6 +22,7 @@
 //! was odd.
 
 #![no_std]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 use core::ffi::CStr;
 
