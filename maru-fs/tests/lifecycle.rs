@@ -25,6 +25,8 @@ fn stage(dir: &Path, name: &str, size: u64, byte: u8) -> std::io::Result<File> {
         .open(dir.join(name))?;
     f.set_len(size)?;
     if size > 0 {
+        // SAFETY: the staging file was just created and sized by this test, which does not truncate
+        // it while mapped.
         let mut m = unsafe { memmap2::MmapOptions::new().map_mut(&f) }?;
         m.fill(byte);
     }
@@ -194,6 +196,8 @@ fn published_chunks_are_sealed() {
         Err(nix::errno::Errno::EPERM)
     );
     // The writer's existing mapping keeps working (it is trusted not to write).
+    // SAFETY: nothing truncates this chunk file while it is mapped (maru-fs seals published chunks;
+    // an unlinked or evicted one keeps its pages for the mapper).
     let m = unsafe { memmap2::MmapOptions::new().map(&writer) }.unwrap();
     assert_eq!(m[8191], 0x11);
     assert_eq!(std::fs::read(dir.join("sealed")).unwrap(), vec![0x11; 8192]);
@@ -276,6 +280,8 @@ fn lru_evicts_unpinned_chunks_only() {
     // a stays open and mapped (pinned); b is opened after c was published, so c is
     // the least recently used.
     let a = File::open(dir.join("a")).unwrap();
+    // SAFETY: nothing truncates this chunk file while it is mapped (maru-fs seals published chunks;
+    // an unlinked or evicted one keeps its pages for the mapper).
     let a_map = unsafe { memmap2::MmapOptions::new().map(&a) }.unwrap();
     drop(File::open(dir.join("b")).unwrap());
     // Make sure the kernel's release of b reached the daemon.
@@ -319,6 +325,8 @@ fn mapped_after_close_is_still_pinned() {
     let dir = fx.pool_dir("p");
     put(&dir, "old", MIB, 0x77);
     let f = File::open(dir.join("old")).unwrap();
+    // SAFETY: nothing truncates this chunk file while it is mapped (maru-fs seals published chunks;
+    // an unlinked or evicted one keeps its pages for the mapper).
     let m = unsafe { memmap2::MmapOptions::new().map(&f) }.unwrap();
     drop(f);
     wait_until("old released", || fx.stats("p").pinned_bytes == 0);
@@ -386,6 +394,8 @@ fn unlink_while_mapped_frees_at_last_unmap() {
     let dir = fx.pool_dir("p");
     put(&dir, "gone", 2 * MIB, 0x42);
     let f = File::open(dir.join("gone")).unwrap();
+    // SAFETY: nothing truncates this chunk file while it is mapped (maru-fs seals published chunks;
+    // an unlinked or evicted one keeps its pages for the mapper).
     let m = unsafe { memmap2::MmapOptions::new().map(&f) }.unwrap();
     drop(f);
     std::fs::remove_file(dir.join("gone")).unwrap();

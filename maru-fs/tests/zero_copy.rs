@@ -42,6 +42,7 @@ fn mappings_share_the_backing_pages() {
 
     // The backing file's own pages, as seen through a direct mapping of it.
     let backing = std::fs::File::open(fx.backing_dir("p").join("k1")).unwrap();
+    // SAFETY: a read-only mapping of a backing file that is not truncated during the test.
     let bmap = unsafe { memmap2::MmapOptions::new().populate().map(&backing) }.unwrap();
     let bp = pfns(std::process::id(), bmap.as_ptr() as usize, size);
 
@@ -145,6 +146,7 @@ fn long_term_pin_on_chunk_mapping() {
     let addr = usize::from_str_radix(get(&pin.kv, "addr").trim_start_matches("0x"), 16).unwrap();
     let pinned = pfns(pin.pid(), addr, size);
     let backing = std::fs::File::open(fx.backing_dir("p").join(".pinned")).unwrap();
+    // SAFETY: a read-only mapping of a backing file that is not truncated during the test.
     let bmap = unsafe { memmap2::MmapOptions::new().populate().map(&backing) }.unwrap();
     let bp = pfns(std::process::id(), bmap.as_ptr() as usize, size);
     assert!(bp.iter().all(|&p| p != 0));

@@ -256,6 +256,7 @@ pub fn xattr_get(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
     let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
     let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated path and name, a buffer of `buf.len()` bytes; the result is checked.
     let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
@@ -267,6 +268,8 @@ pub fn xattr_get(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
 pub fn xattr_set(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
     let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: NUL-terminated path and name, `value` is `value.len()` readable bytes; the result is
+    // checked.
     let r = unsafe {
         libc::setxattr(
             p.as_ptr(),
@@ -285,6 +288,7 @@ pub fn xattr_set(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
 pub fn xattr_list(path: &Path) -> Vec<String> {
     let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated path, a buffer of `buf.len()` bytes; the result is checked.
     let r = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     assert!(r >= 0, "listxattr: {}", std::io::Error::last_os_error());
     buf.truncate(r as usize);
