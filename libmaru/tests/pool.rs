@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{check, fill, hex, kinds, pfn, run_child, unhex, Fixture, Kind, CHILD_ENV};
+use common::{check, fill, hex, kinds, pfn, poll, run_child, unhex, Fixture, Kind, CHILD_ENV};
 use maru::{ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
 
 /// Publishes a chunk of `size` bytes filled with the pattern of `seed`.
@@ -442,15 +442,10 @@ fn pins(fx: &Fixture, key: &str) -> String {
     String::from_utf8_lossy(&buf[..n as usize]).into_owned()
 }
 
-/// Waits (up to 10 s) for the pin count to become `want`: the kernel sends
-/// FUSE RELEASE asynchronously after the last close.
+/// Waits (up to [`common::WAIT`]) for the pin count to become `want`: the
+/// kernel sends FUSE RELEASE asynchronously after the last close.
 fn wait_pins(fx: &Fixture, key: &str, want: &str) {
-    for _ in 0..1000 {
-        if pins(fx, key) == want {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    poll(|| (pins(fx, key) == want).then_some(()));
     assert_eq!(pins(fx, key), want, "pin count of {key}");
 }
 
@@ -600,15 +595,7 @@ fn a_full_pool_and_an_oversized_chunk_fail_cleanly() {
     let names = fx.wait_backing(|n| n.len() == 2);
     assert_eq!(names.len(), 2, "{names:?}");
     drop((a, b));
-    let mut ok = false;
-    for _ in 0..500 {
-        if let Ok(c) = pool.create(2 << 20) {
-            ok = true;
-            drop(c);
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let ok = poll(|| pool.create(2 << 20).ok().map(drop)).is_some();
     assert!(ok, "space of dropped staging chunks returns to the pool");
 }
 

@@ -10,6 +10,26 @@ mod pagemap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for what the kernel does asynchronously (FUSE RELEASE
+/// after the last close, a backing file deleted after the last mapping):
+/// generous for a loaded 2-core machine; polling returns as soon as it holds.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Calls `f` every 10 ms until it returns `Some`, for up to [`WAIT`].
+pub fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 /// Which kind of pool a fixture gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,18 +125,13 @@ impl Fixture {
             .clone()
     }
 
-    /// Waits (up to 10 s) until the backing directory's names satisfy `ok`, and
-    /// returns them: maru-fs deletes a backing file only once its last
-    /// descriptor and mapping are gone, which the kernel reports asynchronously.
+    /// Waits (up to [`WAIT`]) until the backing directory's names satisfy `ok`,
+    /// and returns them (the last listing if they never do): maru-fs deletes a
+    /// backing file only once its last descriptor and mapping are gone, which
+    /// the kernel reports asynchronously.
     pub fn wait_backing(&self, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
-        for _ in 0..1000 {
-            let names = self.backing_names();
-            if ok(&names) {
-                return names;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        self.backing_names()
+        poll(|| Some(self.backing_names()).filter(|n| ok(n)))
+            .unwrap_or_else(|| self.backing_names())
     }
 
     /// Names in the backing directory (staging files included; maru-fs's
