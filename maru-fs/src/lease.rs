@@ -55,15 +55,7 @@ mod tests {
 
     #[test]
     fn a_mapping_after_close_is_seen() {
-        let dir = tempfile::tempdir_in("/dev/shm").expect("dir on /dev/shm");
-        let path = dir.path().join("chunk");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(4096).unwrap();
+        let (dir, _path, file) = crate::test_file::shm_chunk(4096);
         let d = std::fs::File::open(dir.path()).unwrap();
         assert!(in_use(&d, OsStr::new("chunk")), "open descriptor not seen");
         // SAFETY: a private test file nobody else touches.

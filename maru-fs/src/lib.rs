@@ -20,6 +20,8 @@ mod notify;
 mod reaper;
 mod state;
 mod stats;
+#[cfg(test)]
+mod test_file;
 mod xattr;
 
 pub use config::{Backing, Eviction, MountOptions, PoolConfig};

@@ -114,15 +114,7 @@ mod tests {
 
     #[test]
     fn charge_returns_only_after_last_mapping_goes() {
-        let dir = tempfile::tempdir_in("/dev/shm").expect("dir on /dev/shm");
-        let path = dir.path().join("chunk");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(8192).unwrap();
+        let (_dir, path, file) = crate::test_file::shm_chunk(8192);
         // SAFETY: a private test file nobody else touches.
         let map = unsafe { memmap2::MmapOptions::new().map(&file) }.unwrap();
         drop(file);
@@ -138,9 +130,8 @@ mod tests {
 
     #[test]
     fn unmapped_file_is_reaped_at_unlink() {
-        let dir = tempfile::tempdir_in("/dev/shm").expect("dir on /dev/shm");
-        let path = dir.path().join("chunk");
-        std::fs::write(&path, b"x").unwrap();
+        let (_dir, path, file) = crate::test_file::shm_chunk(1);
+        drop(file);
         let mut reaper = Reaper::new();
         assert!(reaper.watch(&path, 1, 1));
         std::fs::remove_file(&path).unwrap();
