@@ -113,6 +113,13 @@ struct Steps {
     rename: f64,
 }
 
+impl Steps {
+    /// The whole publish, in microseconds.
+    fn total(&self) -> f64 {
+        self.create + self.size + self.map + self.copy + self.unmap + self.rename
+    }
+}
+
 fn us(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e6
 }
@@ -312,10 +319,9 @@ fn bench_pool(b: &mut Bench, label: &str, dir: &Path, native: &Path, src: &[u8])
             Sizing::FallocatePopulate,
         ] {
             let steps = publish_series(&d, size, n, sizing, false, src);
-            let total = |s: &Steps| s.create + s.size + s.map + s.copy + s.unmap + s.rename;
             b.add(
                 format!("publish {} KiB, {} [{label}]", size / 1024, sizing.label()),
-                steps.iter().map(total).collect(),
+                steps.iter().map(Steps::total).collect(),
             );
             if size == MIB && sizing != Sizing::TruncatePopulate {
                 let parts: [(&str, StepOf); 6] = [
@@ -344,10 +350,7 @@ fn bench_pool(b: &mut Bench, label: &str, dir: &Path, native: &Path, src: &[u8])
                     size / 1024,
                     sizing.label()
                 ),
-                steps
-                    .iter()
-                    .map(|s| s.create + s.size + s.map + s.copy + s.unmap + s.rename)
-                    .collect(),
+                steps.iter().map(Steps::total).collect(),
             );
         }
         let steps = publish_series(native, size, n, sizing, false, src);
@@ -357,10 +360,7 @@ fn bench_pool(b: &mut Bench, label: &str, dir: &Path, native: &Path, src: &[u8])
                 size / 1024,
                 sizing.label()
             ),
-            steps
-                .iter()
-                .map(|s| s.create + s.size + s.map + s.copy + s.unmap + s.rename)
-                .collect(),
+            steps.iter().map(Steps::total).collect(),
         );
     }
 }
