@@ -218,8 +218,14 @@ fn supersede_old(path: &Path) {
     // SAFETY: page-aligned mapping of HEADER_LEN bytes, alive for this scope.
     let words = unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), 8) };
     if words[word::MAGIC].load(Ordering::Acquire) == MAGIC {
-        words[word::SEQ].fetch_add(2, Ordering::AcqRel);
-        words[word::SUPERSEDED].store(1, Ordering::Release);
+        // One write section, as `IndexFile::write_section`. `| 1` also closes a
+        // section a killed daemon left open (odd): adding 2 would keep it odd,
+        // and readers would never see the flag, only "busy".
+        let seq = words[word::SEQ].load(Ordering::Relaxed) | 1;
+        words[word::SEQ].store(seq, Ordering::Relaxed);
+        fence(Ordering::Release);
+        words[word::SUPERSEDED].store(1, Ordering::Relaxed);
+        words[word::SEQ].store(seq + 1, Ordering::Release);
     }
 }
 
@@ -323,6 +329,25 @@ mod tests {
                 _ => i = (i + 1) & mask,
             }
         }
+    }
+
+    #[test]
+    fn a_restart_supersedes_an_index_left_mid_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INDEX_NAME);
+        let old = MemberIndex::create(path.clone(), [OsStr::new("a")].into_iter()).unwrap();
+        // The previous daemon died inside a write section.
+        old.current()
+            .word(word::SEQ)
+            .fetch_add(1, Ordering::Relaxed);
+        let _new = MemberIndex::create(path, std::iter::empty()).unwrap();
+        let c = old.current();
+        assert_eq!(
+            c.word(word::SEQ).load(Ordering::Relaxed) % 2,
+            0,
+            "section closed"
+        );
+        assert_eq!(c.word(word::SUPERSEDED).load(Ordering::Relaxed), 1);
     }
 
     #[test]
