@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,20 +26,10 @@ fn truth(backing: &Path, keys: &[Vec<u8>]) -> Vec<bool> {
     keys.iter()
         .map(|k| {
             let name = KeyName::new(k).unwrap();
-            let name = std::ffi::OsStr::from_encoded_bytes_unchecked_safe(name.as_bytes());
+            let name = std::ffi::OsStr::from_bytes(name.as_bytes());
             backing.join(name).exists()
         })
         .collect()
-}
-
-/// `OsStr` from bytes without unsafe (Unix).
-trait FromBytes {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr;
-}
-impl FromBytes for std::ffi::OsStr {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr {
-        std::os::unix::ffi::OsStrExt::from_bytes(b)
-    }
 }
 
 fn keys(prefix: &str, n: usize) -> Vec<Vec<u8>> {
