@@ -12,7 +12,9 @@
 #include "maru.h"
 
 int main(int argc, char **argv) {
-    if (argc < 4 || (strcmp(argv[2], "put") == 0 && argc != 5)) {
+    int put = argc == 5 && strcmp(argv[2], "put") == 0;
+    int get = argc == 4 && strcmp(argv[2], "get") == 0;
+    if (!put && !get) {
         fprintf(stderr, "usage: %s <pool-dir> put <key> <text> | get <key>\n", argv[0]);
         return 2;
     }
@@ -23,7 +25,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const char *key = argv[3];
-    if (strcmp(argv[2], "put") == 0) {
+    if (put) {
         const char *text = argv[4];
         maru_chunk *chunk = NULL;
         void *data = NULL;
