@@ -88,6 +88,9 @@ unsafe fn packed_keys<'a>(
     if keys.is_null() || lens.is_null() {
         return Err(invalid("keys or key_lens is NULL"));
     }
+    if n > isize::MAX as usize / std::mem::size_of::<&[u8]>() {
+        return Err(invalid(&format!("{n} keys: more than any array holds")));
+    }
     // SAFETY: lens holds n entries per the caller's contract.
     let lens = unsafe { std::slice::from_raw_parts(lens, n) };
     let mut out = Vec::with_capacity(n);

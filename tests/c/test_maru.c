@@ -196,6 +196,7 @@ int main(int argc, char **argv) {
     size_t huge[2] = {1, SIZE_MAX};
     CHECK(maru_batch_contains(pool, packed, huge, 2, present) == -EINVAL);
     CHECK(strstr(maru_last_error(), "key_lens[1]") != NULL);
+    CHECK(maru_batch_contains(pool, packed, huge, SIZE_MAX, present) == -EINVAL);
     /* A NULL data pointer is named in the message. */
     CHECK(maru_store(pool, "k", 1, NULL, 0) == -EINVAL);
     CHECK(strstr(maru_last_error(), "data is NULL") != NULL);
