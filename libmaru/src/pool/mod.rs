@@ -3,17 +3,22 @@
 
 use crate::chunk::Chunk;
 use crate::error::{Error, Result};
-use crate::index::{IndexMap, Read};
 use crate::key::{self, KeyName, Unescaped};
 use crate::map::{Access, Mapping};
 use crate::view::{Mapped, View, ViewCache};
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+mod dir;
+mod membership;
+
+pub(crate) use dir::PoolDir;
+use membership::IndexSlot;
 
 /// Process-wide counter for staging names (`.stage-<pid>-<n>`).
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -36,96 +41,6 @@ fn raise_nofile_limit() {
     }
 }
 
-/// What a pool's chunks and views share: the directory fd and its path.
-pub(crate) struct PoolDir {
-    dir: OwnedFd,
-    path: PathBuf,
-}
-
-impl PoolDir {
-    /// The directory fd all `*at` calls are relative to.
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.dir.as_fd()
-    }
-
-    /// The pool directory's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// `<pool>/<name>` for messages and path-based calls (xattrs).
-    pub(crate) fn child(&self, name: &[u8]) -> PathBuf {
-        self.path.join(OsStr::from_bytes(name))
-    }
-
-    /// Publishes the staging file under `name` (rename without replace); stores
-    /// the full key in its xattr first when the name is hashed. On EEXIST the
-    /// staging file is removed and [`Publish::AlreadyExists`] returned.
-    pub(crate) fn publish(&self, staging: &CStr, key: &[u8], name: &KeyName) -> Result<Publish> {
-        let object = || format!("key {} in pool {}", name.display(), self.path.display());
-        if name.is_hashed() {
-            self.set_key_xattr(staging, key)?;
-        }
-        // SAFETY: valid dir fd twice and NUL-terminated names; result checked.
-        let rc = unsafe {
-            libc::renameat2(
-                self.dir.as_raw_fd(),
-                staging.as_ptr(),
-                self.dir.as_raw_fd(),
-                name.as_cstr().as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(Publish::Published);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EEXIST) {
-            return Err(Error::os("publish", object(), err));
-        }
-        if let Err(e) = self.unlink(staging) {
-            // The pool reclaims it anyway when the last handle goes; report only oddities.
-            if e.raw_os_error() != Some(libc::ENOENT) {
-                return Err(Error::os("remove losing staging file", object(), e));
-            }
-        }
-        Ok(Publish::AlreadyExists)
-    }
-
-    /// Stores the full key in the staging file's xattr (long keys only).
-    fn set_key_xattr(&self, staging: &CStr, key: &[u8]) -> Result<()> {
-        let path = self.child(staging.to_bytes());
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| Error::InvalidArgument("pool path contains NUL".into()))?;
-        // SAFETY: NUL-terminated path and name; value pointer and length of `key`.
-        let rc = unsafe {
-            libc::setxattr(
-                c.as_ptr(),
-                key::KEY_XATTR.as_ptr(),
-                key.as_ptr().cast(),
-                key.len(),
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::last_os(
-                "store long key in xattr user.maru.key",
-                path.display().to_string(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Removes a name from the pool directory.
-    pub(crate) fn unlink(&self, name: &CStr) -> io::Result<()> {
-        // SAFETY: valid dir fd and NUL-terminated name.
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-}
-
 /// Outcome of publishing a chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Publish {
@@ -144,22 +59,6 @@ pub struct Pool {
     index: Arc<Mutex<IndexSlot>>,
     /// Staging chunks created ahead of need (see [`Pool::reserve`]).
     reserve: Arc<Mutex<Vec<Chunk>>>,
-}
-
-/// The pool's membership index, as far as this process knows it.
-#[derive(Debug, Default)]
-enum IndexSlot {
-    /// Not opened yet: open `.maru-index` on next use.
-    #[default]
-    Unknown,
-    /// The mapped index was superseded: open `.maru-index` again on next use.
-    /// Until the kernel has dropped its cached name of the old file, that open
-    /// may fail; this is not "no index".
-    Reopen,
-    /// The pool has no index (plain directory, devdax pool, older maru-fs).
-    Absent,
-    /// Mapped.
-    Mapped(Arc<IndexMap>),
 }
 
 impl std::fmt::Debug for Pool {
@@ -520,73 +419,6 @@ impl Pool {
         Ok(&buf[..n as usize] == key)
     }
 
-    /// Whether `key` is published (no mapping, no pin). Answered from the
-    /// pool's membership index where maru-fs offers one (a few memory loads),
-    /// otherwise by one stat of the name, served from the kernel's caches.
-    pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        let name = KeyName::new(key)?;
-        if let Some(v) = self.index_read(std::slice::from_ref(&name), false) {
-            return Ok(v[0]);
-        }
-        Ok(self.stat_ino(&name)?.is_some())
-    }
-
-    /// Whether membership queries ([`Pool::contains`], [`Pool::batch_contains`],
-    /// [`Pool::prefix_contains`]) are answered from maru-fs's membership index
-    /// (`.maru-index`, mapped read-only) rather than one `stat` per key. Opens
-    /// the index if that was not tried yet.
-    pub fn uses_index(&self) -> bool {
-        self.index_map().is_some()
-    }
-
-    /// The mapped index, opening it if not known yet; `None` if the pool has
-    /// none (or it cannot be opened now).
-    fn index_map(&self) -> Option<Arc<IndexMap>> {
-        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        match &*slot {
-            IndexSlot::Mapped(m) => return Some(m.clone()),
-            IndexSlot::Absent => return None,
-            IndexSlot::Unknown | IndexSlot::Reopen => {}
-        }
-        match IndexMap::open(self.dir.fd()) {
-            Ok(Some(m)) => {
-                let m = Arc::new(m);
-                *slot = IndexSlot::Mapped(m.clone());
-                Some(m)
-            }
-            Ok(None) => {
-                if matches!(*slot, IndexSlot::Unknown) {
-                    *slot = IndexSlot::Absent;
-                }
-                None
-            }
-            // Transient (e.g. EMFILE): stat this time, try again next time.
-            Err(_) => None,
-        }
-    }
-
-    /// Membership of `names` from the index (with `prefix`: up to and including
-    /// the first absent one), or `None` to ask the filesystem instead.
-    fn index_read(&self, names: &[KeyName], prefix: bool) -> Option<Vec<bool>> {
-        // A superseded index is replaced once; if the successor is not reachable
-        // yet (the kernel's dentry invalidation is asynchronous), stat instead.
-        for _ in 0..2 {
-            let map = self.index_map()?;
-            let hashes: Vec<u64> = names.iter().map(|n| map.hash(n.as_bytes())).collect();
-            match map.read(&hashes, prefix) {
-                Read::Done(v) => return Some(v),
-                Read::Busy => return None,
-                Read::Superseded => {
-                    let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
-                    if matches!(&*slot, IndexSlot::Mapped(m) if Arc::ptr_eq(m, &map)) {
-                        *slot = IndexSlot::Reopen;
-                    }
-                }
-            }
-        }
-        None
-    }
-
     /// Removes `key` from the pool. Returns false if there was no such key.
     /// Processes that map the chunk keep their mapping.
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
@@ -599,44 +431,10 @@ impl Pool {
         }
     }
 
-    /// [`Pool::contains`] for each key, in order (one consistent snapshot of
-    /// the index where there is one).
-    pub fn batch_contains<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<bool>> {
-        let names = keys
-            .iter()
-            .map(|k| KeyName::new(k.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(v) = self.index_read(&names, false) {
-            return Ok(v);
-        }
-        names
-            .iter()
-            .map(|n| Ok(self.stat_ino(n)?.is_some()))
-            .collect()
-    }
-
     /// [`Pool::get`] for each key, in order (`None` for absent keys). On any
     /// other failure no view is kept.
     pub fn batch_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<View>>> {
         keys.iter().map(|k| self.get(k.as_ref())).collect()
-    }
-
-    /// How many of `keys` are present from the first one on (stops at the first
-    /// absent key).
-    pub fn prefix_contains<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<usize> {
-        let names = keys
-            .iter()
-            .map(|k| KeyName::new(k.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(v) = self.index_read(&names, true) {
-            return Ok(v.iter().take_while(|&&hit| hit).count());
-        }
-        for (i, n) in names.iter().enumerate() {
-            if self.stat_ino(n)?.is_none() {
-                return Ok(i);
-            }
-        }
-        Ok(names.len())
     }
 
     /// Like [`Pool::prefix_contains`], but maps and pins the present prefix:

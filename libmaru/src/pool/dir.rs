@@ -1,0 +1,102 @@
+//! The pool directory that a pool's chunks and views share: its fd (every
+//! chunk operation is a `*at` call relative to it) and path, publishing and
+//! unlinking names in it.
+
+use super::Publish;
+use crate::error::{Error, Result};
+use crate::key::{self, KeyName};
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// What a pool's chunks and views share: the directory fd and its path.
+pub(crate) struct PoolDir {
+    pub(super) dir: OwnedFd,
+    pub(super) path: PathBuf,
+}
+
+impl PoolDir {
+    /// The directory fd all `*at` calls are relative to.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    /// The pool directory's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<pool>/<name>` for messages and path-based calls (xattrs).
+    pub(crate) fn child(&self, name: &[u8]) -> PathBuf {
+        self.path.join(OsStr::from_bytes(name))
+    }
+
+    /// Publishes the staging file under `name` (rename without replace); stores
+    /// the full key in its xattr first when the name is hashed. On EEXIST the
+    /// staging file is removed and [`Publish::AlreadyExists`] returned.
+    pub(crate) fn publish(&self, staging: &CStr, key: &[u8], name: &KeyName) -> Result<Publish> {
+        let object = || format!("key {} in pool {}", name.display(), self.path.display());
+        if name.is_hashed() {
+            self.set_key_xattr(staging, key)?;
+        }
+        // SAFETY: valid dir fd twice and NUL-terminated names; result checked.
+        let rc = unsafe {
+            libc::renameat2(
+                self.dir.as_raw_fd(),
+                staging.as_ptr(),
+                self.dir.as_raw_fd(),
+                name.as_cstr().as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(Publish::Published);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EEXIST) {
+            return Err(Error::os("publish", object(), err));
+        }
+        if let Err(e) = self.unlink(staging) {
+            // The pool reclaims it anyway when the last handle goes; report only oddities.
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(Error::os("remove losing staging file", object(), e));
+            }
+        }
+        Ok(Publish::AlreadyExists)
+    }
+
+    /// Stores the full key in the staging file's xattr (long keys only).
+    fn set_key_xattr(&self, staging: &CStr, key: &[u8]) -> Result<()> {
+        let path = self.child(staging.to_bytes());
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::InvalidArgument("pool path contains NUL".into()))?;
+        // SAFETY: NUL-terminated path and name; value pointer and length of `key`.
+        let rc = unsafe {
+            libc::setxattr(
+                c.as_ptr(),
+                key::KEY_XATTR.as_ptr(),
+                key.as_ptr().cast(),
+                key.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::last_os(
+                "store long key in xattr user.maru.key",
+                path.display().to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes a name from the pool directory.
+    pub(crate) fn unlink(&self, name: &CStr) -> io::Result<()> {
+        // SAFETY: valid dir fd and NUL-terminated name.
+        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
