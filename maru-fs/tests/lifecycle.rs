@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use common::pattern::pattern;
 use common::*;
 use maru_fs::Eviction;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};

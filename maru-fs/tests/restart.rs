@@ -4,6 +4,7 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
+use common::pattern::pattern;
 use common::*;
 
 #[test]

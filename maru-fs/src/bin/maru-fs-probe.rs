@@ -22,13 +22,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use memmap2::{MmapMut, MmapOptions};
 
-/// The byte at `offset` of a chunk written with `seed`.
-fn pattern(seed: u64, offset: usize) -> u8 {
-    (seed as usize)
-        .wrapping_mul(31)
-        .wrapping_add(offset / 4096)
-        .wrapping_add(offset) as u8
-}
+#[path = "../../tests/common/pattern.rs"]
+mod pattern;
+use pattern::pattern;
 
 fn errno_name(e: &io::Error) -> String {
     match e.raw_os_error() {

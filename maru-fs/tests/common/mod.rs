@@ -9,6 +9,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod pagemap;
+pub mod pattern;
 
 use maru_fs::{Backing, Control, Eviction, MountOptions, Mounted, PoolConfig, PoolStats};
 use tempfile::TempDir;
@@ -240,16 +241,9 @@ impl Held {
     }
 }
 
-/// The byte at `offset` of a chunk the probe wrote with `seed`.
-pub fn pattern(seed: u64, offset: usize) -> u8 {
-    (seed as usize)
-        .wrapping_mul(31)
-        .wrapping_add(offset / 4096)
-        .wrapping_add(offset) as u8
-}
-
+/// The sum of the first `len` bytes of a chunk the probe wrote with `seed`.
 pub fn pattern_sum(seed: u64, len: usize) -> u64 {
-    (0..len).map(|i| u64::from(pattern(seed, i))).sum()
+    (0..len).map(|i| u64::from(pattern::pattern(seed, i))).sum()
 }
 
 pub fn xattr_get(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
