@@ -66,10 +66,7 @@ pub unsafe extern "C" fn maru_chunk_write(
 ) -> c_int {
     let chunk = handle_mut!(chunk, "chunk");
     // SAFETY: per the contract.
-    let data = match unsafe { bytes_arg(data, len, "data") } {
-        Ok(d) => d,
-        Err(rc) => return rc,
-    };
+    let data = or_return!(unsafe { bytes_arg(data, len, "data") });
     match chunk.0.write(offset, data) {
         Ok(()) => 0,
         Err(e) => fail(e),
@@ -88,10 +85,7 @@ pub unsafe extern "C" fn maru_chunk_publish(
 ) -> c_int {
     let chunk = handle_mut!(chunk, "chunk");
     // SAFETY: per the contract.
-    let key = match unsafe { bytes_arg(key, key_len, "key") } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
     match chunk.0.publish(key) {
         Ok(Publish::Published) => 0,
         Ok(Publish::AlreadyExists) => {
@@ -119,11 +113,9 @@ pub unsafe extern "C" fn maru_store(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let (key, data) =
-        match unsafe { (bytes_arg(key, key_len, "key"), bytes_arg(data, len, "data")) } {
-            (Ok(k), Ok(d)) => (k, d),
-            (Err(rc), _) | (_, Err(rc)) => return rc,
-        };
+    let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
+    // SAFETY: per the contract.
+    let data = or_return!(unsafe { bytes_arg(data, len, "data") });
     match pool.0.store(key, data) {
         Ok(Publish::Published) => 0,
         Ok(Publish::AlreadyExists) => {

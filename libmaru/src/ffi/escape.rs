@@ -14,10 +14,7 @@ pub unsafe extern "C" fn maru_key_escape(
     out_cap: usize,
 ) -> c_int {
     // SAFETY: per the contract.
-    let key = match unsafe { bytes_arg(key, key_len, "key") } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
     let name = match KeyName::new(key) {
         Ok(n) => n,
         Err(e) => return fail(e),
@@ -45,10 +42,7 @@ pub unsafe extern "C" fn maru_key_unescape(
     out_cap: usize,
 ) -> c_int {
     // SAFETY: per the contract.
-    let name = match unsafe { bytes_arg(name.cast(), name_len, "name") } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let name = or_return!(unsafe { bytes_arg(name.cast(), name_len, "name") });
     match key::unescape(name) {
         Ok(Unescaped::Key(k)) => {
             if !out.is_null() {

@@ -14,10 +14,7 @@ pub unsafe extern "C" fn maru_contains(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let key = match unsafe { bytes_arg(key, key_len, "key") } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
     match pool.0.contains(key) {
         Ok(b) => c_int::from(b),
         Err(e) => fail(e),
@@ -36,10 +33,7 @@ pub unsafe extern "C" fn maru_remove(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let key = match unsafe { bytes_arg(key, key_len, "key") } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
     match pool.0.remove(key) {
         Ok(true) => 0,
         Ok(false) => {
@@ -68,10 +62,7 @@ pub unsafe extern "C" fn maru_batch_contains(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let keys = match unsafe { packed_keys(keys, key_lens, n) } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let keys = or_return!(unsafe { packed_keys(keys, key_lens, n) });
     if n > 0 && present.is_null() {
         return invalid("present is NULL");
     }
@@ -105,10 +96,7 @@ pub unsafe extern "C" fn maru_batch_get(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let keys = match unsafe { packed_keys(keys, key_lens, n) } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let keys = or_return!(unsafe { packed_keys(keys, key_lens, n) });
     if n > 0 && views.is_null() {
         return invalid("views is NULL");
     }
@@ -154,10 +142,7 @@ pub unsafe extern "C" fn maru_prefix_contains(
 ) -> c_int {
     let pool = handle!(pool, "pool");
     // SAFETY: per the contract.
-    let keys = match unsafe { packed_keys(keys, key_lens, n) } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let keys = or_return!(unsafe { packed_keys(keys, key_lens, n) });
     if views.is_null() {
         return match pool.0.prefix_contains(&keys) {
             Ok(k) => count(k),

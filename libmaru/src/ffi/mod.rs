@@ -123,6 +123,17 @@ unsafe fn put<T>(p: *mut T, v: T) {
     }
 }
 
+/// The value of an argument check, or returns its `-errno` from the calling
+/// function.
+macro_rules! or_return {
+    ($checked:expr) => {
+        match $checked {
+            Ok(v) => v,
+            Err(rc) => return rc,
+        }
+    };
+}
+
 macro_rules! handle {
     ($p:expr, $name:literal) => {
         // SAFETY: the caller passes a handle from this library (or NULL, refused).

@@ -20,10 +20,7 @@ pub unsafe extern "C" fn maru_get(
         return invalid("out is NULL");
     }
     // SAFETY: per the contract.
-    let key = match unsafe { bytes_arg(key, key_len, "key") } {
-        Ok(k) => k,
-        Err(rc) => return rc,
-    };
+    let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
     match pool.0.get(key) {
         Ok(Some(v)) => {
             // SAFETY: out/data/len valid or NULL per the contract.
