@@ -188,7 +188,10 @@ impl Drop for Mapping {
 /// Maps the file at a HUGE_PAGE-aligned address: reserve len + HUGE_PAGE of
 /// address space, map the file over the aligned part, give back the rest.
 fn aligned_map(fd: BorrowedFd<'_>, len: usize, prot: i32) -> io::Result<*mut libc::c_void> {
-    let span = len + HUGE_PAGE;
+    // No mapping that large could exist (callers pass file sizes <= i64::MAX).
+    let span = len
+        .checked_add(HUGE_PAGE)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?;
     // SAFETY: fresh anonymous reservation at a kernel-chosen address, checked.
     let base = unsafe {
         libc::mmap(
