@@ -1,8 +1,11 @@
 //! Memory mappings of chunk files: huge-page aligned, pre-faulted, unmapped on drop.
 
 use crate::error::{Error, Result};
+use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,10 +23,14 @@ pub enum Access {
     ReadWrite,
 }
 
-/// A shared mapping of a whole chunk file.
+/// A shared mapping of a whole chunk: of the chunk file, or of the chunk's
+/// extent of a devdax pool's device node ([`Mapping::new_devdax`]).
 pub struct Mapping {
     ptr: NonNull<u8>,
+    /// The chunk's bytes (what the slices show).
     len: usize,
+    /// Bytes mapped (a devdax extent is whole alignment units, longer than the chunk).
+    map_len: usize,
     access: Access,
     locked: AtomicBool,
 }
@@ -76,6 +83,7 @@ impl Mapping {
                 Error::os("map", object, io::Error::from_raw_os_error(libc::EFAULT))
             })?,
             len,
+            map_len: len,
             access,
             locked: AtomicBool::new(false),
         };
@@ -83,6 +91,94 @@ impl Mapping {
             map.populate()
                 .map_err(|e| Error::os("pre-fault", object, e))?;
         }
+        Ok(map)
+    }
+
+    /// Maps a chunk of a devdax pool zero-copy: the chunk's extent of the pool's
+    /// device node `device`, at the offset and length the chunk file `fd` names in
+    /// its `user.maru.devdax.offset` / `.len` xattrs (maru-fs cannot hand a
+    /// character device to the kernel, and refuses shared mappings of the file
+    /// itself). The first `len` bytes are the chunk. The caller keeps `fd` open
+    /// while the mapping lives: that open file is the chunk's pin.
+    pub fn new_devdax(
+        fd: BorrowedFd<'_>,
+        device: &Path,
+        len: usize,
+        access: Access,
+        object: &str,
+    ) -> Result<Self> {
+        if len == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "cannot map {object}: it is empty (0 bytes)"
+            )));
+        }
+        let offset = xattr_number(
+            fd,
+            DEVDAX_OFFSET,
+            "read xattr user.maru.devdax.offset",
+            object,
+        )?;
+        let map_len = xattr_number(fd, DEVDAX_LEN, "read xattr user.maru.devdax.len", object)?;
+        let (Ok(off), Ok(map_len)) = (libc::off_t::try_from(offset), usize::try_from(map_len))
+        else {
+            return Err(Error::InvalidArgument(format!(
+                "{object}: devdax extent {offset}+{map_len} is out of range"
+            )));
+        };
+        if map_len < len {
+            return Err(Error::InvalidArgument(format!(
+                "{object}: its devdax extent ({map_len} bytes) is shorter than the chunk ({len} bytes)"
+            )));
+        }
+        let dev_object = format!("device {} (for {object})", device.display());
+        let (flags, prot) = match access {
+            Access::ReadOnly => (libc::O_RDONLY, libc::PROT_READ),
+            Access::ReadWrite => (libc::O_RDWR, libc::PROT_READ | libc::PROT_WRITE),
+        };
+        let c = CString::new(device.as_os_str().as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("{dev_object}: the path contains NUL")))?;
+        // SAFETY: NUL-terminated path; the result is checked and owned below.
+        let dev = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+        if dev < 0 {
+            let err = io::Error::last_os_error();
+            let op = if err.raw_os_error() == Some(libc::EACCES) {
+                "open (the pool's group and mode must let this user map its device; see docs/devdax.md)"
+            } else {
+                "open"
+            };
+            return Err(Error::os(op, dev_object, err));
+        }
+        // SAFETY: `dev` is a fresh descriptor we own; the mapping does not need it
+        // once made, so it closes when this function returns.
+        let dev = unsafe { OwnedFd::from_raw_fd(dev) };
+        // SAFETY: a fresh mapping at an address the kernel picks (the device-dax
+        // driver aligns it to the device alignment); no existing memory is affected.
+        // The result is checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                prot,
+                libc::MAP_SHARED,
+                dev.as_raw_fd(),
+                off,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Error::last_os("map", dev_object));
+        }
+        let map = Mapping {
+            // mmap never returns NULL on success for a non-fixed mapping.
+            ptr: NonNull::new(p.cast()).ok_or_else(|| {
+                Error::os("map", object, io::Error::from_raw_os_error(libc::EFAULT))
+            })?,
+            len,
+            map_len,
+            access,
+            locked: AtomicBool::new(false),
+        };
+        map.populate()
+            .map_err(|e| Error::os("pre-fault", object, e))?;
         Ok(map)
     }
 
@@ -181,7 +277,7 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: we own this range; nothing refers to it after drop (borrows of
         // the slices end with the owner). munmap also drops any mlock.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.map_len) };
     }
 }
 
@@ -242,6 +338,37 @@ fn aligned_map(fd: BorrowedFd<'_>, len: usize, prot: i32) -> io::Result<*mut lib
         libc::madvise(p, len, libc::MADV_HUGEPAGE);
     }
     Ok(p)
+}
+
+/// Xattr of a devdax chunk: byte offset of its extent in the device.
+const DEVDAX_OFFSET: &CStr = c"user.maru.devdax.offset";
+/// Xattr of a devdax chunk: length of its extent.
+const DEVDAX_LEN: &CStr = c"user.maru.devdax.len";
+
+/// The decimal number in xattr `name` of the file `fd` (`op` names the read in errors).
+fn xattr_number(fd: BorrowedFd<'_>, name: &CStr, op: &'static str, object: &str) -> Result<u64> {
+    let mut buf = [0u8; 32];
+    // SAFETY: valid fd and NUL-terminated name; `buf` is writable for its length.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(Error::last_os(op, object));
+    }
+    std::str::from_utf8(&buf[..n as usize])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{object}: xattr {} is not a number",
+                name.to_string_lossy()
+            ))
+        })
 }
 
 /// The system page size.

@@ -5,6 +5,7 @@
 use super::Publish;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName};
+use crate::map::{Access, Mapping};
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -15,6 +16,34 @@ use std::path::{Path, PathBuf};
 pub(crate) struct PoolDir {
     pub(super) dir: OwnedFd,
     pub(super) path: PathBuf,
+    /// The device node of a devdax pool (its `user.maru.devdax.path` xattr):
+    /// chunks are mapped from it at their extents instead of through their files.
+    pub(super) devdax: Option<PathBuf>,
+}
+
+/// The device node a devdax pool's chunks are mapped from (the pool directory's
+/// `user.maru.devdax.path` xattr), or `None` for any other pool.
+pub(super) fn devdax_device(dir: BorrowedFd<'_>, object: &str) -> Result<Option<PathBuf>> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid fd and NUL-terminated name; `buf` is writable for its length.
+    let n = unsafe {
+        libc::fgetxattr(
+            dir.as_raw_fd(),
+            c"user.maru.devdax.path".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            // Not a devdax pool (or not maru-fs at all: a plain directory).
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            _ => Err(Error::os("read xattr user.maru.devdax.path", object, err)),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(PathBuf::from(OsStr::from_bytes(&buf))))
 }
 
 impl PoolDir {
@@ -26,6 +55,21 @@ impl PoolDir {
     /// The pool directory's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Maps `len` bytes of the chunk open as `fd`: its file, or in a devdax pool
+    /// its extent of the pool's device node.
+    pub(crate) fn map(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: usize,
+        access: Access,
+        object: &str,
+    ) -> Result<Mapping> {
+        match &self.devdax {
+            Some(device) => Mapping::new_devdax(fd, device, len, access, object),
+            None => Mapping::new(fd, len, access, object),
+        }
     }
 
     /// `<pool>/<name>` for messages and path-based calls (xattrs).

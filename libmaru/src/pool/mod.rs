@@ -4,7 +4,7 @@
 use crate::chunk::Chunk;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName, Unescaped};
-use crate::map::{Access, Mapping};
+use crate::map::Access;
 use crate::view::{Mapped, View, ViewCache};
 use std::ffi::{CStr, CString};
 use std::io;
@@ -93,11 +93,14 @@ impl Pool {
         if fd < 0 {
             return Err(Error::last_os("open", object));
         }
+        // SAFETY: fd is a fresh descriptor we own.
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        let devdax = dir::devdax_device(dir.as_fd(), &object)?;
         Ok(Pool {
             dir: Arc::new(PoolDir {
-                // SAFETY: fd is a fresh descriptor we own.
-                dir: unsafe { OwnedFd::from_raw_fd(fd) },
+                dir,
                 path: path.to_path_buf(),
+                devdax,
             }),
             cache: Arc::new(Mutex::new(ViewCache::new(0))),
             index: Arc::new(Mutex::new(IndexSlot::Unknown)),
@@ -188,7 +191,10 @@ impl Pool {
             let _ = self.dir.unlink(&staging);
             e
         };
-        let map = Mapping::new(fd.as_fd(), size, Access::ReadWrite, &object).map_err(abort)?;
+        let map = self
+            .dir
+            .map(fd.as_fd(), size, Access::ReadWrite, &object)
+            .map_err(abort)?;
         Ok(Chunk::new(self.dir.clone(), staging, map, fd))
     }
 
@@ -363,7 +369,7 @@ impl Pool {
         }
         let size = usize::try_from(stx.stx_size).unwrap_or(0);
         let object = self.key_object(name);
-        let map = Mapping::new(fd.as_fd(), size, Access::ReadOnly, &object)?;
+        let map = self.dir.map(fd.as_fd(), size, Access::ReadOnly, &object)?;
         let mapped = Arc::new(Mapped::new(map, fd, stx.stx_ino, object));
         self.cache().insert(name.as_bytes(), mapped.clone());
         Ok(Some(View::new(mapped)))
