@@ -37,7 +37,7 @@ pub enum FsError {
     },
     /// A devdax pool could not be opened (corrupt or foreign header, bad byte
     /// range, device error); the pool's device is left untouched.
-    #[error("pool {pool}: {source}")]
+    #[error("pool {pool}: cannot use its devdax device range")]
     Devdax {
         /// The pool.
         pool: String,

@@ -400,7 +400,11 @@ fn restart_recovers_chunks_and_a_corrupt_header_is_refused() {
     .map(|_| ())
     .unwrap_err();
     assert!(matches!(err, FsError::Devdax { .. }), "{err}");
-    let msg = err.to_string();
+    // The whole chain, as the daemon prints it.
+    let msg = format!(
+        "{err}: {}",
+        std::error::Error::source(&err).expect("the devdax error")
+    );
     assert!(msg.contains("pool dax"), "{msg}");
     assert!(msg.contains("corrupt"), "{msg}");
     assert!(msg.contains("refusing to mount"), "{msg}");
