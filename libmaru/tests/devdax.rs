@@ -43,17 +43,11 @@ fn dax_pool() -> DaxPool {
         .unwrap();
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    let cfg = maru_fs::PoolConfig {
-        name: "dax".into(),
-        backing: maru_fs::Backing::Devdax(maru_fs::devdax::DevdaxConfig::new(&device)),
-        capacity: 64 * MIB as u64,
-        eviction: maru_fs::Eviction::None,
-        max_chunk_size: None,
-        uid: 0,
-        gid: 0,
-        mode: 0o755,
-        node: None,
-    };
+    let cfg = maru_fs::PoolConfig::new(
+        "dax",
+        maru_fs::Backing::Devdax(maru_fs::devdax::DevdaxConfig::new(&device)),
+        64 * MIB as u64,
+    );
     let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&mnt), vec![cfg])
         .unwrap_or_else(|e| panic!("mounting maru-fs on {}: {e}", mnt.display()));
     DaxPool {

@@ -45,15 +45,12 @@ fn mount(
     eviction: maru_fs::Eviction,
 ) -> maru_fs::Mounted {
     let cfg = maru_fs::PoolConfig {
-        name: "pool".into(),
-        backing: maru_fs::Backing::Dir(backing.to_path_buf()),
-        capacity,
         eviction,
-        max_chunk_size: None,
-        uid: 0,
-        gid: 0,
-        mode: 0o755,
-        node: None,
+        ..maru_fs::PoolConfig::new(
+            "pool",
+            maru_fs::Backing::Dir(backing.to_path_buf()),
+            capacity,
+        )
     };
     maru_fs::mount(&maru_fs::MountOptions::new(mnt), vec![cfg]).unwrap()
 }

@@ -45,17 +45,7 @@ impl BenchPool {
                 std::fs::create_dir(&data).context("creating the pool's backing directory")?;
                 let mnt = backing.with_file_name("mnt");
                 std::fs::create_dir(&mnt).context("creating the maru-fs mount point")?;
-                let cfg = maru_fs::PoolConfig {
-                    name: "bench".into(),
-                    backing: maru_fs::Backing::Dir(data),
-                    capacity: 5 << 30,
-                    eviction: maru_fs::Eviction::None,
-                    max_chunk_size: None,
-                    uid: 0,
-                    gid: 0,
-                    mode: 0o755,
-                    node: None,
-                };
+                let cfg = maru_fs::PoolConfig::new("bench", maru_fs::Backing::Dir(data), 5 << 30);
                 let m = maru_fs::mount(&maru_fs::MountOptions::new(&mnt), vec![cfg])
                     .with_context(|| format!("mounting maru-fs on {}", mnt.display()))?;
                 pool.path = mnt.join("bench");

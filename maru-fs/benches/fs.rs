@@ -396,15 +396,8 @@ fn main() {
         eprintln!("note: could not mount a huge=within_size tmpfs; THP rows skipped");
     }
     let mk = |name: &str, dir: PathBuf| PoolConfig {
-        name: name.into(),
-        backing: Backing::Dir(dir),
-        capacity: 512 * MIB as u64,
         eviction: Eviction::Lru,
-        max_chunk_size: None,
-        uid: 0,
-        gid: 0,
-        mode: 0o755,
-        node: None,
+        ..PoolConfig::new(name, Backing::Dir(dir), 512 * MIB as u64)
     };
     let mut pools = vec![mk("shm", shm)];
     if have_huge {

@@ -32,15 +32,9 @@ fn main() -> Result<()> {
             None => (rest, 1024),
         };
         pools.push(PoolConfig {
-            name: name.into(),
-            backing: Backing::Dir(dir.into()),
-            capacity: mib << 20,
             eviction: Eviction::Lru,
-            max_chunk_size: None,
-            uid: 0,
-            gid: 0,
             mode: 0o777,
-            node: None,
+            ..PoolConfig::new(name, Backing::Dir(dir.into()), mib << 20)
         });
     }
     let mounted = maru_fs::mount(&MountOptions::new(&mountpoint), pools)

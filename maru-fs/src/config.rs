@@ -59,6 +59,26 @@ pub struct PoolConfig {
     pub node: Option<u32>,
 }
 
+impl PoolConfig {
+    /// A pool `name` of `capacity` bytes on `backing`, with the defaults tests,
+    /// benchmarks and examples start from: no eviction, no per-chunk size limit,
+    /// owned by root with mode `0o755`, no NUMA node. Change a field with
+    /// struct-update syntax: `PoolConfig { mode: 0o1777, ..PoolConfig::new(..) }`.
+    pub fn new(name: impl Into<String>, backing: Backing, capacity: u64) -> Self {
+        PoolConfig {
+            name: name.into(),
+            backing,
+            capacity,
+            eviction: Eviction::None,
+            max_chunk_size: None,
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+            node: None,
+        }
+    }
+}
+
 /// How to mount the filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {

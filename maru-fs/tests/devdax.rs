@@ -74,15 +74,8 @@ fn stand_in(root: &Path) -> DevdaxConfig {
 
 fn dax_pool(name: &str, cfg: DevdaxConfig, capacity: u64) -> PoolConfig {
     PoolConfig {
-        name: name.to_string(),
-        backing: Backing::Devdax(cfg),
-        capacity,
-        eviction: Eviction::None,
-        max_chunk_size: None,
-        uid: 0,
-        gid: 0,
         mode: 0o1777,
-        node: None,
+        ..PoolConfig::new(name, Backing::Devdax(cfg), capacity)
     }
 }
 

@@ -88,15 +88,13 @@ impl Fixture {
                 std::fs::create_dir(&backing).unwrap();
                 std::fs::create_dir(&mnt).unwrap();
                 let cfg = maru_fs::PoolConfig {
-                    name: "pool".into(),
-                    backing: maru_fs::Backing::Dir(backing.clone()),
-                    capacity,
-                    eviction: maru_fs::Eviction::None,
                     max_chunk_size: max_chunk,
-                    uid: 0,
-                    gid: 0,
                     mode,
-                    node: None,
+                    ..maru_fs::PoolConfig::new(
+                        "pool",
+                        maru_fs::Backing::Dir(backing.clone()),
+                        capacity,
+                    )
                 };
                 let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&mnt), vec![cfg])
                     .unwrap_or_else(|e| panic!("mounting maru-fs on {}: {e}", mnt.display()));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub mod pagemap;
 pub mod pattern;
 
-use maru_fs::{Backing, Control, Eviction, MountOptions, Mounted, PoolConfig, PoolStats};
+use maru_fs::{Backing, Control, MountOptions, Mounted, PoolConfig, PoolStats};
 use tempfile::TempDir;
 
 pub const MIB: u64 = 1 << 20;
@@ -38,15 +38,8 @@ pub fn skip_unless_root() -> bool {
 /// A pool config with sane test defaults, backed by `dir`.
 pub fn pool(name: &str, dir: &Path, capacity: u64) -> PoolConfig {
     PoolConfig {
-        name: name.to_string(),
-        backing: Backing::Dir(dir.to_path_buf()),
-        capacity,
-        eviction: Eviction::None,
-        max_chunk_size: None,
-        uid: 0,
-        gid: 0,
-        mode: 0o755,
         node: Some(0),
+        ..PoolConfig::new(name, Backing::Dir(dir.to_path_buf()), capacity)
     }
 }
 
