@@ -18,20 +18,9 @@ use maru_fs::devdax::{DevdaxConfig, Geometry};
 use maru_fs::{Backing, Eviction, FsError, MountOptions, PoolConfig};
 use tempfile::TempDir;
 
-/// Where the captured snapshot with the devdax `dax0.0` is: under
-/// `$MARU_SHARED_DIR`, `shared/` beside the repository (as in CI), or `/work/shared`.
-fn fixture_tarball() -> Option<PathBuf> {
-    let rel = "fixtures/sysfs/qemu10.0-linux6.12-ram/2-ram-region-devdax.tar.gz";
-    std::env::var_os("MARU_SHARED_DIR")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-            PathBuf::from("/work/shared"),
-        ])
-        .map(|dir| dir.join(rel))
-        .find(|p| p.is_file())
-}
+#[path = "support/devdax_fixture.rs"]
+mod devdax_fixture;
+use devdax_fixture::{fixture_tarball, FIXTURE_ALIGN, FIXTURE_DAX_DIR, FIXTURE_SIZE};
 
 /// A stand-in device in `root` (on /dev/shm) sized like the fixture's `dax0.0`,
 /// whose extracted sysfs directory the pool reads its geometry from (when the
@@ -47,7 +36,7 @@ fn stand_in(root: &Path) -> DevdaxConfig {
                 .status()
                 .expect("run tar");
             assert!(st.success(), "tar could not extract {}", tarball.display());
-            root.join("root/sys/bus/dax/devices/dax0.0")
+            root.join(FIXTURE_DAX_DIR)
         }
         None => {
             eprintln!(
@@ -56,13 +45,13 @@ fn stand_in(root: &Path) -> DevdaxConfig {
             );
             let dir = root.join("sysfs-dax0.0");
             std::fs::create_dir(&dir).expect("sysfs dir");
-            std::fs::write(dir.join("size"), "268435456\n").expect("size");
-            std::fs::write(dir.join("align"), "2097152\n").expect("align");
+            std::fs::write(dir.join("size"), format!("{FIXTURE_SIZE}\n")).expect("size");
+            std::fs::write(dir.join("align"), format!("{FIXTURE_ALIGN}\n")).expect("align");
             dir
         }
     };
     let geo = Geometry::from_sysfs(&sysfs).expect("fixture geometry");
-    assert_eq!((geo.size, geo.align), (256 * MIB, 2 * MIB));
+    assert_eq!((geo.size, geo.align), (FIXTURE_SIZE, FIXTURE_ALIGN));
     let device = root.join("dax0.0");
     File::create_new(&device)
         .and_then(|f| f.set_len(geo.size))

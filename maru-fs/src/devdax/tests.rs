@@ -5,7 +5,7 @@
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -14,25 +14,14 @@ use super::*;
 
 const MIB: u64 = 1 << 20;
 
-/// Where the captured snapshot with the devdax `dax0.0` is: under
-/// `$MARU_SHARED_DIR`, `shared/` beside the repository (as in CI), or `/work/shared`.
-fn fixture_tarball() -> Option<PathBuf> {
-    let rel = "fixtures/sysfs/qemu10.0-linux6.12-ram/2-ram-region-devdax.tar.gz";
-    std::env::var_os("MARU_SHARED_DIR")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-            PathBuf::from("/work/shared"),
-        ])
-        .map(|dir| dir.join(rel))
-        .find(|p| p.is_file())
-}
+#[path = "../../tests/support/devdax_fixture.rs"]
+mod devdax_fixture;
+use devdax_fixture::{fixture_tarball, FIXTURE_ALIGN, FIXTURE_DAX_DIR, FIXTURE_SIZE};
 
 /// What that snapshot's `dax0.0` says (checked by the test below when it is there).
 const FIXTURE_GEOMETRY: Geometry = Geometry {
-    size: 256 * MIB,
-    align: 2 * MIB,
+    size: FIXTURE_SIZE,
+    align: FIXTURE_ALIGN,
 };
 
 /// Size and alignment of `dax0.0` read through [`Geometry::from_sysfs`] from the
@@ -47,7 +36,7 @@ fn read_fixture(tarball: &Path) -> Geometry {
         .status()
         .unwrap();
     assert!(st.success(), "tar could not extract {}", tarball.display());
-    Geometry::from_sysfs(&dir.path().join("root/sys/bus/dax/devices/dax0.0")).unwrap()
+    Geometry::from_sysfs(&dir.path().join(FIXTURE_DAX_DIR)).unwrap()
 }
 
 /// The geometry the stand-ins get: read from the snapshot, or (when it cannot be
