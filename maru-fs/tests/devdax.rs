@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -13,7 +12,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{skip_unless_root, wait_until, Fixture, MIB};
+use common::{skip_unless_root, wait_until, xattr_get, Fixture, MIB};
 use maru_fs::devdax::{DevdaxConfig, Geometry};
 use maru_fs::{Backing, Eviction, FsError, MountOptions, PoolConfig};
 use tempfile::TempDir;
@@ -79,21 +78,8 @@ fn mount_dax() -> (Fixture, DevdaxConfig) {
     (fx, cfg)
 }
 
-fn getxattr(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).expect("path");
-    let n = CString::new(name).expect("name");
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: NUL-terminated path and name; `buf` is writable for its length.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(r as usize);
-    Ok(buf)
-}
-
 fn xattr_u64(path: &Path, name: &str) -> u64 {
-    String::from_utf8(getxattr(path, name).expect(name))
+    String::from_utf8(xattr_get(path, name).expect(name))
         .expect("utf8")
         .parse()
         .expect("number")
@@ -150,6 +136,33 @@ fn sh(script: &str, unprivileged: bool) {
     );
 }
 
+/// Publishes `data` under `key` as a writer does: written into the staging file
+/// `.stage-<key>`, which stays open until it is renamed to `key`.
+fn publish(pool: &Path, key: &str, data: &[u8]) {
+    let stage = pool.join(format!(".stage-{key}"));
+    let mut f = File::create_new(&stage).unwrap_or_else(|e| panic!("creating {key}: {e}"));
+    f.write_all(data)
+        .unwrap_or_else(|e| panic!("writing {key}: {e}"));
+    std::fs::rename(&stage, pool.join(key)).unwrap_or_else(|e| panic!("publishing {key}: {e}"));
+    drop(f);
+}
+
+/// Publishes the file `src` under `key` with cp(1) and mv(1), as root or as
+/// nobody: fd 3 holds the staging file `.stage-<key>` open from creation to
+/// publish (a staging file whose last handle goes is reclaimed); cp writes it
+/// through the mount.
+fn cp_publish(pool: &Path, src: &Path, key: &str, unprivileged: bool) {
+    sh(
+        &format!(
+            "exec 3>>{pool}/.stage-{key} && cp {src} {pool}/.stage-{key} \
+             && mv {pool}/.stage-{key} {pool}/{key}",
+            src = src.display(),
+            pool = pool.display()
+        ),
+        unprivileged,
+    );
+}
+
 /// A source file of `len` pseudo-random bytes that every user may read.
 fn source_file(dir: &TempDir, len: usize, seed: u32) -> (PathBuf, Vec<u8>) {
     let mut x = seed | 1;
@@ -203,29 +216,20 @@ fn cp_sha256sum_xattrs_and_device_mapping_agree() {
     let pool = fx.pool_dir("dax");
     let src_dir = tempfile::tempdir().expect("src dir");
     let (src, data) = source_file(&src_dir, 5 * MIB as usize + 123, 7);
-    // fd 3 holds the staging file open from creation to publish (a staging file
-    // whose last handle goes is reclaimed); cp writes it through the mount.
-    sh(
-        &format!(
-            "exec 3>>{pool}/.stage-cp && cp {src} {pool}/.stage-cp && mv {pool}/.stage-cp {pool}/blob",
-            src = src.display(),
-            pool = pool.display()
-        ),
-        false,
-    );
+    cp_publish(&pool, &src, "blob", false);
     let key = pool.join("blob");
     assert_eq!(sha256(&key, false), sha256(&src, false));
     assert_eq!(
         std::fs::metadata(&key).expect("stat").len(),
         data.len() as u64
     );
-    assert_eq!(getxattr(&key, "user.maru.state").unwrap(), b"published");
+    assert_eq!(xattr_get(&key, "user.maru.state").unwrap(), b"published");
     assert_eq!(
-        getxattr(&key, "user.maru.devdax.path").unwrap(),
+        xattr_get(&key, "user.maru.devdax.path").unwrap(),
         cfg.device.as_os_str().as_bytes()
     );
     assert_eq!(
-        getxattr(&pool, "user.maru.devdax.path").unwrap(),
+        xattr_get(&pool, "user.maru.devdax.path").unwrap(),
         cfg.device.as_os_str().as_bytes()
     );
     let offset = xattr_u64(&key, "user.maru.devdax.offset");
@@ -309,15 +313,7 @@ fn unprivileged_users_write_and_read_through_the_mount() {
     let pool = fx.pool_dir("dax");
     let src_dir = tempfile::tempdir().expect("src dir");
     let (src, _) = source_file(&src_dir, 3 * MIB as usize, 11);
-    sh(
-        &format!(
-            "exec 3>>{pool}/.stage-nobody && cp {src} {pool}/.stage-nobody \
-             && mv {pool}/.stage-nobody {pool}/nobody-key",
-            src = src.display(),
-            pool = pool.display()
-        ),
-        true,
-    );
+    cp_publish(&pool, &src, "nobody-key", true);
     let key = pool.join("nobody-key");
     assert_eq!(std::fs::metadata(&key).expect("stat").uid(), 65534);
     assert_eq!(sha256(&key, true), sha256(&src, false));
@@ -335,10 +331,7 @@ fn restart_recovers_chunks_and_a_corrupt_header_is_refused() {
     let pool = fx.pool_dir("dax");
     let src_dir = tempfile::tempdir().expect("src dir");
     let (_, data) = source_file(&src_dir, 2 * MIB as usize + 1, 3);
-    let mut writer = File::create_new(pool.join(".stage-a")).expect("create");
-    writer.write_all(&data).expect("write");
-    std::fs::rename(pool.join(".stage-a"), pool.join("a")).expect("publish");
-    drop(writer);
+    publish(&pool, "a", &data);
     let offset = xattr_u64(&pool.join("a"), "user.maru.devdax.offset");
     // A staging chunk open at shutdown is not published: gone after the restart.
     let mut staging = File::create_new(pool.join(".stage-b")).expect("staging");
@@ -404,12 +397,7 @@ fn removed_chunk_keeps_its_extent_until_the_last_close() {
     }
     let (fx, _cfg) = mount_dax();
     let pool = fx.pool_dir("dax");
-    let mut writer = File::create_new(pool.join(".stage-r")).expect("create");
-    writer
-        .write_all(&vec![0x5A; 4 * MIB as usize])
-        .expect("write");
-    std::fs::rename(pool.join(".stage-r"), pool.join("r")).expect("publish");
-    drop(writer);
+    publish(&pool, "r", &vec![0x5A; 4 * MIB as usize]);
     let reader = File::open(pool.join("r")).expect("open");
     std::fs::remove_file(pool.join("r")).expect("unlink");
     // The extent is still the reader's: nothing else is allocated over it.
@@ -457,12 +445,7 @@ fn lru_pool_is_full_when_its_extents_are() {
     );
     // 1 MiB chunks take a 2 MiB extent each, and are charged for it.
     for i in 0..16 {
-        let stage = pool.join(format!(".s{i}"));
-        let mut f = File::create_new(&stage).expect("create");
-        f.write_all(&vec![i as u8; MIB as usize])
-            .unwrap_or_else(|e| panic!("chunk {i}: {e}"));
-        std::fs::rename(&stage, pool.join(format!("k{i}"))).expect("publish");
-        drop(f);
+        publish(&pool, &format!("k{i}"), &vec![i as u8; MIB as usize]);
     }
     let st = fx.stats("lru");
     assert_eq!(st.used_bytes, 30 * MIB);
