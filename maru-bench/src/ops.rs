@@ -51,6 +51,28 @@ fn put(pool: &Pool, key: &[u8], src: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Times `Pool::store` of `src` under `n` fresh keys `<prefix>/<size>/<i>`, each
+/// removed afterwards; `before` runs ahead of each store. Only the store is timed.
+fn time_stores(
+    pool: &Pool,
+    prefix: &str,
+    src: &[u8],
+    n: usize,
+    mut before: impl FnMut() -> Result<()>,
+) -> Result<Summary> {
+    let size = src.len();
+    let mut samples = Samples::with_capacity(n);
+    for i in 0..n {
+        let key = format!("{prefix}/{size}/{i}").into_bytes();
+        before()?;
+        if samples.time(|| pool.store(&key, src))? != Publish::Published {
+            bail!("{prefix}/{size}/{i} already existed");
+        }
+        pool.remove(&key)?;
+    }
+    Ok(samples.summary())
+}
+
 /// Runs every operation at every size on the pool at `path`.
 pub fn run(
     backend: &str,
@@ -100,19 +122,12 @@ pub fn run(
         ));
 
         // store by copy-in: write(2) into a new chunk and publish, no mapping.
-        let mut copy_in = Samples::with_capacity(n);
-        for i in 0..n {
-            let key = format!("copyin/{size}/{i}").into_bytes();
-            if copy_in.time(|| pool.store(&key, &src))? != Publish::Published {
-                bail!("copyin/{size}/{i} already existed");
-            }
-            pool.remove(&key)?;
-        }
+        let copy_in = time_stores(&pool, "copyin", &src, n, || Ok(()))?;
         rows.push(row(
             backend,
             "store (copy-in)",
             size,
-            copy_in.summary(),
+            copy_in,
             "Pool::store: create + write(2) + publish",
         ));
 
@@ -139,20 +154,15 @@ pub fn run(
 
         // store through libmaru's reserve (Pool::reserve, refilled untimed):
         // Pool::store copies into a reserved chunk and publishes it.
-        let mut from_reserve = Samples::with_capacity(n);
-        for i in 0..n {
-            let key = format!("reserve/{size}/{i}").into_bytes();
+        let from_reserve = time_stores(&pool, "reserve", &src, n, || {
             pool.reserve(size, 1)?;
-            if from_reserve.time(|| pool.store(&key, &src))? != Publish::Published {
-                bail!("reserve/{size}/{i} already existed");
-            }
-            pool.remove(&key)?;
-        }
+            Ok(())
+        })?;
         rows.push(row(
             backend,
             "store (reserve)",
             size,
-            from_reserve.summary(),
+            from_reserve,
             "Pool::store taking a reserved chunk: copy + publish + unmap",
         ));
 
