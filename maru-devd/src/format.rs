@@ -35,6 +35,10 @@ pub struct FormatArgs {
     /// Directory standing for /sys (a captured tree), instead of this host's.
     #[arg(long, value_name = "DIR")]
     pub sysfs_root: Option<PathBuf>,
+    /// Take the owner lease from another host whose heartbeat stood still for the pool's
+    /// `lease_timeout` (only when that host is gone). A live holder is never taken over.
+    #[arg(long)]
+    pub takeover: bool,
     /// Runtime directory of the daemon that must not be running.
     #[arg(long, env = "MARU_RUNTIME_DIR", default_value = crate::RUNTIME_DIR, value_name = "DIR")]
     pub runtime_dir: PathBuf,
@@ -83,8 +87,8 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
             users.join(", ")
         );
     }
-    let data =
-        maru_fs::devdax::format(&d.fs_config()).with_context(|| format!("cannot format {what}"))?;
+    let data = maru_fs::devdax::format(&d.fs_config(args.takeover))
+        .with_context(|| format!("cannot format {what}"))?;
     println!(
         "formatted {what}: a new, empty pool with {} for chunks",
         human(data)

@@ -68,6 +68,9 @@ pub struct DevdaxPlan {
     pub format: DevdaxFormat,
     /// Check published chunks' data checksums when the pool is opened.
     pub verify_data: bool,
+    /// How long another daemon waits for the owner lease's heartbeat before calling
+    /// its holder gone.
+    pub lease_timeout: std::time::Duration,
 }
 
 impl DevdaxPlan {
@@ -81,8 +84,9 @@ impl DevdaxPlan {
         format!("bytes {:?}", self.range())
     }
 
-    /// The maru-fs configuration of this range.
-    pub fn fs_config(&self) -> maru_fs::devdax::DevdaxConfig {
+    /// The maru-fs configuration of this range; `takeover`: take the owner lease from
+    /// another host whose heartbeat stood still (the operator said it is gone).
+    pub fn fs_config(&self, takeover: bool) -> maru_fs::devdax::DevdaxConfig {
         maru_fs::devdax::DevdaxConfig {
             device: self.devnode.clone(),
             offset: self.offset,
@@ -93,6 +97,10 @@ impl DevdaxPlan {
                 DevdaxFormat::Never => maru_fs::devdax::FormatPolicy::Never,
             },
             verify_data: self.verify_data,
+            owner: maru_fs::devdax::OwnerPolicy {
+                timeout: self.lease_timeout,
+                takeover,
+            },
         }
     }
 
@@ -147,7 +155,7 @@ impl PoolPlan {
         if self.devdax != new.devdax {
             let (old, new) = (range(&self.devdax), range(&new.devdax));
             out.push(if old == new {
-                "devdax format or verify_data".into()
+                "devdax format, verify_data or lease_timeout".into()
             } else {
                 format!("devdax {old} -> {new}")
             });
@@ -205,6 +213,12 @@ impl Plan {
                         s,
                         "  backing:  the device range itself: pool header, chunk index, extents ({format}; data checksums {} at start)",
                         if d.verify_data { "verified" } else { "not verified" }
+                    );
+                    let _ = writeln!(
+                        s,
+                        "  owner:    one host at a time: the daemon holds an owner lease in the pool header, heartbeat every {:?}; another daemon is refused while it advances (gone after {:?} without a beat)",
+                        (d.lease_timeout / 5).clamp(std::time::Duration::from_millis(20), std::time::Duration::from_secs(1)),
+                        d.lease_timeout
                     );
                     let _ = writeln!(
                         s,

@@ -82,6 +82,9 @@ pub struct DevdaxSpec {
     pub format: DevdaxFormat,
     /// Check the data checksums of published chunks when the pool is opened.
     pub verify_data: bool,
+    /// How long the owner lease's heartbeat may stand still before its holder counts
+    /// as gone, in milliseconds (default 5000).
+    pub lease_timeout_ms: u64,
 }
 
 /// How a `devdax` source names its device.

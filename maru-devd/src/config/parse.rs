@@ -31,10 +31,35 @@ const DEVDAX_KEYS: &[&str] = &[
     "length",
     "format",
     "verify_data",
+    "lease_timeout",
 ];
 const DEVDAX_SELECTORS: &[&str] = &["device", "region", "memdev_serial"];
 const FORMATS: &[&str] = &["if-blank", "never"];
 const EVICTIONS: &[&str] = &["lru", "none"];
+
+/// Default `lease_timeout` of a devdax source (5 s).
+const DEFAULT_LEASE_TIMEOUT_MS: u64 = 5000;
+
+/// A duration in milliseconds: a number of seconds, or a string `N`, `Ns` or `Nms`.
+fn parse_duration_ms(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64().and_then(|s| s.checked_mul(1000)),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Some(ms) = s.strip_suffix("ms") {
+                ms.trim().parse().ok()
+            } else {
+                s.strip_suffix('s')
+                    .unwrap_or(s)
+                    .trim()
+                    .parse::<u64>()
+                    .ok()?
+                    .checked_mul(1000)
+            }
+        }
+        _ => None,
+    }
+}
 
 /// Walks a parsed document. Returns the config if no problem was found, else every problem.
 pub fn parse(doc: &Value) -> Result<Config, Vec<Diag>> {
@@ -473,6 +498,22 @@ impl Parser {
                 true
             }
         };
+        let lease_timeout_ms = match map.get("lease_timeout") {
+            None => DEFAULT_LEASE_TIMEOUT_MS,
+            Some(v) => match parse_duration_ms(v) {
+                Some(ms) if (100..=3_600_000).contains(&ms) => ms,
+                _ => {
+                    self.err(
+                        at(path, val("lease_timeout")),
+                        format!(
+                            "`lease_timeout` is how long another daemon waits for this pool's owner heartbeat before calling the owner gone: seconds like `5`, `5s` or `500ms`, from 100ms to 1h; found `{}`",
+                            show(v)
+                        ),
+                    );
+                    DEFAULT_LEASE_TIMEOUT_MS
+                }
+            },
+        };
         if self.diags.len() > before {
             return None;
         }
@@ -482,6 +523,7 @@ impl Parser {
             length,
             format,
             verify_data,
+            lease_timeout_ms,
         }))
     }
 

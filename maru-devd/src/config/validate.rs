@@ -364,6 +364,7 @@ fn devdax_of(
         target_node: dax.target_node.and_then(|n| u32::try_from(n).ok()),
         format: d.format,
         verify_data: d.verify_data,
+        lease_timeout: std::time::Duration::from_millis(d.lease_timeout_ms),
     };
     Some((plan, host.devices_for_dax(dax)))
 }

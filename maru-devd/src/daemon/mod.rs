@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// Log debug messages too.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Take the owner lease of a devdax pool from another host whose heartbeat stood
+    /// still for the pool's `lease_timeout` (say so only when that host is gone: powered
+    /// off or its daemon stopped). A live holder is never taken over.
+    #[arg(long)]
+    pub takeover: bool,
 }
 
 /// A pool the daemon serves.
@@ -75,12 +80,12 @@ struct Daemon {
     thp: &'static str,
 }
 
-fn fs_pool(p: &PoolPlan, backing: &Path) -> maru_fs::PoolConfig {
+fn fs_pool(p: &PoolPlan, backing: &Path, takeover: bool) -> maru_fs::PoolConfig {
     maru_fs::PoolConfig {
         name: p.name.clone(),
         backing: match &p.devdax {
             None => maru_fs::Backing::Dir(backing.to_path_buf()),
-            Some(d) => maru_fs::Backing::Devdax(d.fs_config()),
+            Some(d) => maru_fs::Backing::Devdax(d.fs_config(takeover)),
         },
         capacity: p.size,
         eviction: match p.eviction {
@@ -248,7 +253,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "privileges dropped: keeping {} only, no_new_privs set",
         privileges::effective().join(", ")
     );
-    let configs = pools.iter().map(|p| fs_pool(&p.plan, &p.backing)).collect();
+    let configs = pools
+        .iter()
+        .map(|p| fs_pool(&p.plan, &p.backing, args.takeover))
+        .collect();
     let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&plan.mount), configs)
         .with_context(|| format!("cannot serve maru-fs on {}", plan.mount.display()))?;
     let (tx, rx) = channel();
@@ -479,7 +487,7 @@ impl Daemon {
                     }
                     let backing = setup_backing(&self.args.runtime_dir, p, self.thp)?;
                     self.control
-                        .add_pool(fs_pool(p, &backing))
+                        .add_pool(fs_pool(p, &backing, false))
                         .with_context(|| format!("cannot add pool {}", p.name))?;
                     notes.info(format!(
                         "pool {} added on node {} ({} bytes)",

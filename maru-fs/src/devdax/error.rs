@@ -61,7 +61,7 @@ pub enum DevdaxError {
         detail: String,
     },
     /// The header was written by another format version.
-    #[error("devdax pool on {device} at byte {offset}: format version {found} is not supported (this maru-fs reads version {supported}); use the maru-devd release that wrote it")]
+    #[error("devdax pool on {device} at byte {offset}: format version {found} is not supported (this maru-fs reads version {supported}); {}", version_advice(*found, *supported))]
     Version {
         /// The device.
         device: PathBuf,
@@ -82,4 +82,25 @@ pub enum DevdaxError {
         /// What differs.
         detail: String,
     },
+    /// Another daemon (on this host or another) holds the pool's owner lease.
+    #[error("devdax pool on {device} at byte {offset}: refusing to open it: {detail}")]
+    Owned {
+        /// The device.
+        device: PathBuf,
+        /// Byte offset of the pool in the device.
+        offset: u64,
+        /// Who holds it and what to do.
+        detail: String,
+    },
+}
+
+/// What to do about a pool of another format version.
+fn version_advice(found: u32, supported: u32) -> &'static str {
+    if found < supported {
+        "it was written by an older maru-devd, before the owner lease that keeps two hosts \
+         apart; re-create it with `maru-devd format-devdax` (its chunks are dropped: KV cache \
+         is recomputed), or keep running the release that wrote it"
+    } else {
+        "use the maru-devd release that wrote it"
+    }
 }

@@ -4,7 +4,8 @@
 //! ```text
 //! region offset 0      header slot 0 (4 KiB)  \ the valid slot with the highest
 //!               4 KiB  header slot 1 (4 KiB)  / generation is the header
-//!               8 KiB  index: record_count records of 8 KiB each
+//!               8 KiB  owner lease (4 KiB): which daemon on which host holds the range
+//!              12 KiB  index: record_count records of 8 KiB each
 //!   data_offset        data area (aligned to the device alignment): chunk extents
 //! ```
 //!
@@ -19,12 +20,17 @@ use super::crc::crc32c;
 
 /// Magic at the start of each header slot.
 pub(crate) const HEADER_MAGIC: [u8; 8] = *b"MARUDAX\0";
-/// Format version written by this code (the only one it reads).
-pub(crate) const VERSION: u32 = 1;
+/// Format version written by this code (the only one it reads). Version 1 had no
+/// owner lease (its index started at 8 KiB).
+pub(crate) const VERSION: u32 = 2;
 /// Size of one header slot.
 pub(crate) const SLOT_SIZE: u64 = 4096;
-/// Where the index starts (after both header slots).
-pub(crate) const INDEX_OFFSET: u64 = 2 * SLOT_SIZE;
+/// Where the owner lease lives (after both header slots).
+pub(crate) const LEASE_OFFSET: u64 = 2 * SLOT_SIZE;
+/// Bytes reserved for the owner lease.
+pub(crate) const LEASE_SIZE: u64 = 4096;
+/// Where the index starts (after the header slots and the owner lease).
+pub(crate) const INDEX_OFFSET: u64 = LEASE_OFFSET + LEASE_SIZE;
 /// Size of one index record.
 pub(crate) const RECORD_SIZE: u64 = 8192;
 /// Magic at the start of a used record.

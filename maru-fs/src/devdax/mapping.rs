@@ -82,6 +82,18 @@ impl Mapping {
         Ok(())
     }
 
+    /// Writes the CPU cache lines covering `[off, off + n)` back to memory and
+    /// invalidates them, then fences. Memory that another host reads or writes
+    /// without hardware coherence (a CXL device shared by several hosts) needs this:
+    /// after our stores, so the device holds them; before our loads, so they come
+    /// from the device and not from a line cached before the other host wrote.
+    pub fn flush(&self, off: u64, n: u64) -> io::Result<()> {
+        let n = usize::try_from(n).map_err(|_| out_of_range())?;
+        let start = self.at(off, n)?;
+        flush_lines(start, n);
+        Ok(())
+    }
+
     /// CRC-32C of `n` bytes at `off`, read in pieces through a bounce buffer.
     pub fn crc(&self, off: u64, n: u64) -> io::Result<u32> {
         const PIECE: u64 = 1 << 20;
@@ -96,4 +108,49 @@ impl Mapping {
         }
         Ok(state.finish())
     }
+}
+
+/// Size of a CPU cache line on the architectures Maru runs on.
+const CACHE_LINE: usize = 64;
+
+/// Writes back and invalidates every cache line touching `[start, start + n)`, then
+/// fences, so the stores before reach memory and the loads after come from it.
+#[cfg(target_arch = "x86_64")]
+fn flush_lines(start: *mut u8, n: usize) {
+    use std::arch::x86_64::{_mm_clflush, _mm_mfence};
+    let first = start as usize & !(CACHE_LINE - 1);
+    let end = start as usize + n;
+    // SAFETY: mfence has no operands; it orders the stores before the flushes.
+    unsafe { _mm_mfence() };
+    for line in (first..end).step_by(CACHE_LINE) {
+        // SAFETY: `line` lies inside a mapped page of the caller's range (the range
+        // `[start, start + n)` was checked against the live mapping, and a cache line
+        // never crosses a page); clflush (SSE2, part of x86_64) only writes back and
+        // invalidates, it does not change memory contents.
+        unsafe { _mm_clflush(line as *const u8) };
+    }
+    // SAFETY: as above; orders the flushes before any later load or store.
+    unsafe { _mm_mfence() };
+}
+
+/// Writes back and invalidates every cache line touching `[start, start + n)`, then
+/// fences (`dc civac` + `dsb sy`).
+#[cfg(target_arch = "aarch64")]
+fn flush_lines(start: *mut u8, n: usize) {
+    let first = start as usize & !(CACHE_LINE - 1);
+    let end = start as usize + n;
+    for line in (first..end).step_by(CACHE_LINE) {
+        // SAFETY: `line` lies inside a mapped page of the caller's checked range;
+        // `dc civac` cleans and invalidates a line to the point of coherence and does
+        // not change memory contents.
+        unsafe { std::arch::asm!("dc civac, {0}", in(reg) line, options(nostack)) };
+    }
+    // SAFETY: a full-system barrier; no operands.
+    unsafe { std::arch::asm!("dsb sy", options(nostack)) };
+}
+
+/// Elsewhere only a fence: no shared CXL memory without coherence is known there.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn flush_lines(_start: *mut u8, _n: usize) {
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }

@@ -6,6 +6,8 @@
 //! the device moves to, finds every published chunk again:
 //!
 //! * two header copies at the start (magic, version, generation, layout, CRC-32C),
+//! * the owner lease: the one daemon on one host that may open the range, with a
+//!   heartbeat (module `owner`),
 //! * an index of fixed-size chunk records (key, extent, size, state
 //!   staging/published, creator uid, mode, creation time, the writer's `user.*`
 //!   xattrs, a CRC-32C of the record and one of the chunk's data),
@@ -23,8 +25,10 @@ mod alloc;
 mod crc;
 mod error;
 mod geometry;
+mod host_id;
 mod layout;
 mod mapping;
+mod owner;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -33,6 +37,8 @@ use std::path::PathBuf;
 
 pub use error::DevdaxError;
 pub use geometry::{Geometry, DEFAULT_ALIGN};
+pub use host_id::{HostIdentity, ENV_BOOT_ID, ENV_HOST_NAME, ENV_MACHINE_ID};
+pub use owner::OwnerPolicy;
 pub use store::Recovery;
 pub(crate) use store::{ChunkHandle, DevdaxStore};
 
@@ -66,6 +72,8 @@ pub struct DevdaxConfig {
     /// Check every published chunk's data checksum when the pool is opened (reads
     /// all of it once); chunks that fail are dropped.
     pub verify_data: bool,
+    /// How the owner lease is taken (see `owner`): who else may hold the range.
+    pub owner: OwnerPolicy,
 }
 
 impl DevdaxConfig {
@@ -78,13 +86,15 @@ impl DevdaxConfig {
             sysfs_dir: None,
             format: FormatPolicy::IfBlank,
             verify_data: true,
+            owner: OwnerPolicy::default(),
         }
     }
 }
 
 /// Formats the pool range of `cfg` as a new, empty pool, destroying every chunk
-/// and whatever else it held (the explicit `--force-format`). Returns the bytes of
-/// data the pool offers. The pool must not be mounted.
+/// and whatever else it held (the explicit `format-devdax`). Returns the bytes of
+/// data the pool offers. Takes the pool's owner lease first (so it refuses a range
+/// another daemon holds, as opening does) and releases it when done.
 pub fn format(cfg: &DevdaxConfig) -> Result<u64, DevdaxError> {
     store::format(cfg)
 }

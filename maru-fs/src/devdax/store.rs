@@ -14,11 +14,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::alloc::Allocator;
 use super::geometry::Geometry;
+use super::host_id::HostIdentity;
 use super::layout::{
-    now_secs, xattr_bytes, Header, Record, RecordState, Slot, SlotProblem, RECORD_SIZE, SLOT_SIZE,
-    VERSION, XATTR_SPACE,
+    now_secs, xattr_bytes, Header, Record, RecordState, Slot, SlotProblem, INDEX_OFFSET,
+    LEASE_OFFSET, RECORD_SIZE, SLOT_SIZE, VERSION, XATTR_SPACE,
 };
 use super::mapping::Mapping;
+use super::owner::{OwnerLease, Place};
 use super::{DevdaxConfig, DevdaxError, FormatPolicy};
 
 fn errno(code: i32) -> io::Error {
@@ -81,7 +83,9 @@ struct Inner {
     device: PathBuf,
     /// Byte offset of the pool in the device.
     region_offset: u64,
-    map: Mapping,
+    map: Arc<Mapping>,
+    /// This daemon's hold on the range; every operation checks it is still held.
+    owner: OwnerLease,
     header: Header,
     alloc: Allocator,
     entries: HashMap<u64, Entry>,
@@ -176,15 +180,18 @@ fn open_region(cfg: &DevdaxConfig) -> Result<(File, Geometry, u64), DevdaxError>
     Ok((file, geo, len))
 }
 
-fn map_region(cfg: &DevdaxConfig, file: &File, len: u64) -> Result<Mapping, DevdaxError> {
-    Mapping::new(file, cfg.offset, len).map_err(|source| DevdaxError::Io {
-        what: format!("cannot map {len} bytes from offset {} of", cfg.offset),
-        path: cfg.device.clone(),
-        source,
-    })
+fn map_region(cfg: &DevdaxConfig, file: &File, len: u64) -> Result<Arc<Mapping>, DevdaxError> {
+    Mapping::new(file, cfg.offset, len)
+        .map(Arc::new)
+        .map_err(|source| DevdaxError::Io {
+            what: format!("cannot map {len} bytes from offset {} of", cfg.offset),
+            path: cfg.device.clone(),
+            source,
+        })
 }
 
-fn random_uuid() -> [u8; 16] {
+/// 16 random bytes (getrandom; time and pid if the kernel has no entropy yet).
+pub(crate) fn random_uuid() -> [u8; 16] {
     let mut uuid = [0u8; 16];
     // SAFETY: `uuid` is a writable buffer of 16 bytes that outlives the call.
     let n = unsafe { libc::getrandom(uuid.as_mut_ptr().cast(), uuid.len(), 0) };
@@ -220,14 +227,19 @@ fn write_fresh(
     })?;
     let io = |e| mapping_io(cfg, "cannot write the pool header and index to", e);
     // Invalidate both header copies first, so a crash mid-format leaves a range
-    // that is refused (not a half-old pool), then clear the index.
-    map.zero(0, h.data_offset).map_err(io)?;
-    fence(Ordering::SeqCst);
+    // that is refused (not a half-old pool), then clear the index. The owner lease
+    // between them is the caller's and stays.
+    map.zero(0, LEASE_OFFSET).map_err(io)?;
+    map.flush(0, LEASE_OFFSET).map_err(io)?;
+    map.zero(INDEX_OFFSET, h.data_offset - INDEX_OFFSET)
+        .map_err(io)?;
+    map.flush(INDEX_OFFSET, h.data_offset - INDEX_OFFSET)
+        .map_err(io)?;
     for generation in [1, 2] {
         h.generation = generation;
-        map.write((generation % 2) * SLOT_SIZE, &h.encode())
-            .map_err(io)?;
-        fence(Ordering::SeqCst);
+        let at = (generation % 2) * SLOT_SIZE;
+        map.write(at, &h.encode()).map_err(io)?;
+        map.flush(at, SLOT_SIZE).map_err(io)?;
     }
     Ok(h)
 }
@@ -237,7 +249,9 @@ fn write_fresh(
 pub(crate) fn format(cfg: &DevdaxConfig) -> Result<u64, DevdaxError> {
     let (file, geo, len) = open_region(cfg)?;
     let map = map_region(cfg, &file, len)?;
+    let owner = take_owner(cfg, &map)?;
     let h = write_fresh(cfg, &map, len, geo.align)?;
+    drop(owner);
     log::info!(
         "formatted devdax pool on {} at byte {}: {} bytes of data, {} index records",
         cfg.device.display(),
@@ -248,14 +262,27 @@ pub(crate) fn format(cfg: &DevdaxConfig) -> Result<u64, DevdaxError> {
     Ok(h.data_len)
 }
 
-/// Reads the header of an existing pool, or decides what to do when there is none.
+/// Takes the owner lease of the range mapped by `map`, as `cfg.owner` says.
+fn take_owner(cfg: &DevdaxConfig, map: &Arc<Mapping>) -> Result<OwnerLease, DevdaxError> {
+    let place = Place {
+        device: cfg.device.clone(),
+        offset: cfg.offset,
+    };
+    OwnerLease::acquire(Arc::clone(map), place, &HostIdentity::current(), &cfg.owner)
+}
+
+/// Reads the header of an existing pool: `None` when both copies are blank (a
+/// fresh range); an error for anything that is not a pool of this range.
+/// Reads only.
 fn read_header(
     cfg: &DevdaxConfig,
     map: &Mapping,
     len: u64,
     align: u64,
-) -> Result<Header, DevdaxError> {
+) -> Result<Option<Header>, DevdaxError> {
     let mut slots = Vec::with_capacity(2);
+    map.flush(0, 2 * SLOT_SIZE)
+        .map_err(|e| mapping_io(cfg, "cannot read the pool header of", e))?;
     for i in 0..2u64 {
         let mut buf = vec![0u8; SLOT_SIZE as usize];
         map.read(i * SLOT_SIZE, &mut buf)
@@ -291,19 +318,12 @@ fn read_header(
                 ),
             });
         }
-        return Ok(h);
+        return Ok(Some(h));
     }
     let problems: Vec<&SlotProblem> = slots.iter().filter_map(|s| s.as_ref().err()).collect();
     if problems.iter().all(|p| **p == SlotProblem::Blank) {
         return match cfg.format {
-            FormatPolicy::IfBlank => {
-                log::info!(
-                    "devdax pool on {} at byte {}: blank range, formatting a new pool",
-                    cfg.device.display(),
-                    cfg.offset
-                );
-                write_fresh(cfg, map, len, align)
-            }
+            FormatPolicy::IfBlank => Ok(None),
             FormatPolicy::Never => Err(DevdaxError::Blank {
                 device: cfg.device.clone(),
                 offset: cfg.offset,
@@ -363,12 +383,28 @@ impl DevdaxStore {
     pub fn open(cfg: &DevdaxConfig) -> Result<(DevdaxStore, Recovery), DevdaxError> {
         let (file, geo, len) = open_region(cfg)?;
         let map = map_region(cfg, &file, len)?;
-        let mut header = read_header(cfg, &map, len, geo.align)?;
+        // Look before writing anything: a range that is not a pool is refused untouched.
+        read_header(cfg, &map, len, geo.align)?;
+        // Recovery rewrites the index: only the owner of the range may run it.
+        let owner = take_owner(cfg, &map)?;
+        // Read again: the previous owner may have changed it until it let go.
+        let mut header = match read_header(cfg, &map, len, geo.align)? {
+            Some(h) => h,
+            None => {
+                log::info!(
+                    "devdax pool on {} at byte {}: blank range, formatting a new pool",
+                    cfg.device.display(),
+                    cfg.offset
+                );
+                write_fresh(cfg, &map, len, geo.align)?
+            }
+        };
         let alloc = Allocator::new(header.data_offset, header.data_len, header.align);
         let mut inner = Inner {
             device: cfg.device.clone(),
             region_offset: cfg.offset,
             map,
+            owner,
             header: header.clone(),
             alloc,
             entries: HashMap::new(),
@@ -383,11 +419,10 @@ impl DevdaxStore {
         // Record this open: the next generation goes to the other header copy.
         header.generation += 1;
         header.opened_at = now_secs();
-        inner
-            .map
-            .write((header.generation % 2) * SLOT_SIZE, &header.encode())
-            .map_err(|e| mapping_io(cfg, "cannot update the pool header of", e))?;
-        fence(Ordering::SeqCst);
+        let slot_at = (header.generation % 2) * SLOT_SIZE;
+        let update = |e| mapping_io(cfg, "cannot update the pool header of", e);
+        inner.map.write(slot_at, &header.encode()).map_err(update)?;
+        inner.map.flush(slot_at, SLOT_SIZE).map_err(update)?;
         inner.header = header;
         log::info!(
             "devdax pool on {} at byte {}: {} published chunk(s) recovered, {} staging and {} \
@@ -427,6 +462,7 @@ impl DevdaxStore {
     /// Creates an empty staging chunk `name` and opens it.
     pub fn create(&self, name: &OsStr, uid: u32, mode: u16) -> io::Result<ChunkHandle> {
         let mut inner = lock(&self.inner);
+        inner.owner.check()?;
         if inner.names.contains_key(name) {
             return Err(errno(libc::EEXIST));
         }
@@ -471,6 +507,7 @@ impl DevdaxStore {
     /// Opens the chunk named `name`.
     pub fn open_chunk(&self, name: &OsStr) -> io::Result<ChunkHandle> {
         let mut inner = lock(&self.inner);
+        inner.owner.check()?;
         let id = *inner.names.get(name).ok_or_else(|| errno(libc::ENOENT))?;
         if let Some(e) = inner.entries.get_mut(&id) {
             e.handles += 1;
@@ -486,6 +523,7 @@ impl DevdaxStore {
     /// and its record marked published.
     pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         let mut inner = lock(&self.inner);
+        inner.owner.check()?;
         if inner.names.contains_key(to) {
             return Err(errno(libc::EEXIST));
         }
@@ -536,6 +574,7 @@ impl DevdaxStore {
     /// free space when the last handle on the chunk closes.
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
         let mut inner = lock(&self.inner);
+        inner.owner.check()?;
         let Some(id) = inner.names.remove(name) else {
             return Ok(());
         };
@@ -831,12 +870,15 @@ impl ChunkHandle {
     /// Resizes the chunk (allocating, growing or shrinking its extent); `ENOSPC`
     /// when the data area has no free extent that long.
     pub fn set_len(&self, size: u64) -> io::Result<()> {
-        self.lock().set_len(self.id, size)
+        let mut inner = self.lock();
+        inner.owner.check()?;
+        inner.set_len(self.id, size)
     }
 
     /// Reads from `offset`; returns fewer bytes (0 at or past the end) at the end.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let inner = self.lock();
+        inner.owner.check()?;
         let e = inner.entry(self.id)?;
         if offset >= e.size {
             return Ok(0);
@@ -849,6 +891,7 @@ impl ChunkHandle {
     /// Writes `data` at `offset`, growing the chunk if it ends past the size.
     pub fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         let mut inner = self.lock();
+        inner.owner.check()?;
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| errno(libc::EFBIG))?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::layout::{RECORD_SIZE, SLOT_SIZE};
+use super::layout::{INDEX_OFFSET, LEASE_OFFSET, RECORD_SIZE, SLOT_SIZE};
 use super::*;
 
 const MIB: u64 = 1 << 20;
@@ -193,10 +193,11 @@ fn restart_recovers_published_chunks_and_drops_staging() {
             .rename_noreplace(OsStr::new(".stage-c"), OsStr::new("c"))
             .unwrap();
         xattr = b"c/long key".to_vec();
-        // Left staging: must be dropped at restart, its extent freed.
+        // Left staging (its record stays, as after a crash): must be dropped at
+        // restart, its extent freed.
         let s = store.create(OsStr::new(".stage-x"), 1000, 0o600).unwrap();
         s.set_len(8 * MIB).unwrap();
-        std::mem::forget(s);
+        drop(s);
     }
     let (store, recovery) = dev.open_recovering();
     assert_eq!(
@@ -266,7 +267,7 @@ fn corrupt_header_is_refused_and_left_untouched() {
         b[0] ^= 0x01;
         dev.poke(at, &b);
     }
-    let before = dev.peek(0, (2 * SLOT_SIZE + RECORD_SIZE) as usize);
+    let before = dev.peek(0, (INDEX_OFFSET + RECORD_SIZE) as usize);
     let err = dev.open().unwrap_err();
     assert!(matches!(err, DevdaxError::Corrupt { .. }), "{err}");
     let msg = err.to_string();
@@ -347,7 +348,7 @@ fn damaged_record_is_dropped() {
         publish(&store, "b", 100, 2);
     }
     // Record slots are taken in order: "b" is in slot 1 (its staging record was).
-    dev.poke(2 * SLOT_SIZE + RECORD_SIZE + 200, b"torn");
+    dev.poke(INDEX_OFFSET + RECORD_SIZE + 200, b"torn");
     let (store, recovery) = dev.open_recovering();
     assert_eq!(recovery.published, 1);
     assert_eq!(recovery.damaged_dropped, 1);
@@ -445,4 +446,170 @@ fn index_full_gives_enospc() {
     let err = store.create(OsStr::new(".e16"), 0, 0o600).unwrap_err();
     assert_eq!(errno_of(&err), libc::ENOSPC);
     drop(held);
+}
+
+/// A short lease timeout, so the tests that watch a holder take a fraction of a second.
+fn quick(dev: &mut Dev) {
+    dev.cfg.owner.timeout = std::time::Duration::from_millis(400);
+}
+
+#[test]
+fn a_second_daemon_on_this_host_is_refused_while_the_first_holds_the_pool() {
+    let mut dev = Dev::small();
+    quick(&mut dev);
+    let first = dev.open().unwrap();
+    publish(&first, "a", 100, 1);
+    let err = dev.open().unwrap_err();
+    assert!(matches!(err, DevdaxError::Owned { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("another daemon on this host"), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    // Formatting is refused the same way, and touches nothing.
+    let before = dev.peek(0, (INDEX_OFFSET + 2 * RECORD_SIZE) as usize);
+    assert!(matches!(
+        format(&dev.cfg).unwrap_err(),
+        DevdaxError::Owned { .. }
+    ));
+    // The refused opens did not disturb the holder or its chunks.
+    assert_eq!(
+        dev.peek(0, LEASE_OFFSET as usize),
+        before[..LEASE_OFFSET as usize]
+    );
+    assert_eq!(read_all(&first, "a"), pattern(100, 1));
+    // A clean close releases the lease: the next open takes it at once.
+    drop(first);
+    let t = std::time::Instant::now();
+    let again = dev.open().unwrap();
+    assert!(t.elapsed() < dev.cfg.owner.timeout, "{:?}", t.elapsed());
+    assert_eq!(read_all(&again, "a"), pattern(100, 1));
+}
+
+/// Plays another host holding the lease: rewrites its claim with an advancing
+/// heartbeat every 50 ms until told to stop.
+fn live_foreign_host(dev: &Dev) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let device = dev.cfg.device.clone();
+    let t = std::thread::spawn(move || {
+        let f = OpenOptions::new().write(true).open(&device).unwrap();
+        for beat in 1.. {
+            f.write_all_at(
+                &owner::foreign_claim("node-b", [0xBB; 16], beat),
+                LEASE_OFFSET,
+            )
+            .unwrap();
+            if stopped
+                .recv_timeout(std::time::Duration::from_millis(50))
+                .is_ok()
+            {
+                return;
+            }
+        }
+    });
+    (stop, t)
+}
+
+#[test]
+fn a_live_holder_on_another_host_is_refused_even_with_takeover() {
+    let mut dev = Dev::small();
+    quick(&mut dev);
+    drop(dev.open().unwrap());
+    let (stop, t) = live_foreign_host(&dev);
+    for takeover in [false, true] {
+        dev.cfg.owner.takeover = takeover;
+        let err = dev.open().unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("held by a live daemon"), "{msg}");
+        assert!(msg.contains("node-b"), "{msg}");
+        assert!(msg.contains("bbbbbbbb"), "{msg}");
+    }
+    stop.send(()).unwrap();
+    t.join().unwrap();
+}
+
+#[test]
+fn a_stalled_holder_on_another_host_needs_takeover() {
+    let mut dev = Dev::small();
+    quick(&mut dev);
+    {
+        let store = dev.open().unwrap();
+        publish(&store, "kept", 5000, 3);
+    }
+    dev.poke(LEASE_OFFSET, &owner::foreign_claim("node-b", [0xBB; 16], 9));
+    let err = dev.open().unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("node-b"), "{msg}");
+    assert!(msg.contains("--takeover"), "{msg}");
+    assert!(msg.contains("has not advanced"), "{msg}");
+    dev.cfg.owner.takeover = true;
+    let (store, recovery) = dev.open_recovering();
+    assert_eq!(recovery.published, 1);
+    assert_eq!(read_all(&store, "kept"), pattern(5000, 3));
+    // The record is now this daemon's: it names this host and advances.
+    let mine = dev.peek(LEASE_OFFSET, 128);
+    assert_ne!(mine, owner::foreign_claim("node-b", [0xBB; 16], 9));
+    std::thread::sleep(dev.cfg.owner.interval() * 3);
+    assert_ne!(
+        dev.peek(LEASE_OFFSET, 128),
+        mine,
+        "heartbeat did not advance"
+    );
+}
+
+#[test]
+fn a_daemon_whose_lease_was_taken_fails_every_operation_with_eio() {
+    let mut dev = Dev::small();
+    quick(&mut dev);
+    let store = dev.open().unwrap();
+    publish(&store, "a", 100, 1);
+    let h = store.open_chunk(OsStr::new("a")).unwrap();
+    // Another host took the pool over (it judged this daemon gone).
+    dev.poke(LEASE_OFFSET, &owner::foreign_claim("node-b", [0xBB; 16], 1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.open_chunk(OsStr::new("a")).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loss was never noticed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let eio = |r: std::io::Result<()>| errno_of(&r.unwrap_err());
+    assert_eq!(eio(store.open_chunk(OsStr::new("a")).map(drop)), libc::EIO);
+    assert_eq!(
+        eio(store.create(OsStr::new(".s"), 0, 0o600).map(drop)),
+        libc::EIO
+    );
+    assert_eq!(eio(h.read_at(&mut [0; 10], 0).map(drop)), libc::EIO);
+    assert_eq!(eio(h.write_all_at(b"x", 0)), libc::EIO);
+    assert_eq!(eio(store.remove(OsStr::new("a"))), libc::EIO);
+    // Closing does not release the other host's lease.
+    drop(h);
+    drop(store);
+    assert_eq!(
+        dev.peek(LEASE_OFFSET, 128),
+        owner::foreign_claim("node-b", [0xBB; 16], 1)
+    );
+}
+
+#[test]
+fn a_pool_of_format_version_1_is_refused_with_what_to_do() {
+    let dev = Dev::small();
+    drop(dev.open().unwrap());
+    // Rewrite both header copies as version 1 with valid checksums.
+    for slot in 0..2u64 {
+        let mut b = dev.peek(slot * SLOT_SIZE, SLOT_SIZE as usize);
+        b[8..12].copy_from_slice(&1u32.to_le_bytes());
+        b[12..16].fill(0);
+        let crc = super::crc::crc32c(&b);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+        dev.poke(slot * SLOT_SIZE, &b);
+    }
+    let err = dev.open().unwrap_err();
+    assert!(
+        matches!(err, DevdaxError::Version { found: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("format-devdax"), "{err}");
 }
