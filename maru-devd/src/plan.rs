@@ -193,6 +193,13 @@ impl Plan {
                         crate::tmpfs::mount_size(p.size),
                         p.node
                     );
+                    if !p.devices.is_empty() || p.reconfigure_devdax.is_some() {
+                        let _ = writeln!(
+                            s,
+                            "  hosts:    this host only: node {} is CXL memory onlined as this kernel's RAM; no other host attached to the same device may online or use it (two kernels would own the same pages). Share a device between hosts through a devdax pool",
+                            p.node
+                        );
+                    }
                 }
                 Some(d) => {
                     let _ = writeln!(

@@ -161,4 +161,9 @@ fn movable_memory_is_reported_with_the_fix() {
         "{plan}"
     );
     assert!(plan.contains("reconfigure_devdax: dax0.0"), "{plan}");
+    // Node 1 is CXL memory: the plan says the pool must stay on this host.
+    assert!(
+        plan.contains("hosts:    this host only: node 1 is CXL memory"),
+        "{plan}"
+    );
 }

@@ -116,7 +116,12 @@ impl Mounted {
             let _ = t.join();
         }
         match session.umount_and_join() {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // Nothing can reach the pools any more: close them now, not when the
+                // last control handle goes (a devdax pool holds its device's owner lease).
+                self.shared.with(|s| s.close_all());
+                Ok(())
+            }
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 log::warn!(
                     "{} is busy (chunks still open or mapped): detaching it lazily",

@@ -102,6 +102,11 @@ impl World {
     /// Starts `maru-devd run --allow-inject --config <config>` with `extra` arguments, and
     /// does not wait: see [`Daemon::serving`] and [`Daemon::exit`].
     pub fn spawn(&self, extra: &[&OsStr]) -> Daemon {
+        self.spawn_env(extra, &[])
+    }
+
+    /// [`World::spawn`] with extra environment variables (e.g. another host identity).
+    pub fn spawn_env(&self, extra: &[&OsStr], env: &[(&str, &str)]) -> Daemon {
         let log = self.tmp.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -114,6 +119,7 @@ impl World {
             .arg(&self.config)
             .args(extra)
             .env("MARU_RUNTIME_DIR", &self.run)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

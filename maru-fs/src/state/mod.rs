@@ -331,6 +331,17 @@ impl State {
         Ok(())
     }
 
+    /// Closes every pool, after the session ended: open chunk and directory
+    /// handles go, and devdax pools release their devices (and owner leases), so
+    /// the same ranges can be opened again in this process.
+    pub fn close_all(&mut self) {
+        self.handles.clear();
+        self.dirs.clear();
+        self.chunks.clear();
+        self.pool_nodes.clear();
+        self.pools.clear();
+    }
+
     /// Removes a pool unless some of its chunks are open.
     pub fn remove_pool(&mut self, name: &str) -> Result<(), FsError> {
         let Some(&pool_ino) = self.pools.get(name) else {
