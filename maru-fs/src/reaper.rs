@@ -6,13 +6,23 @@
 //! backing file is watched with inotify before it is removed: the kernel reports
 //! `IN_IGNORED` once the last descriptor *and* the last mapping are gone and the
 //! pages are freed. Only then is the chunk's size returned to the pool.
+//!
+//! Nothing waits for a request to look: a thread of its own ([`spawn`]) sleeps on
+//! the inotify descriptor and returns each charge as soon as the kernel reports
+//! the memory gone, so `statfs` (`df`) and the pool xattrs, which only read the
+//! books, are right without anyone calling [`crate::Control::stats`].
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::fs::Shared;
 
 /// The inotify instance and the charges waiting on it.
 #[derive(Debug)]
@@ -70,15 +80,30 @@ impl Reaper {
         true
     }
 
+    /// A second descriptor of the inotify instance, for the reaper thread to
+    /// sleep on (`None` without inotify).
+    pub fn wait_fd(&self) -> Option<OwnedFd> {
+        let fd = self.fd.as_ref()?;
+        match fd.try_clone() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!(
+                    "cannot duplicate the inotify descriptor ({e}): removed chunks' space \
+                     returns only when the daemon next looks (stats, a full pool)"
+                );
+                None
+            }
+        }
+    }
+
     /// Collects the charges whose backing memory has been freed: (pool, bytes).
+    /// Always drains the queue, so a thread polling the descriptor does not spin
+    /// on events for watches it no longer waits on.
     pub fn reap(&mut self) -> Vec<(u64, u64)> {
         let mut freed = Vec::new();
         let Some(fd) = &self.fd else {
             return freed;
         };
-        if self.pending.is_empty() {
-            return freed;
-        }
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: `buf` is a writable buffer of `buf.len()` bytes; `fd` is our inotify fd.
@@ -105,6 +130,89 @@ impl Reaper {
             }
         }
         freed
+    }
+}
+
+/// How often the reaper thread looks at the books even without events.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The thread returning removed chunks' charges; stops when dropped.
+#[derive(Debug)]
+pub(crate) struct ReaperThread {
+    /// Dropping the write end of the pipe wakes the thread and ends it.
+    stop: Option<OwnedFd>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl ReaperThread {
+    /// Stops the thread and waits for it.
+    pub fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ReaperThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts the reaper thread for `shared` (whose state's reaper `inotify` is a
+/// descriptor of): it returns charges as soon as inotify reports freed memory,
+/// and calls [`crate::state::State::reap_tick`] every [`TICK`].
+pub(crate) fn spawn(shared: Arc<Shared>, inotify: Option<OwnedFd>) -> io::Result<ReaperThread> {
+    let (stop_rx, stop_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let handle = std::thread::Builder::new()
+        .name("maru-fs-reaper".into())
+        .spawn(move || run(&shared, inotify.as_ref(), &stop_rx))?;
+    Ok(ReaperThread {
+        stop: Some(stop_tx),
+        handle: Some(handle),
+    })
+}
+
+fn run(shared: &Shared, inotify: Option<&OwnedFd>, stop: &OwnedFd) {
+    let mut last_tick = Instant::now();
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: stop.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: inotify.map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout = TICK.saturating_sub(last_tick.elapsed());
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of two pollfd for the call's duration; a
+        // negative fd is ignored by poll(2).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                log::warn!("reaper: poll failed ({e}); retrying in a second");
+                std::thread::sleep(TICK);
+            }
+            continue;
+        }
+        if fds[0].revents != 0 {
+            // The pipe's write end is gone: unmounting.
+            return;
+        }
+        let tick = last_tick.elapsed() >= TICK;
+        if tick {
+            last_tick = Instant::now();
+        }
+        if fds[1].revents != 0 || tick {
+            shared.with(|s| s.reap_tick(tick));
+        }
     }
 }
 

@@ -207,6 +207,18 @@ impl State {
         }
     }
 
+    /// Called by the reaper thread when inotify has news and every
+    /// [`crate::reaper`] tick (`tick`): returns the charges of freed memory.
+    pub fn reap_tick(&mut self, _tick: bool) {
+        self.reap();
+    }
+
+    /// A descriptor the reaper thread can sleep on until removed chunks' memory
+    /// is freed (`None` without inotify).
+    pub fn reaper_wait_fd(&self) -> Option<std::os::fd::OwnedFd> {
+        self.reaper.wait_fd()
+    }
+
     /// Records whether the kernel accepted FUSE passthrough.
     pub fn set_passthrough(&mut self, on: bool) {
         self.passthrough = on;
