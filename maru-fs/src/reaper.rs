@@ -12,7 +12,7 @@
 //! the memory gone, so `statfs` (`df`) and the pool xattrs, which only read the
 //! books, are right without anyone calling [`crate::Control::stats`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -30,6 +30,8 @@ pub(crate) struct Reaper {
     fd: Option<OwnedFd>,
     /// Watch descriptor -> (pool inode, bytes to return).
     pending: HashMap<i32, (u64, u64)>,
+    /// When the books were last reconciled with the kernel's watch list.
+    last_reconcile: Instant,
 }
 
 impl Reaper {
@@ -51,6 +53,7 @@ impl Reaper {
         Reaper {
             fd,
             pending: HashMap::new(),
+            last_reconcile: Instant::now(),
         }
     }
 
@@ -105,6 +108,7 @@ impl Reaper {
             return freed;
         };
         let mut buf = [0u8; 4096];
+        let mut overflowed = false;
         loop {
             // SAFETY: `buf` is a writable buffer of `buf.len()` bytes; `fd` is our inotify fd.
             let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -120,6 +124,12 @@ impl Reaper {
                 let ev: libc::inotify_event =
                     unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
                 off += header + ev.len as usize;
+                if ev.wd == -1 && ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    // The queue was full (fs.inotify.max_queued_events): some
+                    // IN_IGNORED were dropped. The kernel's watch list still knows.
+                    overflowed = true;
+                    continue;
+                }
                 // IN_IGNORED ends every watch (after IN_DELETE_SELF, or if the backing
                 // filesystem goes away): the memory is gone either way.
                 if ev.mask & libc::IN_IGNORED != 0 {
@@ -129,8 +139,90 @@ impl Reaper {
                 }
             }
         }
+        if overflowed {
+            log::warn!(
+                "inotify queue overflowed (fs.inotify.max_queued_events): reconciling {} \
+                 removed chunk(s) with the kernel's watch list",
+                self.pending.len()
+            );
+            freed.extend(self.reconcile());
+        }
         freed
     }
+
+    /// Reconciles with the kernel if [`RECONCILE_EVERY`] has passed since the
+    /// last time (see [`Reaper::reconcile`]).
+    pub fn reconcile_due(&mut self) -> Vec<(u64, u64)> {
+        if self.last_reconcile.elapsed() < RECONCILE_EVERY {
+            return Vec::new();
+        }
+        self.reconcile()
+    }
+
+    /// Returns every charge whose watch the kernel no longer has, whatever
+    /// happened to its events: a watch disappears from the inotify instance's
+    /// list (`/proc/self/fdinfo/<fd>`) exactly when the inode is freed, so this
+    /// is the ground truth a lost `IN_IGNORED` (queue overflow) cannot hide.
+    /// Charges are removed from `pending` as they are returned, so an event that
+    /// arrives later for the same watch returns nothing twice.
+    pub fn reconcile(&mut self) -> Vec<(u64, u64)> {
+        self.last_reconcile = Instant::now();
+        let mut freed = Vec::new();
+        if self.pending.is_empty() {
+            return freed;
+        }
+        let Some(fd) = &self.fd else {
+            return freed;
+        };
+        let live = match live_watches(fd) {
+            Ok(live) => live,
+            Err(e) => {
+                log::warn!(
+                    "cannot read the inotify watch list ({e}): charges whose events were \
+                     lost stay charged"
+                );
+                return freed;
+            }
+        };
+        self.pending.retain(|wd, charge| {
+            let alive = live.contains(wd);
+            if !alive {
+                freed.push(*charge);
+            }
+            alive
+        });
+        freed
+    }
+}
+
+/// How often the pending charges are reconciled with the kernel's watch list
+/// even when no overflow was reported (belt and braces: a reconciliation is one
+/// read of `/proc/self/fdinfo`).
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// The watch descriptors the kernel still holds on inotify instance `fd`, read
+/// from the `inotify wd:<hex> ...` lines of `/proc/self/fdinfo/<fd>`.
+fn live_watches(fd: &OwnedFd) -> io::Result<HashSet<i32>> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    let mut live = HashSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("inotify wd:") else {
+            continue;
+        };
+        let hex = rest.split(' ').next().unwrap_or("");
+        match i32::from_str_radix(hex, 16) {
+            Ok(wd) => {
+                live.insert(wd);
+            }
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unexpected fdinfo line {line:?}"),
+                ))
+            }
+        }
+    }
+    Ok(live)
 }
 
 /// How often the reaper thread looks at the books even without events.
@@ -234,6 +326,35 @@ mod tests {
         drop(map);
         assert_eq!(reaper.reap(), vec![(7, 8192)]);
         assert!(reaper.reap().is_empty(), "returned twice");
+    }
+
+    #[test]
+    fn reconcile_returns_freed_charges_without_their_events() {
+        let (_dir, path, file) = crate::test_file::shm_chunk(4096);
+        // SAFETY: a private test file nobody else touches.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.unwrap();
+        drop(file);
+        let (_dir2, path2, file2) = crate::test_file::shm_chunk(1);
+        drop(file2);
+
+        let mut reaper = Reaper::new();
+        assert!(reaper.watch(&path, 3, 4096));
+        assert!(reaper.watch(&path2, 3, 1));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&path2).unwrap();
+        // Reconcile without reading the queue, as after an overflow.
+        assert_eq!(
+            reaper.reconcile(),
+            vec![(3, 1)],
+            "only the unmapped one is gone"
+        );
+        drop(map);
+        assert_eq!(reaper.reconcile(), vec![(3, 4096)]);
+        assert!(
+            reaper.reap().is_empty(),
+            "queued events returned a charge twice"
+        );
+        assert!(reaper.pending.is_empty());
     }
 
     #[test]

@@ -3,7 +3,58 @@
 
 mod common;
 
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
 use common::*;
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+
+/// Publishes `key` with `size` bytes written through write(2) after ftruncate.
+fn put(dir: &Path, key: &str, size: u64) {
+    let staging = format!(".put-{key}");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(dir.join(&staging))
+        .expect("create staging");
+    f.set_len(size).expect("size staging");
+    f.write_all(&vec![0x5a; size as usize])
+        .expect("write staging");
+    renameat2(
+        AT_FDCWD,
+        &dir.join(&staging),
+        AT_FDCWD,
+        &dir.join(key),
+        RenameFlags::RENAME_NOREPLACE,
+    )
+    .expect("publish");
+}
+
+/// Sets a sysctl for as long as it lives, restoring the old value on drop.
+struct Sysctl {
+    path: &'static str,
+    old: String,
+}
+
+impl Sysctl {
+    fn set(path: &'static str, value: &str) -> Sysctl {
+        let old = std::fs::read_to_string(path).expect("read sysctl");
+        std::fs::write(path, value).expect("write sysctl");
+        Sysctl { path, old }
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(self.path, self.old.trim()) {
+            eprintln!("cannot restore {}: {e}", self.path);
+        }
+    }
+}
 
 fn statfs_used(path: &std::path::Path) -> u64 {
     let st = nix::sys::statvfs::statvfs(path).expect("statvfs");
@@ -38,5 +89,41 @@ fn killed_mapped_writer_returns_its_charge() {
     // Nothing asks the daemon for stats here: df alone must see the space return.
     wait_until("statfs used back to 0", || statfs_used(&dir) == 0);
     assert_eq!(xattr_get(&dir, "user.maru.used").expect("used xattr"), b"0");
+    assert_eq!(fx.stats("p").used_bytes, 0);
+}
+
+#[test]
+fn reaper_overflow_still_returns_every_charge() {
+    if skip_unless_root() {
+        return;
+    }
+    const N: u64 = 1500;
+    const SIZE: u64 = 4096;
+    // The daemon's inotify queue gets room for 16 events (the limit is read when
+    // the instance is created): N chunks freed at once overflow it for sure.
+    let fx = {
+        let _small = Sysctl::set("/proc/sys/fs/inotify/max_queued_events", "16");
+        Fixture::new(&[("p", 64 * MIB)], |_| {})
+    };
+    let dir = fx.pool_dir("p");
+    for i in 0..N {
+        put(&dir, &format!("k-{i}"), SIZE);
+    }
+    let mut mapper = Held::start(
+        &["mapmany", dir.to_str().unwrap(), "k", &N.to_string()],
+        false,
+        "ready",
+    );
+    assert_eq!(get(&mapper.kv, "mapped"), N.to_string());
+    for i in 0..N {
+        std::fs::remove_file(dir.join(format!("k-{i}"))).expect("unlink");
+    }
+    // Every chunk is still mapped: all of it stays charged.
+    assert_eq!(statfs_used(&dir), N * SIZE);
+    mapper.child.kill().expect("SIGKILL mapper");
+    mapper.child.wait().expect("reap mapper");
+    wait_until("every mapped chunk's charge returned", || {
+        statfs_used(&dir) == 0
+    });
     assert_eq!(fx.stats("p").used_bytes, 0);
 }

@@ -10,7 +10,10 @@
 //! maru-fs-probe stall <pool-dir> <staging-name> <size>
 //! maru-fs-probe sealed <chunk-path>
 //! maru-fs-probe pin <pool-dir> <staging-name> <size>
+//! maru-fs-probe mapmany <pool-dir> <key-prefix> <count>
 //! ```
+//! `mapmany` maps `<key-prefix>-0` .. `<key-prefix>-<count - 1>`, closes every
+//! descriptor (the mappings stay), prints `ready` and sleeps until killed.
 //! `hold` keeps the chunk mapped until a line arrives on stdin (after printing
 //! `addr=` and `len=`), so another process can inspect `/proc/<pid>/pagemap`.
 
@@ -178,6 +181,25 @@ fn cmd_stall(args: &[String]) -> Result<()> {
     }
 }
 
+fn cmd_mapmany(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let prefix: String = arg(args, 1, "key prefix")?;
+    let count: usize = arg(args, 2, "count")?;
+    let mut maps = Vec::with_capacity(count);
+    for i in 0..count {
+        let file = File::open(dir.join(format!("{prefix}-{i}"))).map_err(refused)?;
+        // SAFETY: published chunks are sealed; nobody writes them while we read.
+        let map = unsafe { MmapOptions::new().populate().map(&file) }.map_err(refused)?;
+        maps.push(map);
+    }
+    println!("mapped={}", maps.len());
+    println!("ready");
+    io::stdout().flush()?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
 fn outcome(r: io::Result<()>) -> String {
     match r {
         Ok(()) => "ok".into(),
@@ -255,7 +277,9 @@ fn cmd_pin(args: &[String]) -> Result<()> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: maru-fs-probe publish|map|race|stall|sealed|pin ARGS (see the source)");
+        eprintln!(
+            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany ARGS (see the source)"
+        );
         std::process::exit(1);
     };
     let rest = &args[1..];
@@ -266,6 +290,7 @@ fn main() {
         "stall" => cmd_stall(rest),
         "sealed" => cmd_sealed(rest),
         "pin" => cmd_pin(rest),
+        "mapmany" => cmd_mapmany(rest),
         other => Err(anyhow::anyhow!("unknown command {other}")),
     };
     if let Err(e) = res {

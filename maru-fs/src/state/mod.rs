@@ -200,7 +200,13 @@ impl State {
 
     /// Returns to their pools the charges of removed chunks whose memory is gone.
     fn reap(&mut self) {
-        for (pool, bytes) in self.reaper.reap() {
+        let freed = self.reaper.reap();
+        self.give_back(freed);
+    }
+
+    /// Returns freed charges to their pools.
+    fn give_back(&mut self, freed: Vec<(u64, u64)>) {
+        for (pool, bytes) in freed {
             if let Some(p) = self.pool_nodes.get_mut(&pool) {
                 p.used = p.used.saturating_sub(bytes);
             }
@@ -209,8 +215,12 @@ impl State {
 
     /// Called by the reaper thread when inotify has news and every
     /// [`crate::reaper`] tick (`tick`): returns the charges of freed memory.
-    pub fn reap_tick(&mut self, _tick: bool) {
+    pub fn reap_tick(&mut self, tick: bool) {
         self.reap();
+        if tick {
+            let freed = self.reaper.reconcile_due();
+            self.give_back(freed);
+        }
     }
 
     /// A descriptor the reaper thread can sleep on until removed chunks' memory
