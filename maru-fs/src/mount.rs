@@ -10,7 +10,7 @@ use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 use crate::fs::{MaruFs, Shared};
 use crate::reaper::{self, ReaperThread};
 use crate::state::State;
-use crate::{notify, FsError, MountOptions, PoolConfig, PoolStats};
+use crate::{notify, FsError, MountOptions, PoolCharges, PoolConfig, PoolStats};
 
 /// A mounted maru-fs, served by background threads; unmounts on drop.
 #[derive(Debug)]
@@ -179,5 +179,11 @@ impl Control {
     /// One [`PoolStats`] per pool, in name order.
     pub fn stats(&self) -> Vec<PoolStats> {
         self.shared.with(|s| s.stats())
+    }
+
+    /// One [`PoolCharges`] per pool, in name order: the books behind
+    /// `used_bytes`, for audits and tests (after returning freed charges).
+    pub fn charges(&self) -> Vec<PoolCharges> {
+        self.shared.with(|s| s.charges())
     }
 }

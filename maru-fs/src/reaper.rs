@@ -150,6 +150,11 @@ impl Reaper {
         freed
     }
 
+    /// Charges waiting for their memory to be freed: (pool, bytes) each.
+    pub fn pending(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.pending.values().copied()
+    }
+
     /// Reconciles with the kernel if [`RECONCILE_EVERY`] has passed since the
     /// last time (see [`Reaper::reconcile`]).
     pub fn reconcile_due(&mut self) -> Vec<(u64, u64)> {

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use common::books::{assert_books_balance, statfs_used};
 use common::*;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 
@@ -56,11 +57,6 @@ impl Drop for Sysctl {
     }
 }
 
-fn statfs_used(path: &std::path::Path) -> u64 {
-    let st = nix::sys::statvfs::statvfs(path).expect("statvfs");
-    (st.blocks() - st.blocks_free()) * st.fragment_size()
-}
-
 #[test]
 fn killed_mapped_writer_returns_its_charge() {
     if skip_unless_root() {
@@ -90,6 +86,7 @@ fn killed_mapped_writer_returns_its_charge() {
     wait_until("statfs used back to 0", || statfs_used(&dir) == 0);
     assert_eq!(xattr_get(&dir, "user.maru.used").expect("used xattr"), b"0");
     assert_eq!(fx.stats("p").used_bytes, 0);
+    assert_books_balance(&fx, "p");
 }
 
 #[test]
@@ -126,4 +123,35 @@ fn reaper_overflow_still_returns_every_charge() {
         statfs_used(&dir) == 0
     });
     assert_eq!(fx.stats("p").used_bytes, 0);
+    assert_books_balance(&fx, "p");
+}
+
+#[test]
+fn books_balance_through_the_lifecycle_and_catch_strays() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = Fixture::new(&[("p", 16 * MIB)], |_| {});
+    let dir = fx.pool_dir("p");
+    put(&dir, "a", 3 * 4096 + 17);
+    put(&dir, "b", MIB);
+    assert_books_balance(&fx, "p");
+    // Unlinked while mapped: still charged (as removed bytes), then returned.
+    let f = std::fs::File::open(dir.join("b")).expect("open b");
+    // SAFETY: published chunks are sealed; nothing truncates b while mapped.
+    let m = unsafe { memmap2::MmapOptions::new().map(&f) }.expect("map b");
+    drop(f);
+    std::fs::remove_file(dir.join("b")).expect("unlink b");
+    let books = fx.control.charges().remove(0);
+    assert_eq!(books.removed_bytes, MIB);
+    assert_books_balance(&fx, "p");
+    drop(m);
+    wait_until("b's charge returned", || {
+        fx.control.charges()[0].removed_bytes == 0
+    });
+    assert_books_balance(&fx, "p");
+    // A byte in the backing store that nobody is charged for is caught.
+    std::fs::write(fx.backing_dir("p").join("stray"), b"x").expect("stray file");
+    let err = common::books::books_balance(&fx, "p").expect_err("stray file not caught");
+    assert!(err.contains("stray"), "{err}");
 }

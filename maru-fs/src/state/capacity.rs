@@ -3,6 +3,42 @@
 use super::*;
 
 impl State {
+    /// The books of every pool, in name order (after returning freed charges).
+    pub fn charges(&mut self) -> Vec<crate::PoolCharges> {
+        self.reap();
+        let mut out = Vec::with_capacity(self.pools.len());
+        for ino in self.pools.values() {
+            let Some(p) = self.pool_nodes.get(ino) else {
+                continue;
+            };
+            let chunks = self
+                .chunks
+                .values()
+                .filter(|c| c.pool == p.ino)
+                .map(|c| crate::ChunkCharge {
+                    name: c.name.clone(),
+                    published: c.phase == Phase::Published,
+                    size: c.size,
+                    charged: c.charged,
+                })
+                .collect();
+            let removed_bytes = self
+                .reaper
+                .pending()
+                .filter(|(pool, _)| *pool == p.ino)
+                .map(|(_, bytes)| bytes)
+                .sum();
+            out.push(crate::PoolCharges {
+                name: p.cfg.name.clone(),
+                capacity: p.cfg.capacity,
+                used_bytes: p.used,
+                chunks,
+                removed_bytes,
+            });
+        }
+        out
+    }
+
     /// Bytes still free in pool `pool_ino`.
     fn free(&self, pool_ino: u64) -> u64 {
         self.pool_nodes
