@@ -230,8 +230,9 @@ fn live_watches(fd: &OwnedFd) -> io::Result<HashSet<i32>> {
     Ok(live)
 }
 
-/// How often the reaper thread looks at the books even without events.
-const TICK: Duration = Duration::from_secs(1);
+/// How often the reaper thread looks at the books even without events (the
+/// growth scan runs every tick; reconciliation every [`RECONCILE_EVERY`]).
+const TICK: Duration = Duration::from_millis(250);
 
 /// The thread returning removed chunks' charges; stops when dropped.
 #[derive(Debug)]

@@ -155,3 +155,65 @@ fn books_balance_through_the_lifecycle_and_catch_strays() {
     let err = common::books::books_balance(&fx, "p").expect_err("stray file not caught");
     assert!(err.contains("stray"), "{err}");
 }
+
+#[test]
+fn unsized_staging_chunk_grown_by_write_is_charged_or_cut_back() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = Fixture::new(&[("p", 64 * MIB)], |c| {
+        c.max_chunk_size = Some(16 * MIB);
+        c.mode = 0o777;
+    });
+    let dir = fx.pool_dir("p");
+    // Within the limits: the growth is charged while the writer still writes.
+    let mut ok = Held::start(
+        &["grow", dir.to_str().unwrap(), ".ok", &(8 * MIB).to_string()],
+        false,
+        "ready",
+    );
+    assert_eq!(get(&ok.kv, "written"), (8 * MIB).to_string());
+    wait_until("write(2) growth charged", || statfs_used(&dir) == 8 * MIB);
+    assert_books_balance(&fx, "p");
+    // 80 MiB into a 64 MiB pool whose chunks may have 16: never charged (EFBIG),
+    // so cut back to what is charged, and df does not lie meanwhile for long.
+    let mut big = Held::start(
+        &[
+            "grow",
+            dir.to_str().unwrap(),
+            ".big",
+            &(80 * MIB).to_string(),
+        ],
+        true,
+        "ready",
+    );
+    assert_books_balance(&fx, "p");
+    let big_len = std::fs::metadata(fx.backing_dir("p").join(".big"))
+        .expect("backing file of .big")
+        .len();
+    assert_eq!(big_len, 0, "uncharged bytes left in the backing file");
+    assert_eq!(statfs_used(&dir), 8 * MIB);
+    // Another user's fallocated chunk gets the room df promises.
+    let other = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(dir.join(".other"))
+        .expect("create .other");
+    nix::fcntl::fallocate(
+        &other,
+        nix::fcntl::FallocateFlags::empty(),
+        0,
+        (16 * MIB) as i64,
+    )
+    .expect("fallocate the free room");
+    assert_books_balance(&fx, "p");
+    drop(other);
+    for w in [&mut ok, &mut big] {
+        w.child.kill().expect("SIGKILL writer");
+        w.child.wait().expect("reap writer");
+    }
+    wait_until("writers' charges returned", || statfs_used(&dir) == 0);
+    assert_books_balance(&fx, "p");
+}

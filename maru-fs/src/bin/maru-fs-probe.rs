@@ -11,7 +11,13 @@
 //! maru-fs-probe sealed <chunk-path>
 //! maru-fs-probe pin <pool-dir> <staging-name> <size>
 //! maru-fs-probe mapmany <pool-dir> <key-prefix> <count>
+//! maru-fs-probe grow <pool-dir> <staging-name> <bytes> [<key>]
 //! ```
+//! `grow` creates a staging chunk *without* sizing it and writes `<bytes>` with
+//! write(2) in 1 MiB pieces (printing `written=` and the first `write_error=`);
+//! with `<key>` it then publishes and writes one more 1 MiB piece past the end
+//! through the descriptor it kept (`late_write=`); then prints `ready` and holds
+//! the descriptor until killed or a line arrives on stdin.
 //! `mapmany` maps `<key-prefix>-0` .. `<key-prefix>-<count - 1>`, closes every
 //! descriptor (the mappings stay), prints `ready` and sleeps until killed.
 //! `hold` keeps the chunk mapped until a line arrives on stdin (after printing
@@ -200,6 +206,46 @@ fn cmd_mapmany(args: &[String]) -> Result<()> {
     }
 }
 
+fn cmd_grow(args: &[String]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let staging: String = arg(args, 1, "staging name")?;
+    let bytes: u64 = arg(args, 2, "bytes")?;
+    let key: Option<String> = args.get(3).cloned();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(dir.join(&staging))
+        .map_err(refused)?;
+    let piece = vec![0x6b_u8; 1 << 20];
+    let mut written = 0u64;
+    while written < bytes {
+        let n = piece.len().min((bytes - written) as usize);
+        match file.write_at(&piece[..n], written) {
+            Ok(k) => written += k as u64,
+            Err(e) => {
+                println!("write_error={}", errno_name(&e));
+                break;
+            }
+        }
+    }
+    println!("written={written}");
+    if let Some(key) = key {
+        println!(
+            "publish={}",
+            outcome(rename_noreplace(&dir, &staging, &key))
+        );
+        let late = file.write_at(&piece, written + (32 << 20)).map(drop);
+        println!("late_write={}", outcome(late));
+    }
+    println!("ready");
+    hold()?;
+    drop(file);
+    Ok(())
+}
+
 fn outcome(r: io::Result<()>) -> String {
     match r {
         Ok(()) => "ok".into(),
@@ -278,7 +324,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
         eprintln!(
-            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany ARGS (see the source)"
+            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow ARGS (see the source)"
         );
         std::process::exit(1);
     };
@@ -291,6 +337,7 @@ fn main() {
         "sealed" => cmd_sealed(rest),
         "pin" => cmd_pin(rest),
         "mapmany" => cmd_mapmany(rest),
+        "grow" => cmd_grow(rest),
         other => Err(anyhow::anyhow!("unknown command {other}")),
     };
     if let Err(e) = res {

@@ -246,6 +246,72 @@ impl State {
         Ok((file, Some(old)))
     }
 
+    /// Charges growth that bypassed the daemon, for every chunk open for writing.
+    ///
+    /// Under passthrough `write(2)` goes straight to the backing file, so a writer
+    /// can extend a staging chunk past what `ftruncate`/`fallocate` charged (or
+    /// one it never sized). The kernel enforces no per-file limit on a tmpfs file
+    /// (its seals are only for memfds, and `RLIMIT_FSIZE` is the writer's own), so
+    /// the daemon looks: the reaper thread calls this every tick, and it is cheap
+    /// (one `fstat` per chunk with a writable handle). See [`State::settle_growth`].
+    pub fn scan_growth(&mut self) {
+        let growing: Vec<u64> = self
+            .chunks
+            .iter()
+            .filter(|(_, c)| c.writers > 0 && c.name.is_some())
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in growing {
+            self.settle_growth(ino);
+        }
+    }
+
+    /// Compares chunk `ino`'s backing file with its charge. A staging chunk that
+    /// grew is charged for the growth (evicting if the pool allows); if the pool
+    /// cannot take it (`ENOSPC`, `EFBIG` past `max_chunk_size`, offline), the
+    /// file is cut back to what is charged: the bytes the writer wrote past its
+    /// charge are gone, and so is the memory nobody paid for.
+    pub(super) fn settle_growth(&mut self, ino: u64) {
+        let Some(c) = self.chunks.get(&ino) else {
+            return;
+        };
+        let Some(file) = c.file.clone() else {
+            return;
+        };
+        if file.as_file().is_none() || c.name.is_none() {
+            // Devdax data goes through the daemon, which charges it.
+            return;
+        }
+        let actual = match file.len() {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("cannot stat chunk {:?} to check its size: {e}", c.name);
+                return;
+            }
+        };
+        let charged_size = c.size;
+        if c.phase == Phase::Staging && actual > charged_size {
+            let Err(e) = self.charge(ino, actual) else {
+                return;
+            };
+            let (name, pool) = match self.chunks.get(&ino) {
+                Some(c) => (c.name.clone(), c.pool),
+                None => return,
+            };
+            let pool = self
+                .pool_nodes
+                .get(&pool)
+                .map_or_else(String::new, |p| p.cfg.name.clone());
+            log::warn!(
+                "pool {pool}: staging chunk {name:?} grew by write(2) to {actual} bytes, \
+                 which cannot be charged ({e:?}): cutting it back to its {charged_size} charged bytes"
+            );
+            if let Err(e) = file.set_len(charged_size) {
+                log::error!("pool {pool}: cannot cut back {name:?}: {e}");
+            }
+        }
+    }
+
     /// Returns the charge taken by a `fallocate` that then failed.
     pub fn undo_growth(&mut self, ino: u64, old: u64) {
         let _ = self.charge(ino, old);
