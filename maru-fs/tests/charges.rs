@@ -217,3 +217,38 @@ fn unsized_staging_chunk_grown_by_write_is_charged_or_cut_back() {
     wait_until("writers' charges returned", || statfs_used(&dir) == 0);
     assert_books_balance(&fx, "p");
 }
+
+#[test]
+fn pwrite_after_publish_is_cut_back() {
+    if skip_unless_root() {
+        return;
+    }
+    let fx = Fixture::new(&[("p", 64 * MIB)], |_| {});
+    let dir = fx.pool_dir("p");
+    let w = Held::start(
+        &["grow", dir.to_str().unwrap(), ".w", "4096", "sealed-key"],
+        false,
+        "ready",
+    );
+    assert_eq!(get(&w.kv, "publish"), "ok");
+    // Passthrough lets the write through the kept descriptor happen...
+    assert_eq!(get(&w.kv, "late_write"), "ok");
+    // ...but the backing file goes back to the published 4 KiB, uncharged bytes gone.
+    assert_books_balance(&fx, "p");
+    let backing = fx.backing_dir("p").join("sealed-key");
+    assert_eq!(std::fs::metadata(&backing).expect("backing").len(), 4096);
+    assert_eq!(
+        std::fs::metadata(dir.join("sealed-key"))
+            .expect("key")
+            .len(),
+        4096
+    );
+    assert_eq!(
+        std::fs::read(dir.join("sealed-key")).expect("read key"),
+        vec![0x6b; 4096]
+    );
+    assert_eq!(statfs_used(&dir), 4096);
+    w.finish();
+    assert_books_balance(&fx, "p");
+    assert_eq!(statfs_used(&dir), 4096);
+}

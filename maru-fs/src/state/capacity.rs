@@ -270,7 +270,9 @@ impl State {
     /// grew is charged for the growth (evicting if the pool allows); if the pool
     /// cannot take it (`ENOSPC`, `EFBIG` past `max_chunk_size`, offline), the
     /// file is cut back to what is charged: the bytes the writer wrote past its
-    /// charge are gone, and so is the memory nobody paid for.
+    /// charge are gone, and so is the memory nobody paid for. A published chunk
+    /// that grew (its writer kept a descriptor) is always cut back to its
+    /// published size: it is sealed, and its readers were told that size.
     pub(super) fn settle_growth(&mut self, ino: u64) {
         let Some(c) = self.chunks.get(&ino) else {
             return;
@@ -308,6 +310,18 @@ impl State {
             );
             if let Err(e) = file.set_len(charged_size) {
                 log::error!("pool {pool}: cannot cut back {name:?}: {e}");
+            }
+        } else if c.phase == Phase::Published && actual != charged_size {
+            // A published chunk is sealed, but its writer may keep the descriptor
+            // it published through, and passthrough lets it pwrite past the end.
+            // The chunk is what was published: the rest is cut off, uncharged.
+            log::warn!(
+                "published chunk {:?} was written to {actual} bytes after publishing \
+                 {charged_size}: cutting it back",
+                c.name
+            );
+            if let Err(e) = file.set_len(charged_size) {
+                log::error!("cannot cut back published chunk {:?}: {e}", c.name);
             }
         }
     }

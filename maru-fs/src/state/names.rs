@@ -282,8 +282,8 @@ impl State {
         };
         if was_writer {
             c.writers = c.writers.saturating_sub(1);
-            if c.writers == 0 && c.opens > 1 {
-                // The last writer went but readers stay: growth it left behind
+            if c.writers == 0 && (c.opens > 1 || c.phase == Phase::Published) {
+                // The last writer went and the chunk stays: growth it left behind
                 // is settled now, not by a scan that no longer looks at it.
                 self.settle_growth(ino);
             }
