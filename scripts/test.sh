@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== Rust tests"
+# Includes maru-fs's capacity fault suite (maru-fs/tests/faults.rs), which prints
+# its own "N passed, M failed" line.
 cargo test --workspace --locked
 
 echo "== C ABI test"

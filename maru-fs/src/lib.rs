@@ -27,4 +27,4 @@ mod xattr;
 pub use config::{Backing, Eviction, MountOptions, PoolConfig};
 pub use error::FsError;
 pub use mount::{mount, Control, Mounted};
-pub use stats::PoolStats;
+pub use stats::{ChunkCharge, PoolCharges, PoolStats};

@@ -8,8 +8,9 @@ use std::thread::JoinHandle;
 use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 
 use crate::fs::{MaruFs, Shared};
+use crate::reaper::{self, ReaperThread};
 use crate::state::State;
-use crate::{notify, FsError, MountOptions, PoolConfig, PoolStats};
+use crate::{notify, FsError, MountOptions, PoolCharges, PoolConfig, PoolStats};
 
 /// A mounted maru-fs, served by background threads; unmounts on drop.
 #[derive(Debug)]
@@ -18,6 +19,8 @@ pub struct Mounted {
     shared: Arc<Shared>,
     session: Option<BackgroundSession>,
     notifier: Option<JoinHandle<()>>,
+    /// Returns removed chunks' charges as their memory is freed.
+    reaper: ReaperThread,
 }
 
 /// The daemon's handle on a mounted filesystem: cheap to clone, `Send + Sync`.
@@ -54,6 +57,7 @@ pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsE
         state.add_pool(cfg)?;
     }
     state.take_notices();
+    let wait_fd = state.reaper_wait_fd();
     let (tx, rx) = mpsc::channel();
     let shared = Arc::new(Shared::new(state, tx));
 
@@ -77,6 +81,7 @@ pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsE
     let session =
         Session::new(MaruFs::new(shared.clone()), &opts.mountpoint, &config).map_err(mount_err)?;
     let notifier = notify::spawn(session.notifier(), rx).map_err(mount_err)?;
+    let reaper = reaper::spawn(shared.clone(), wait_fd).map_err(mount_err)?;
     let session = session.spawn().map_err(mount_err)?;
     log::info!("maru-fs mounted on {}", opts.mountpoint.display());
     Ok(Mounted {
@@ -84,6 +89,7 @@ pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsE
         shared,
         session: Some(session),
         notifier: Some(notifier),
+        reaper,
     })
 }
 
@@ -111,6 +117,7 @@ impl Mounted {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
+        self.reaper.stop();
         self.shared.stop_notifier();
         if let Some(t) = self.notifier.take() {
             let _ = t.join();
@@ -177,5 +184,11 @@ impl Control {
     /// One [`PoolStats`] per pool, in name order.
     pub fn stats(&self) -> Vec<PoolStats> {
         self.shared.with(|s| s.stats())
+    }
+
+    /// One [`PoolCharges`] per pool, in name order: the books behind
+    /// `used_bytes`, for audits and tests (after returning freed charges).
+    pub fn charges(&self) -> Vec<PoolCharges> {
+        self.shared.with(|s| s.charges())
     }
 }

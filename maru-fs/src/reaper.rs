@@ -6,13 +6,23 @@
 //! backing file is watched with inotify before it is removed: the kernel reports
 //! `IN_IGNORED` once the last descriptor *and* the last mapping are gone and the
 //! pages are freed. Only then is the chunk's size returned to the pool.
+//!
+//! Nothing waits for a request to look: a thread of its own ([`spawn`]) sleeps on
+//! the inotify descriptor and returns each charge as soon as the kernel reports
+//! the memory gone, so `statfs` (`df`) and the pool xattrs, which only read the
+//! books, are right without anyone calling [`crate::Control::stats`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::fs::Shared;
 
 /// The inotify instance and the charges waiting on it.
 #[derive(Debug)]
@@ -20,6 +30,8 @@ pub(crate) struct Reaper {
     fd: Option<OwnedFd>,
     /// Watch descriptor -> (pool inode, bytes to return).
     pending: HashMap<i32, (u64, u64)>,
+    /// When the books were last reconciled with the kernel's watch list.
+    last_reconcile: Instant,
 }
 
 impl Reaper {
@@ -41,6 +53,7 @@ impl Reaper {
         Reaper {
             fd,
             pending: HashMap::new(),
+            last_reconcile: Instant::now(),
         }
     }
 
@@ -70,16 +83,32 @@ impl Reaper {
         true
     }
 
+    /// A second descriptor of the inotify instance, for the reaper thread to
+    /// sleep on (`None` without inotify).
+    pub fn wait_fd(&self) -> Option<OwnedFd> {
+        let fd = self.fd.as_ref()?;
+        match fd.try_clone() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!(
+                    "cannot duplicate the inotify descriptor ({e}): removed chunks' space \
+                     returns only when the daemon next looks (stats, a full pool)"
+                );
+                None
+            }
+        }
+    }
+
     /// Collects the charges whose backing memory has been freed: (pool, bytes).
+    /// Always drains the queue, so a thread polling the descriptor does not spin
+    /// on events for watches it no longer waits on.
     pub fn reap(&mut self) -> Vec<(u64, u64)> {
         let mut freed = Vec::new();
         let Some(fd) = &self.fd else {
             return freed;
         };
-        if self.pending.is_empty() {
-            return freed;
-        }
         let mut buf = [0u8; 4096];
+        let mut overflowed = false;
         loop {
             // SAFETY: `buf` is a writable buffer of `buf.len()` bytes; `fd` is our inotify fd.
             let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -95,6 +124,12 @@ impl Reaper {
                 let ev: libc::inotify_event =
                     unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
                 off += header + ev.len as usize;
+                if ev.wd == -1 && ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    // The queue was full (fs.inotify.max_queued_events): some
+                    // IN_IGNORED were dropped. The kernel's watch list still knows.
+                    overflowed = true;
+                    continue;
+                }
                 // IN_IGNORED ends every watch (after IN_DELETE_SELF, or if the backing
                 // filesystem goes away): the memory is gone either way.
                 if ev.mask & libc::IN_IGNORED != 0 {
@@ -104,7 +139,178 @@ impl Reaper {
                 }
             }
         }
+        if overflowed {
+            log::warn!(
+                "inotify queue overflowed (fs.inotify.max_queued_events): reconciling {} \
+                 removed chunk(s) with the kernel's watch list",
+                self.pending.len()
+            );
+            freed.extend(self.reconcile());
+        }
         freed
+    }
+
+    /// Charges waiting for their memory to be freed: (pool, bytes) each.
+    pub fn pending(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.pending.values().copied()
+    }
+
+    /// Reconciles with the kernel if [`RECONCILE_EVERY`] has passed since the
+    /// last time (see [`Reaper::reconcile`]).
+    pub fn reconcile_due(&mut self) -> Vec<(u64, u64)> {
+        if self.last_reconcile.elapsed() < RECONCILE_EVERY {
+            return Vec::new();
+        }
+        self.reconcile()
+    }
+
+    /// Returns every charge whose watch the kernel no longer has, whatever
+    /// happened to its events: a watch disappears from the inotify instance's
+    /// list (`/proc/self/fdinfo/<fd>`) exactly when the inode is freed, so this
+    /// is the ground truth a lost `IN_IGNORED` (queue overflow) cannot hide.
+    /// Charges are removed from `pending` as they are returned, so an event that
+    /// arrives later for the same watch returns nothing twice.
+    pub fn reconcile(&mut self) -> Vec<(u64, u64)> {
+        self.last_reconcile = Instant::now();
+        let mut freed = Vec::new();
+        if self.pending.is_empty() {
+            return freed;
+        }
+        let Some(fd) = &self.fd else {
+            return freed;
+        };
+        let live = match live_watches(fd) {
+            Ok(live) => live,
+            Err(e) => {
+                log::warn!(
+                    "cannot read the inotify watch list ({e}): charges whose events were \
+                     lost stay charged"
+                );
+                return freed;
+            }
+        };
+        self.pending.retain(|wd, charge| {
+            let alive = live.contains(wd);
+            if !alive {
+                freed.push(*charge);
+            }
+            alive
+        });
+        freed
+    }
+}
+
+/// How often the pending charges are reconciled with the kernel's watch list
+/// even when no overflow was reported (belt and braces: a reconciliation is one
+/// read of `/proc/self/fdinfo`).
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+/// The watch descriptors the kernel still holds on inotify instance `fd`, read
+/// from the `inotify wd:<hex> ...` lines of `/proc/self/fdinfo/<fd>`.
+fn live_watches(fd: &OwnedFd) -> io::Result<HashSet<i32>> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    let mut live = HashSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("inotify wd:") else {
+            continue;
+        };
+        let hex = rest.split(' ').next().unwrap_or("");
+        match i32::from_str_radix(hex, 16) {
+            Ok(wd) => {
+                live.insert(wd);
+            }
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unexpected fdinfo line {line:?}"),
+                ))
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// How often the reaper thread looks at the books even without events (the
+/// growth scan runs every tick; reconciliation every [`RECONCILE_EVERY`]).
+const TICK: Duration = Duration::from_millis(250);
+
+/// The thread returning removed chunks' charges; stops when dropped.
+#[derive(Debug)]
+pub(crate) struct ReaperThread {
+    /// Dropping the write end of the pipe wakes the thread and ends it.
+    stop: Option<OwnedFd>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl ReaperThread {
+    /// Stops the thread and waits for it.
+    pub fn stop(&mut self) {
+        drop(self.stop.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for ReaperThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts the reaper thread for `shared` (whose state's reaper `inotify` is a
+/// descriptor of): it returns charges as soon as inotify reports freed memory,
+/// and calls [`crate::state::State::reap_tick`] every [`TICK`].
+pub(crate) fn spawn(shared: Arc<Shared>, inotify: Option<OwnedFd>) -> io::Result<ReaperThread> {
+    let (stop_rx, stop_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let handle = std::thread::Builder::new()
+        .name("maru-fs-reaper".into())
+        .spawn(move || run(&shared, inotify.as_ref(), &stop_rx))?;
+    Ok(ReaperThread {
+        stop: Some(stop_tx),
+        handle: Some(handle),
+    })
+}
+
+fn run(shared: &Shared, inotify: Option<&OwnedFd>, stop: &OwnedFd) {
+    let mut last_tick = Instant::now();
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: stop.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: inotify.map_or(-1, |f| f.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let timeout = TICK.saturating_sub(last_tick.elapsed());
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `fds` is a valid array of two pollfd for the call's duration; a
+        // negative fd is ignored by poll(2).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                log::warn!("reaper: poll failed ({e}); retrying in a second");
+                std::thread::sleep(TICK);
+            }
+            continue;
+        }
+        if fds[0].revents != 0 {
+            // The pipe's write end is gone: unmounting.
+            return;
+        }
+        let tick = last_tick.elapsed() >= TICK;
+        if tick {
+            last_tick = Instant::now();
+        }
+        if fds[1].revents != 0 || tick {
+            shared.with(|s| s.reap_tick(tick));
+        }
     }
 }
 
@@ -126,6 +332,35 @@ mod tests {
         drop(map);
         assert_eq!(reaper.reap(), vec![(7, 8192)]);
         assert!(reaper.reap().is_empty(), "returned twice");
+    }
+
+    #[test]
+    fn reconcile_returns_freed_charges_without_their_events() {
+        let (_dir, path, file) = crate::test_file::shm_chunk(4096);
+        // SAFETY: a private test file nobody else touches.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.unwrap();
+        drop(file);
+        let (_dir2, path2, file2) = crate::test_file::shm_chunk(1);
+        drop(file2);
+
+        let mut reaper = Reaper::new();
+        assert!(reaper.watch(&path, 3, 4096));
+        assert!(reaper.watch(&path2, 3, 1));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&path2).unwrap();
+        // Reconcile without reading the queue, as after an overflow.
+        assert_eq!(
+            reaper.reconcile(),
+            vec![(3, 1)],
+            "only the unmapped one is gone"
+        );
+        drop(map);
+        assert_eq!(reaper.reconcile(), vec![(3, 4096)]);
+        assert!(
+            reaper.reap().is_empty(),
+            "queued events returned a charge twice"
+        );
+        assert!(reaper.pending.is_empty());
     }
 
     #[test]

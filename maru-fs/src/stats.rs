@@ -1,4 +1,7 @@
-//! Per-pool statistics, read by the daemon through [`crate::Control::stats`].
+//! Per-pool statistics, read by the daemon through [`crate::Control::stats`], and
+//! the books behind `used_bytes` ([`crate::Control::charges`]).
+
+use std::ffi::OsString;
 
 /// A snapshot of one pool's counters and occupancy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,4 +36,35 @@ pub struct PoolStats {
     pub read_requests: u64,
     /// WRITE requests served by the daemon (0 while passthrough works).
     pub write_requests: u64,
+}
+
+/// One pool's books: what `used_bytes` is made of. `used_bytes` always equals the
+/// sum of the chunks' `charged` plus `removed_bytes`; tests check that, and that
+/// every named chunk's backing file holds no byte more than it is charged for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolCharges {
+    /// Pool name.
+    pub name: String,
+    /// Configured capacity in bytes.
+    pub capacity: u64,
+    /// Bytes charged to the pool (what `stats`, `statfs` and `user.maru.used` show).
+    pub used_bytes: u64,
+    /// Every chunk the daemon still knows (named, or unlinked with a handle open).
+    pub chunks: Vec<ChunkCharge>,
+    /// Bytes of removed chunks whose memory is still held (a descriptor or a
+    /// mapping remains): returned by the reaper when the kernel frees it.
+    pub removed_bytes: u64,
+}
+
+/// One chunk's entry in [`PoolCharges`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChunkCharge {
+    /// Its name (a key or a `.` staging name), `None` once removed.
+    pub name: Option<OsString>,
+    /// Whether it is published.
+    pub published: bool,
+    /// Its size as the daemon knows it.
+    pub size: u64,
+    /// Bytes charged to the pool for it.
+    pub charged: u64,
 }

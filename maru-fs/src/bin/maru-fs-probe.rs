@@ -10,7 +10,16 @@
 //! maru-fs-probe stall <pool-dir> <staging-name> <size>
 //! maru-fs-probe sealed <chunk-path>
 //! maru-fs-probe pin <pool-dir> <staging-name> <size>
+//! maru-fs-probe mapmany <pool-dir> <key-prefix> <count>
+//! maru-fs-probe grow <pool-dir> <staging-name> <bytes> [<key>]
 //! ```
+//! `grow` creates a staging chunk *without* sizing it and writes `<bytes>` with
+//! write(2) in 1 MiB pieces (printing `written=` and the first `write_error=`);
+//! with `<key>` it then publishes and writes one more 1 MiB piece past the end
+//! through the descriptor it kept (`late_write=`); then prints `ready` and holds
+//! the descriptor until killed or a line arrives on stdin.
+//! `mapmany` maps `<key-prefix>-0` .. `<key-prefix>-<count - 1>`, closes every
+//! descriptor (the mappings stay), prints `ready` and sleeps until killed.
 //! `hold` keeps the chunk mapped until a line arrives on stdin (after printing
 //! `addr=` and `len=`), so another process can inspect `/proc/<pid>/pagemap`.
 
@@ -178,6 +187,65 @@ fn cmd_stall(args: &[String]) -> Result<()> {
     }
 }
 
+fn cmd_mapmany(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let prefix: String = arg(args, 1, "key prefix")?;
+    let count: usize = arg(args, 2, "count")?;
+    let mut maps = Vec::with_capacity(count);
+    for i in 0..count {
+        let file = File::open(dir.join(format!("{prefix}-{i}"))).map_err(refused)?;
+        // SAFETY: published chunks are sealed; nobody writes them while we read.
+        let map = unsafe { MmapOptions::new().populate().map(&file) }.map_err(refused)?;
+        maps.push(map);
+    }
+    println!("mapped={}", maps.len());
+    println!("ready");
+    io::stdout().flush()?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+fn cmd_grow(args: &[String]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let dir = PathBuf::from(arg::<String>(args, 0, "pool dir")?);
+    let staging: String = arg(args, 1, "staging name")?;
+    let bytes: u64 = arg(args, 2, "bytes")?;
+    let key: Option<String> = args.get(3).cloned();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(dir.join(&staging))
+        .map_err(refused)?;
+    let piece = vec![0x6b_u8; 1 << 20];
+    let mut written = 0u64;
+    while written < bytes {
+        let n = piece.len().min((bytes - written) as usize);
+        match file.write_at(&piece[..n], written) {
+            Ok(k) => written += k as u64,
+            Err(e) => {
+                println!("write_error={}", errno_name(&e));
+                break;
+            }
+        }
+    }
+    println!("written={written}");
+    if let Some(key) = key {
+        println!(
+            "publish={}",
+            outcome(rename_noreplace(&dir, &staging, &key))
+        );
+        let late = file.write_at(&piece, written + (32 << 20)).map(drop);
+        println!("late_write={}", outcome(late));
+    }
+    println!("ready");
+    hold()?;
+    drop(file);
+    Ok(())
+}
+
 fn outcome(r: io::Result<()>) -> String {
     match r {
         Ok(()) => "ok".into(),
@@ -255,7 +323,9 @@ fn cmd_pin(args: &[String]) -> Result<()> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
-        eprintln!("usage: maru-fs-probe publish|map|race|stall|sealed|pin ARGS (see the source)");
+        eprintln!(
+            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow ARGS (see the source)"
+        );
         std::process::exit(1);
     };
     let rest = &args[1..];
@@ -266,6 +336,8 @@ fn main() {
         "stall" => cmd_stall(rest),
         "sealed" => cmd_sealed(rest),
         "pin" => cmd_pin(rest),
+        "mapmany" => cmd_mapmany(rest),
+        "grow" => cmd_grow(rest),
         other => Err(anyhow::anyhow!("unknown command {other}")),
     };
     if let Err(e) = res {

@@ -3,6 +3,42 @@
 use super::*;
 
 impl State {
+    /// The books of every pool, in name order (after returning freed charges).
+    pub fn charges(&mut self) -> Vec<crate::PoolCharges> {
+        self.reap();
+        let mut out = Vec::with_capacity(self.pools.len());
+        for ino in self.pools.values() {
+            let Some(p) = self.pool_nodes.get(ino) else {
+                continue;
+            };
+            let chunks = self
+                .chunks
+                .values()
+                .filter(|c| c.pool == p.ino)
+                .map(|c| crate::ChunkCharge {
+                    name: c.name.clone(),
+                    published: c.phase == Phase::Published,
+                    size: c.size,
+                    charged: c.charged,
+                })
+                .collect();
+            let removed_bytes = self
+                .reaper
+                .pending()
+                .filter(|(pool, _)| *pool == p.ino)
+                .map(|(_, bytes)| bytes)
+                .sum();
+            out.push(crate::PoolCharges {
+                name: p.cfg.name.clone(),
+                capacity: p.cfg.capacity,
+                used_bytes: p.used,
+                chunks,
+                removed_bytes,
+            });
+        }
+        out
+    }
+
     /// Bytes still free in pool `pool_ino`.
     fn free(&self, pool_ino: u64) -> u64 {
         self.pool_nodes
@@ -208,6 +244,86 @@ impl State {
         }
         self.charge(ino, end)?;
         Ok((file, Some(old)))
+    }
+
+    /// Charges growth that bypassed the daemon, for every chunk open for writing.
+    ///
+    /// Under passthrough `write(2)` goes straight to the backing file, so a writer
+    /// can extend a staging chunk past what `ftruncate`/`fallocate` charged (or
+    /// one it never sized). The kernel enforces no per-file limit on a tmpfs file
+    /// (its seals are only for memfds, and `RLIMIT_FSIZE` is the writer's own), so
+    /// the daemon looks: the reaper thread calls this every tick, and it is cheap
+    /// (one `fstat` per chunk with a writable handle). See [`State::settle_growth`].
+    pub fn scan_growth(&mut self) {
+        let growing: Vec<u64> = self
+            .chunks
+            .iter()
+            .filter(|(_, c)| c.writers > 0 && c.name.is_some())
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in growing {
+            self.settle_growth(ino);
+        }
+    }
+
+    /// Compares chunk `ino`'s backing file with its charge. A staging chunk that
+    /// grew is charged for the growth (evicting if the pool allows); if the pool
+    /// cannot take it (`ENOSPC`, `EFBIG` past `max_chunk_size`, offline), the
+    /// file is cut back to what is charged: the bytes the writer wrote past its
+    /// charge are gone, and so is the memory nobody paid for. A published chunk
+    /// that grew (its writer kept a descriptor) is always cut back to its
+    /// published size: it is sealed, and its readers were told that size.
+    pub(super) fn settle_growth(&mut self, ino: u64) {
+        let Some(c) = self.chunks.get(&ino) else {
+            return;
+        };
+        let Some(file) = c.file.clone() else {
+            return;
+        };
+        if file.as_file().is_none() || c.name.is_none() {
+            // Devdax data goes through the daemon, which charges it.
+            return;
+        }
+        let actual = match file.len() {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("cannot stat chunk {:?} to check its size: {e}", c.name);
+                return;
+            }
+        };
+        let charged_size = c.size;
+        if c.phase == Phase::Staging && actual > charged_size {
+            let Err(e) = self.charge(ino, actual) else {
+                return;
+            };
+            let (name, pool) = match self.chunks.get(&ino) {
+                Some(c) => (c.name.clone(), c.pool),
+                None => return,
+            };
+            let pool = self
+                .pool_nodes
+                .get(&pool)
+                .map_or_else(String::new, |p| p.cfg.name.clone());
+            log::warn!(
+                "pool {pool}: staging chunk {name:?} grew by write(2) to {actual} bytes, \
+                 which cannot be charged ({e:?}): cutting it back to its {charged_size} charged bytes"
+            );
+            if let Err(e) = file.set_len(charged_size) {
+                log::error!("pool {pool}: cannot cut back {name:?}: {e}");
+            }
+        } else if c.phase == Phase::Published && actual != charged_size {
+            // A published chunk is sealed, but its writer may keep the descriptor
+            // it published through, and passthrough lets it pwrite past the end.
+            // The chunk is what was published: the rest is cut off, uncharged.
+            log::warn!(
+                "published chunk {:?} was written to {actual} bytes after publishing \
+                 {charged_size}: cutting it back",
+                c.name
+            );
+            if let Err(e) = file.set_len(charged_size) {
+                log::error!("cannot cut back published chunk {:?}: {e}", c.name);
+            }
+        }
     }
 
     /// Returns the charge taken by a `fallocate` that then failed.

@@ -94,6 +94,10 @@ pub(crate) struct Chunk {
     created: SystemTime,
     /// Open FUSE handles: the pins.
     opens: u32,
+    /// Open handles with write access: while there are any, `write(2)` through
+    /// passthrough can grow the backing file without the daemon seeing it, so
+    /// the growth scan ([`State::scan_growth`]) looks at this chunk.
+    writers: u32,
     /// The chunk's data (backing file or devdax extent), open while any handle is.
     file: Option<Arc<ChunkFile>>,
     /// The passthrough registration shared by every open handle of this chunk.
@@ -143,6 +147,8 @@ pub(crate) struct State {
     chunks: HashMap<u64, Chunk>,
     /// Open file handle -> chunk inode.
     handles: HashMap<u64, u64>,
+    /// The handles in `handles` opened for writing.
+    writable: std::collections::HashSet<u64>,
     /// Open directory handle -> listing snapshot.
     dirs: HashMap<u64, Vec<DirEntry>>,
     /// Kernel cache invalidations to send once the lock is dropped.
@@ -192,6 +198,7 @@ impl State {
             pool_nodes: HashMap::new(),
             chunks: HashMap::new(),
             handles: HashMap::new(),
+            writable: std::collections::HashSet::new(),
             dirs: HashMap::new(),
             notices: Vec::new(),
             reaper: Reaper::new(),
@@ -200,11 +207,34 @@ impl State {
 
     /// Returns to their pools the charges of removed chunks whose memory is gone.
     fn reap(&mut self) {
-        for (pool, bytes) in self.reaper.reap() {
+        let freed = self.reaper.reap();
+        self.give_back(freed);
+    }
+
+    /// Returns freed charges to their pools.
+    fn give_back(&mut self, freed: Vec<(u64, u64)>) {
+        for (pool, bytes) in freed {
             if let Some(p) = self.pool_nodes.get_mut(&pool) {
                 p.used = p.used.saturating_sub(bytes);
             }
         }
+    }
+
+    /// Called by the reaper thread when inotify has news and every
+    /// [`crate::reaper`] tick (`tick`): returns the charges of freed memory.
+    pub fn reap_tick(&mut self, tick: bool) {
+        self.reap();
+        if tick {
+            self.scan_growth();
+            let freed = self.reaper.reconcile_due();
+            self.give_back(freed);
+        }
+    }
+
+    /// A descriptor the reaper thread can sleep on until removed chunks' memory
+    /// is freed (`None` without inotify).
+    pub fn reaper_wait_fd(&self) -> Option<std::os::fd::OwnedFd> {
+        self.reaper.wait_fd()
     }
 
     /// Records whether the kernel accepted FUSE passthrough.
@@ -297,6 +327,7 @@ impl State {
                     mode: f.meta.mode,
                     created: f.meta.created,
                     opens: 0,
+                    writers: 0,
                     file: None,
                     backing: None,
                     nlookup: 0,

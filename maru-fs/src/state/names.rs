@@ -176,6 +176,7 @@ impl State {
             mode: meta.mode,
             created: meta.created,
             opens: 1,
+            writers: 1,
             file: Some(Arc::new(file)),
             backing: backing.clone(),
             nlookup: 1,
@@ -185,6 +186,7 @@ impl State {
         let attr = self.chunk_attr(ino, &chunk);
         self.chunks.insert(ino, chunk);
         self.handles.insert(fh, ino);
+        self.writable.insert(fh);
         Ok(Opened {
             fh,
             attr,
@@ -248,11 +250,17 @@ impl State {
             }
         }
         c.opens += 1;
+        if write {
+            c.writers += 1;
+        }
         c.last_used = tick;
         let backing = c.backing.clone();
         let attr = self.attr(ino)?;
         let fh = self.alloc_fh();
         self.handles.insert(fh, ino);
+        if write {
+            self.writable.insert(fh);
+        }
         Ok(Opened {
             fh,
             attr,
@@ -267,8 +275,20 @@ impl State {
         let Some(ino) = self.handles.remove(&fh) else {
             return;
         };
+        let was_writer = self.writable.remove(&fh);
         let Some(c) = self.chunks.get_mut(&ino) else {
             self.index_release(ino);
+            return;
+        };
+        if was_writer {
+            c.writers = c.writers.saturating_sub(1);
+            if c.writers == 0 && (c.opens > 1 || c.phase == Phase::Published) {
+                // The last writer went and the chunk stays: growth it left behind
+                // is settled now, not by a scan that no longer looks at it.
+                self.settle_growth(ino);
+            }
+        }
+        let Some(c) = self.chunks.get_mut(&ino) else {
             return;
         };
         c.opens = c.opens.saturating_sub(1);
