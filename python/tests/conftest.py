@@ -129,6 +129,8 @@ def world():
     tmp.chmod(0o755)  # the unprivileged test user must reach the mount point
     # Pool-wide pin records of this session's pools (maru/_pins.py), not the host's.
     os.environ["MARU_PIN_DIR"] = str(tmp / "pins")
+    (tmp / "pins").mkdir()
+    (tmp / "pins").chmod(0o1777)  # like /dev/shm: the unprivileged test user pins too
     mnt, run, log = tmp / "mnt", tmp / "run", tmp / "daemon.log"
     import maru
 
