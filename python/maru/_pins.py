@@ -132,11 +132,10 @@ def _alive(holder: tuple[int, int]) -> bool:
 class _Locked:
     """Context manager: the key's record file, locked; writes the record back on exit."""
 
-    __slots__ = ("path", "shared", "fd", "record", "pruned")
+    __slots__ = ("path", "fd", "record", "pruned")
 
-    def __init__(self, path: str, shared: bool):
+    def __init__(self, path: str):
         self.path = path
-        self.shared = shared
         self.fd = -1
         self.record: Record | None = None
         self.pruned = False
@@ -149,7 +148,7 @@ class _Locked:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 # A writer that emptied the record unlinked it while we waited: retry on
                 # the file that is there now, so no update lands in an unlinked inode.
                 try:
@@ -173,14 +172,14 @@ class _Locked:
     def __exit__(self, exc_type, exc, tb) -> None:
         fd, rec = self.fd, self.record
         try:
-            if exc_type is None and rec is not None and not self.shared and (rec.dirty or self.pruned):
+            if exc_type is None and rec is not None and (rec.dirty or self.pruned):
                 if rec.counts:
                     data = b"".join(b"%d %d %d\n" % (p, s, n) for (p, s), n in rec.counts.items())
                     os.pwrite(fd, data, 0)
                     os.ftruncate(fd, len(data))
                 else:
                     os.unlink(self.path)  # under the lock: waiters see the inode change
-            elif not self.shared and rec is not None and not rec.counts and os.fstat(fd).st_size == 0:
+            elif rec is not None and not rec.counts and os.fstat(fd).st_size == 0:
                 os.unlink(self.path)  # created by this look-up only
         finally:
             os.close(fd)
@@ -227,10 +226,10 @@ class PinRegistry:
         """The record file of key ``kb``."""
         return os.path.join(self.dir, hashlib.blake2b(kb, digest_size=16).hexdigest())
 
-    def locked(self, kb: bytes, shared: bool = False) -> _Locked:
+    def locked(self, kb: bytes) -> _Locked:
         """``with registry.locked(kb) as rec:`` — the key's record, locked against every
         other process's pin/unpin/delete of the key; changes are written back on exit."""
-        return _Locked(self.path(kb), shared)
+        return _Locked(self.path(kb))
 
     def count(self, kb: bytes) -> int:
         """The key's pool-wide pin count (live processes only)."""
