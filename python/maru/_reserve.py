@@ -58,6 +58,10 @@ class Reserve:
         self._ready.append(st)
         return True
 
+    def ready(self) -> list[Staging]:
+        """A snapshot of the ready chunks (for statistics)."""
+        return list(self._ready)
+
     def __len__(self) -> int:
         return len(self._ready)
 

@@ -8,38 +8,69 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-#: URL schemes that name a pool directory. ``tcp`` is what LMCache's MaruBackend hands
-#: over after rewriting ``maru://`` (it was a ZeroMQ address in the original Maru).
+#: URL schemes that name a pool. ``tcp`` is what LMCache's MaruBackend hands over after
+#: rewriting ``maru://`` (it was a ZeroMQ address in the original Maru).
 SCHEMES = ("maru", "tcp", "file")
 
 DEFAULT_URL = "maru:///mnt/maru/default"
 
+#: The maru-fs mount a pool *name* is looked up under (``$MARU_MOUNT`` overrides).
+DEFAULT_MOUNT = "/mnt/maru"
+#: The pool a ``host:port`` URL without a path names (``$MARU_POOL`` overrides).
+DEFAULT_POOL = "default"
+
+_FORMS = (
+    "maru:///mnt/maru/<pool> (or tcp:///..., file:///..., an absolute path, "
+    "or maru://host:port[/<pool>] with the pool from $MARU_POOL)"
+)
+
+
+def _pool_by_name(name: str, url: str) -> str:
+    """A pool name (under ``$MARU_MOUNT``) or an absolute pool directory."""
+    if name.startswith("/"):
+        return name
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"server_url {url!r}: {name!r} is not a pool name; use {_FORMS}")
+    return str(PurePosixPath(os.environ.get("MARU_MOUNT") or DEFAULT_MOUNT) / name)
+
 
 def pool_path_from_url(url: str) -> str:
-    """The pool directory a ``server_url`` names.
+    """The pool directory a ``server_url`` (LMCache's ``maru_path``) names.
 
-    Accepted: ``maru:///mnt/maru/<pool>``, ``tcp:///mnt/maru/<pool>``,
-    ``file:///mnt/maru/<pool>`` and a plain absolute path. Raises :class:`ValueError`
-    with the accepted forms otherwise (e.g. for ``tcp://host:5555``: there is no server).
+    * ``maru:///mnt/maru/<pool>`` (also ``tcp://``, ``file://``, a plain absolute path):
+      that directory.
+    * ``maru://host:port``, ``tcp://host:port`` (the original's server address, e.g.
+      LMCache's documented ``maru://localhost:5555``): there is no server; the address
+      is accepted and names the local pool ``$MARU_POOL`` (a pool name under
+      ``$MARU_MOUNT``, default ``/mnt/maru``, or an absolute directory; default pool
+      ``default``). With a path, ``maru://host:port/<pool>`` names pool ``<pool>``
+      under the mount and ``maru://host:port/abs/dir`` (two or more components) that
+      directory. The host and port are not contacted.
+
+    Raises :class:`ValueError` with the accepted forms otherwise.
     """
-    forms = "maru:///mnt/maru/<pool> (or tcp:///..., file:///..., or an absolute path)"
     if url.startswith("/"):
         path = url
     else:
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES:
-            raise ValueError(f"server_url {url!r}: unknown scheme {parts.scheme!r}; use {forms}")
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(
-                f"server_url {url!r} names a host ({parts.netloc!r}), but Maru on CXL has no "
-                f"server: name the pool directory of the maru-fs mount instead, {forms}"
-            )
+            raise ValueError(f"server_url {url!r}: unknown scheme {parts.scheme!r}; use {_FORMS}")
         if parts.query or parts.fragment:
-            raise ValueError(f"server_url {url!r}: no query or fragment allowed; use {forms}")
+            raise ValueError(f"server_url {url!r}: no query or fragment allowed; use {_FORMS}")
         path = unquote(parts.path)
+        if parts.netloc:
+            try:
+                parts.port  # noqa: B018  (validates the port)
+            except ValueError as e:
+                raise ValueError(f"server_url {url!r}: {e}; use {_FORMS}") from None
+            rel = path.strip("/")
+            if not rel:
+                path = _pool_by_name(os.environ.get("MARU_POOL") or DEFAULT_POOL, url)
+            elif "/" not in rel:
+                path = _pool_by_name(rel, url)
     p = PurePosixPath(path)
     if not p.is_absolute() or p == PurePosixPath("/"):
-        raise ValueError(f"server_url {url!r}: the pool directory must be an absolute path; use {forms}")
+        raise ValueError(f"server_url {url!r}: the pool directory must be an absolute path; use {_FORMS}")
     return str(p)
 
 
@@ -73,7 +104,9 @@ class MaruConfig:
     ``enable_stats``) are accepted and ignored: there is no server.
 
     Attributes:
-        server_url: the pool directory: ``maru:///mnt/maru/<pool>`` (or ``tcp:///...``).
+        server_url: the pool: ``maru:///mnt/maru/<pool>`` (or ``tcp:///...``), or the
+            original's ``maru://host:port`` naming the pool ``$MARU_POOL`` (see
+            :func:`pool_path_from_url`).
         instance_id: a name for this client (logs and stats only); generated when None.
         pool_size: bytes of staging chunks this handler may hold ready at once (caps the
             reserve; the pool's capacity itself is the administrator's, in maru.yaml).

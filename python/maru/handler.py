@@ -14,9 +14,13 @@ How the original's model maps onto Maru on CXL (one file per chunk):
   memoryview, slice, array or tensor made from it is alive, then it is released. So
   nothing ever points into an unmapped chunk, and ``close`` never invalidates a view a
   caller still holds.
-* ``pin`` maps the chunk and keeps the mapping until ``unpin``: maru-fs never evicts a
-  chunk that any process has open or mapped. ``delete`` is refused (False) while the
-  chunk is pinned: by this handler, or open/mapped by any process (``user.maru.pins``).
+* Pins are pool-wide, as the original's server-side pin counts were: ``pin`` maps the
+  chunk and holds it in this process (maru-fs never evicts a chunk that any process has
+  open) and counts the pin in the pool's pin record (``maru._pins``), so any handler of
+  any process can ``unpin`` it. ``batch_pin`` pins the present prefix and stops at the
+  first miss. ``delete`` is refused (False) exactly while the key's pool-wide pin count
+  is above zero; readers' live views do not block it (their mappings stay valid, the
+  space returns when the last one goes).
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import os
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from ctypes import byref, c_size_t, c_void_p
 
 from . import _lib
+from ._pins import Holds, holds_for
 from ._regions import PoolRef, Staging, View, _next_region_id, fork_generation
 from ._reserve import Reserve
 from .config import MaruConfig
@@ -43,8 +48,6 @@ logger = logging.getLogger("maru")
 # array typecode of size_t / pointer arrays passed to batch calls.
 _SZ = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_size_t))
 _PTR = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_void_p))
-
-_PINS_XATTR = "user.maru.pins"
 
 Key = str | bytes | int
 
@@ -100,8 +103,8 @@ class MaruHandler:
         # Staging chunks handed out by alloc and not yet stored or freed (weak: a
         # chunk nobody references any more is aborted and its space returned).
         self._owned: weakref.WeakValueDictionary[int, Staging] = weakref.WeakValueDictionary()
-        # key bytes -> [View, pin count]
-        self._pins: dict[bytes, list] = {}
+        # This process's holds of pinned keys in the pool (shared by its handlers).
+        self._holds: Holds | None = None
         self._on_region_added: Callable[[int, int], None] | None = None
         self._stats = dict.fromkeys(
             (
@@ -115,7 +118,9 @@ class MaruHandler:
                 "retrieve_misses",
                 "exists_calls",
                 "pins",
+                "pin_misses",
                 "unpins",
+                "unpin_misses",
                 "deletes",
                 "deletes_refused",
             ),
@@ -143,7 +148,15 @@ class MaruHandler:
             self.last_error = str(e)
             logger.error("maru: cannot connect to %s: %s", self._config.server_url, e)
             return False
+        try:
+            holds = holds_for(path)
+        except OSError as e:
+            lib.maru_pool_close(out.value)
+            self.last_error = f"pin directory for pool {path}: {e} (set MARU_PIN_DIR to a shared, writable directory)"
+            logger.error("maru: cannot connect to %s: %s", self._config.server_url, self.last_error)
+            return False
         self._lib = lib
+        self._holds = holds
         self._pool = PoolRef(lib, out.value, path)
         self._closing = False
         self._generation = fork_generation[0]
@@ -165,10 +178,12 @@ class MaruHandler:
         return True
 
     def close(self) -> None:
-        """Stops the reserve, drops pins and owned staging chunks, closes the pool.
+        """Stops the reserve, drops owned staging chunks, closes the pool.
 
         Mappings that callers still reference (views, tensors) stay valid until they
-        are dropped; unpublished staging chunks are aborted once unreferenced.
+        are dropped; unpublished staging chunks are aborted once unreferenced. Pins are
+        the pool's, not the handler's (as on the original's server): they stay until
+        some handler unpins them or this process exits.
         """
         if self._pool is None:
             return
@@ -177,7 +192,6 @@ class MaruHandler:
             self._reserve.close()
             self._reserve = None
         with self._lock:
-            self._pins.clear()
             self._owned.clear()
         self._pool = None  # closed once in-flight calls drop their reference
 
@@ -377,25 +391,15 @@ class MaruHandler:
         _lib.check(lib, rc, f"map {n} keys in pool {pool.path}")
         return [self._track(View(lib, views[i], data[i], lens[i])) if views[i] else None for i in range(n)]
 
-    def _map_except(self, pool: PoolRef, packed: _Packed, skip: Container[int]) -> dict[int, View | None]:
-        """Maps (one libmaru call) the keys whose index is not in ``skip``: index -> view or None."""
-        todo = [i for i in range(packed.n) if i not in skip]
-        if not todo:
-            return {}
-        sub = packed if len(todo) == packed.n else _Packed(packed.keys[i] for i in todo)
-        return dict(zip(todo, self._batch_views(pool, sub)))
-
     def retrieve(self, key: Key) -> MemoryInfo | None:
         """Maps the chunk published under ``key``; None when absent.
 
         ``.view`` is a read-only memoryview over the pool's pages (no copy); the chunk
-        stays mapped and pinned while the view (or anything made from it) is alive.
-        A key pinned by this handler reuses the pin's mapping.
+        stays mapped (open, so never evicted) while the view, or anything made from it,
+        is alive. Mappings of one chunk are shared through libmaru's view cache.
         """
         pool = self._p()
-        kb = _kb(key)
-        ent = self._pins.get(kb)
-        v = ent[0] if ent is not None else self._view(pool, kb)
+        v = self._view(pool, _kb(key))
         if v is None:
             self._stats["retrieve_misses"] += 1
             return None
@@ -406,10 +410,9 @@ class MaruHandler:
         """``retrieve`` for each key with one libmaru call; results in order."""
         pool = self._p()
         packed = _Packed(keys)
-        pins = self._pins
-        pinned = {i: ent[0] for i, kb in enumerate(packed.keys) if (ent := pins.get(kb)) is not None}
-        mapped = self._map_except(pool, packed, pinned)
-        found = [pinned[i] if i in pinned else mapped[i] for i in range(packed.n)]
+        if packed.n == 0:
+            return []
+        found = self._batch_views(pool, packed)
         out = [None if v is None else MemoryInfo(v.export(), v.region_id, 0) for v in found]
         hits = packed.n - out.count(None)
         self._stats["retrieve_hits"] += hits
@@ -448,103 +451,128 @@ class MaruHandler:
 
     # ------------------------------------------------------------------ pins
 
-    def _add_pin(self, kb: bytes, v: View | None) -> bool:
-        with self._lock:
-            ent = self._pins.get(kb)
-            if ent is not None:
-                ent[1] += 1
-                return True
-            if v is None:
-                return False
-            self._pins[kb] = [v, 1]
-            return True
+    def _h(self) -> Holds:
+        holds = self._holds
+        assert holds is not None  # set by connect() before _p() succeeds
+        return holds
+
+    def _pin_one(self, pool: PoolRef, holds: Holds, kb: bytes, view: View | None) -> bool:
+        """Pins ``kb`` if it is published: holds a view and counts the pin, both under
+        the key's record lock (so a concurrent ``delete`` either sees the pin or removes
+        the key first). ``view``: a mapping made for this call, or None to make one."""
+        with holds.registry.locked(kb) as rec:
+            with holds.lock:
+                held = holds.views.get(kb)
+            if held is None or rec.mine == 0:
+                # Re-check under the lock: a view mapped before it may be of a chunk
+                # deleted since (the key then counts as absent).
+                if view is None or not self._contains(pool, kb):
+                    view = self._view(pool, kb)
+                if view is None:
+                    return False
+                with holds.lock:
+                    holds.views[kb] = view
+            rec.add(1)
+        return True
+
+    def _contains(self, pool: PoolRef, kb: bytes) -> bool:
+        rc = pool.lib.maru_contains(pool.ptr, kb, len(kb))
+        return _lib.check(pool.lib, rc, f"look up key {kb!r} in pool {pool.path}") == 1
 
     def pin(self, key: Key) -> bool:
-        """Maps and holds ``key`` so it is never evicted; True if it exists.
+        """Pins ``key`` if it exists (True), so it is neither evicted nor deleted.
 
-        Pins count: each ``pin`` needs an ``unpin``. The mapping is reused by
-        ``retrieve``/``batch_retrieve`` of the same key.
+        Pins are counted pool-wide, as on the original's server: each ``pin`` needs an
+        ``unpin``, from any handler of any process. The chunk stays open in this process
+        while this process has pins on it (maru-fs never evicts an open chunk).
         """
         pool = self._p()
-        kb = _kb(key)
-        if kb in self._pins and self._add_pin(kb, None):
-            self._stats["pins"] += 1
-            return True
-        ok = self._add_pin(kb, self._view(pool, kb))
-        self._stats["pins"] += ok
+        holds = self._h()
+        holds.maybe_sweep()
+        ok = self._pin_one(pool, holds, _kb(key), None)
+        self._stats["pins" if ok else "pin_misses"] += 1
         return ok
 
     def batch_pin(self, keys: Sequence[Key]) -> list[bool]:
-        """``pin`` for each key with one libmaru call for the unpinned ones; in order."""
+        """Pins the present prefix of ``keys``: stops at the first missing key.
+
+        Returns True for each key pinned, then False for the first miss and every key
+        after it (they are not pinned even when present), as the original's server did:
+        LMCache unpins exactly the prefix it matched, so nothing after a gap may stay
+        pinned. One libmaru call maps the keys.
+        """
         pool = self._p()
+        holds = self._h()
+        holds.maybe_sweep()
         packed = _Packed(keys)
-        pinned = {i for i, kb in enumerate(packed.keys) if kb in self._pins}
-        views = self._map_except(pool, packed, pinned)
-        out = [self._add_pin(kb, views.get(i)) for i, kb in enumerate(packed.keys)]
-        self._stats["pins"] += sum(out)
+        out = [False] * packed.n
+        if packed.n == 0:
+            return out
+        views = self._batch_views(pool, packed)
+        for i, kb in enumerate(packed.keys):
+            if views[i] is None or not self._pin_one(pool, holds, kb, views[i]):
+                break
+            out[i] = True
+        pinned = sum(out)
+        self._stats["pins"] += pinned
+        self._stats["pin_misses"] += packed.n - pinned
         return out
 
     def unpin(self, key: Key) -> bool:
-        """Drops one pin of ``key``; False if this handler had not pinned it."""
+        """Drops one pin of ``key``, whoever pinned it; False when it has no pin.
+
+        The caller's own pins go first. When this process has no pin left on the key,
+        its hold (open chunk) is released; a process whose last pin was dropped by
+        another lets go at its next pin/unpin/delete (or its sweep, once a second).
+        """
         self._p()
+        holds = self._h()
         kb = _kb(key)
-        with self._lock:
-            ent = self._pins.get(kb)
-            if ent is None:
-                return False
-            ent[1] -= 1
-            if ent[1] <= 0:
-                del self._pins[kb]
-        self._stats["unpins"] += 1
-        return True
+        with holds.registry.locked(kb) as rec:
+            ok = rec.release()
+            if rec.mine == 0:
+                holds.drop(kb)
+        self._stats["unpins" if ok else "unpin_misses"] += 1
+        holds.maybe_sweep()
+        return ok
 
     def batch_unpin(self, keys: Sequence[Key]) -> list[bool]:
         """``unpin`` for each key; results in order."""
         return [self.unpin(k) for k in keys]
 
+    def pin_count(self, key: Key) -> int:
+        """The pool-wide pin count of ``key`` (all processes); 0 when absent or unpinned.
+
+        Not in the original handler (its count lived on the server); here for tools and
+        tests.
+        """
+        self._p()
+        return self._h().registry.count(_kb(key))
+
     # ------------------------------------------------------------------ delete
 
-    def _escaped_name(self, lib: ctypes.CDLL, kb: bytes) -> str:
-        buf = ctypes.create_string_buffer(_lib.NAME_MAX + 1)
-        n = _lib.check(lib, lib.maru_key_escape(kb, len(kb), buf, len(buf)), f"escape key {kb!r}")
-        return buf.raw[:n].decode()
-
-    def _open_count(self, pool: PoolRef, kb: bytes) -> int | None:
-        """Open handles (pins) of the key's chunk across processes; None if absent."""
-        path = os.path.join(pool.path, self._escaped_name(pool.lib, kb))
-        try:
-            return int(os.getxattr(path, _PINS_XATTR))
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            if e.errno in (errno.ENODATA, errno.ENOTSUP):  # not a maru-fs pool
-                return 0
-            raise MaruError(f"read {_PINS_XATTR} of {path}: {e.strerror}", e.errno) from e
-
     def delete(self, key: Key) -> bool:
-        """Removes ``key`` from the pool. True if removed.
+        """Removes ``key`` from the pool. True if removed; False if absent or pinned.
 
-        Refused (False) while the chunk is pinned: by this handler's ``pin``, or open or
-        mapped by any process (including this one's live views). False if absent.
+        Refused exactly while the key's pool-wide pin count is above zero (any handler,
+        any process), as the original's server refused. Readers' live views do not
+        block it: their mappings stay valid and the space returns when the last goes.
         """
         pool = self._p()
+        holds = self._h()
         kb = _kb(key)
-        if kb in self._pins:
-            self._stats["deletes_refused"] += 1
-            logger.debug("maru: delete %r refused: pinned by this handler", key)
-            return False
-        opens = self._open_count(pool, kb)
-        if opens is None:
-            return False
-        if opens > 0:
-            self._stats["deletes_refused"] += 1
-            logger.debug("maru: delete %r refused: %d open handles/mappings", key, opens)
-            return False
-        rc = pool.lib.maru_remove(pool.ptr, kb, len(kb))
+        with holds.registry.locked(kb) as rec:
+            pins = rec.total
+            if pins > 0:
+                self._stats["deletes_refused"] += 1
+                logger.debug("maru: delete %r refused: %d pins", key, pins)
+                return False
+            holds.drop(kb)  # a hold whose pin another process dropped
+            rc = pool.lib.maru_remove(pool.ptr, kb, len(kb))
         if rc == 0:
             self._stats["deletes"] += 1
             return True
-        if rc in (-errno.ENOENT, -errno.EBUSY):
+        if rc == -errno.ENOENT:
             return False
         raise MaruError.from_errno(-rc, f"delete key {kb!r} in pool {pool.path}", _lib.last_error(pool.lib))
 
@@ -605,8 +633,50 @@ class MaruHandler:
             out["used"] = (st.f_blocks - st.f_bfree) * st.f_frsize
         return out
 
+    def _region_stats(self) -> dict:
+        """The original's ``store_regions``: this handler's staging chunks as regions of
+        one page each: allocated (handed out by ``alloc``, not yet stored) or free
+        (ready in the reserve)."""
+        with self._lock:
+            owned = list(self._owned.values())
+        reserve = self._reserve
+        ready = reserve.ready() if reserve is not None else []
+        regions = [
+            {
+                "pool_size": st.size,
+                "chunk_size": st.size,
+                "page_count": 1,
+                "free_pages": int(free),
+                "allocated_pages": int(not free),
+                "utilization": float(not free),
+                "region_id": st.region_id,
+            }
+            for free, group in ((False, owned), (True, ready))
+            for st in group
+        ]
+        allocated = len(owned)
+        return {
+            "num_regions": len(regions),
+            "total_pool_size": sum(r["pool_size"] for r in regions),
+            "total_page_count": len(regions),
+            "total_free_pages": len(regions) - allocated,
+            "total_allocated_pages": allocated,
+            "utilization": allocated / len(regions) if regions else 0.0,
+            "regions": regions,
+        }
+
     def get_stats(self) -> dict:
-        """Pool usage (from the mount), key count, and this handler's counters."""
+        """Statistics under the original's keys, plus this package's.
+
+        * ``kv_manager``: ``total_entries`` (keys published in the pool) and
+          ``total_size`` (bytes the pool has in use, from the mount);
+        * ``allocation_manager``: ``num_allocations``/``total_allocated`` (this handler's
+          staging chunks and their bytes), ``active_clients`` (processes holding pins in
+          the pool, plus this one: there is no server that registers clients);
+        * ``stats_manager``: this handler's operation counters;
+        * ``store_regions`` and ``allocator`` (its first region): see ``_region_stats``;
+        * ``pool`` (capacity, used, online, node from the mount) and ``handler``.
+        """
         pool = self._p()
         lib = pool.lib
         lst = c_void_p()
@@ -614,9 +684,18 @@ class MaruHandler:
         lib.maru_key_list_free(lst)
         usage = self._pool_xattrs(pool.path)
         reserve = self._reserve
-        return {
-            "pool": {"path": pool.path, **usage},
+        holds = self._h()
+        regions = self._region_stats()
+        out = {
             "kv_manager": {"total_entries": n, "total_size": usage.get("used", 0)},
+            "allocation_manager": {
+                "num_allocations": regions["num_regions"],
+                "total_allocated": regions["total_pool_size"],
+                "active_clients": len(holds.registry.holders() | {os.getpid()}),
+            },
+            "stats_manager": dict(self._stats),
+            "store_regions": regions,
+            "pool": {"path": pool.path, **usage},
             "handler": {
                 "instance_id": self.instance_id,
                 "chunk_size": self._config.chunk_size_bytes,
@@ -625,8 +704,11 @@ class MaruHandler:
                 "reserve_error": reserve.last_error if reserve is not None else None,
                 "owned_regions": len(self._owned),
                 "live_regions": len(self._regions),
-                "pinned_keys": len(self._pins),
+                "pinned_keys": len(holds.views),
                 "cuda_registered": self._cuda,
                 **self._stats,
             },
         }
+        if regions["regions"]:
+            out["allocator"] = regions["regions"][0]
+        return out

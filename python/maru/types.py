@@ -1,8 +1,16 @@
-"""Result types of MaruHandler (same names and fields as the original Maru handler)."""
+"""Result types of MaruHandler: the original Maru handler's dataclasses, same fields.
+
+``AllocHandle`` compares by identity (``eq=False``, as in the original: two handles are
+two allocations even when their fields match); ``MemoryInfo`` compares by value
+(``view`` contents, ``region_id``, ``page_index``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
+
+@dataclass(eq=False, slots=True)
 class AllocHandle:
     """A writable staging chunk returned by :meth:`MaruHandler.alloc`.
 
@@ -12,13 +20,10 @@ class AllocHandle:
     ``page_index`` is always 0.
     """
 
-    __slots__ = ("buf", "_region_id", "_page_index", "_size")
-
-    def __init__(self, buf: memoryview, _region_id: int, _page_index: int = 0, _size: int = 0):
-        self.buf = buf
-        self._region_id = _region_id
-        self._page_index = _page_index
-        self._size = _size
+    buf: memoryview
+    _region_id: int
+    _page_index: int = 0
+    _size: int = 0
 
     @property
     def region_id(self) -> int:
@@ -27,7 +32,7 @@ class AllocHandle:
 
     @property
     def page_index(self) -> int:
-        """Always 0: a region holds one chunk."""
+        """Always 0 for chunks of this package: a region holds one chunk."""
         return self._page_index
 
     @property
@@ -35,25 +40,18 @@ class AllocHandle:
         """Requested size in bytes (the chunk's size)."""
         return self._size
 
-    def __repr__(self) -> str:
-        return f"AllocHandle(region_id={self._region_id}, page_index={self._page_index}, size={self._size})"
 
-
+@dataclass(slots=True)
 class MemoryInfo:
     """A published chunk mapped read-only, returned by :meth:`MaruHandler.retrieve`.
 
     ``view`` is a read-only memoryview over the chunk's mapping: the pool's own pages,
     no copy (``numpy.frombuffer(info.view, ...)``, ``torch.frombuffer(info.view, ...)``).
-    The mapping, and so the chunk's pin, lives as long as ``view`` or anything made
-    from it (slices, arrays, tensors) is referenced.
+    The mapping, and so the chunk's open handle in the pool, lives as long as ``view``
+    or anything made from it (slices, arrays, tensors) is referenced. Its length is
+    the stored size.
     """
 
-    __slots__ = ("view", "region_id", "page_index")
-
-    def __init__(self, view: memoryview, region_id: int, page_index: int = 0):
-        self.view = view
-        self.region_id = region_id
-        self.page_index = page_index
-
-    def __repr__(self) -> str:
-        return f"MemoryInfo(region_id={self.region_id}, page_index={self.page_index}, size={len(self.view)})"
+    view: memoryview
+    region_id: int = 0
+    page_index: int = 0

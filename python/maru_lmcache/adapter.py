@@ -181,7 +181,9 @@ class CxlMemoryAdapter(MemoryAllocatorInterface):
         A chunk of ``actual_size < chunk_size`` holds ``actual_size //
         single_token_size`` tokens: its shapes' token dimension is cut to that.
         """
-        buf = self._handler.get_buffer_view(region_id, 0, actual_size)
+        # A region of this package holds one chunk (page 0); a handler with paged
+        # regions (the original's) keeps page ``i`` at ``i * chunk_size``.
+        buf = self._handler.get_buffer_view(region_id, page_index * self._chunk_size, actual_size)
         if buf is None:
             logger.warning("maru: region %d is not mapped (page %d)", region_id, page_index)
             return None

@@ -127,6 +127,10 @@ def world():
     os.environ["MARU_LIBRARY"] = str(lib)  # this process and its children use this one
     tmp = Path(tempfile.mkdtemp(prefix="maru-py-test-"))
     tmp.chmod(0o755)  # the unprivileged test user must reach the mount point
+    # Pool-wide pin records of this session's pools (maru/_pins.py), not the host's.
+    os.environ["MARU_PIN_DIR"] = str(tmp / "pins")
+    (tmp / "pins").mkdir()
+    (tmp / "pins").chmod(0o1777)  # like /dev/shm: the unprivileged test user pins too
     mnt, run, log = tmp / "mnt", tmp / "run", tmp / "daemon.log"
     import maru
 

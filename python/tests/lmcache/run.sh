@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs LMCache's real MaruBackend against this package on a private maru-devd mount
-# (python/tests/test_lmcache_backend.py), after installing torch and LMCache into a venv.
+# (python/tests/test_lmcache_backend.py), after installing torch and LMCache into a venv;
+# then LMCache's own MaruBackend tests (tests/v1/storage_backend/test_maru_backend.py of
+# the LMCache release, unmodified) against this package's maru_handler/maru_lmcache.
 #
 #   sudo python/tests/lmcache/run.sh            # from anywhere; extra args go to pytest
 #
 # Knobs: MARU_LMCACHE_VENV (default <repo>/.venv-lmcache, reused when present),
 # LMCACHE_VERSION (default 0.5.6, the release whose maru_backend.py this package targets),
-# CARGO_TARGET_DIR (where the Rust binaries are built and then looked up).
+# CARGO_TARGET_DIR (where the Rust binaries are built and then looked up),
+# LMCACHE_SRC (an LMCache source checkout of that release; default: cloned with git into
+# <venv>/src/LMCache-<version>, tag v<version>).
 #
 # torch comes from PyPI, whose Linux wheels are CUDA builds: with the nvidia-* wheels about
 # 5 GiB installed; they run on CPU, which is all this test needs. LMCache is installed
@@ -31,4 +35,25 @@ pip=("$venv/bin/pip" install -q --disable-pip-version-check)
 
 echo "== LMCache MaruBackend on maru-fs"
 cd "$repo"
-exec "$venv/bin/python" -m pytest -v -p no:cacheprovider python/tests/test_lmcache_backend.py "$@"
+"$venv/bin/python" -m pytest -v -p no:cacheprovider python/tests/test_lmcache_backend.py "$@"
+
+echo "== LMCache $lmcache_version's own tests/v1/storage_backend/test_maru_backend.py"
+src=${LMCACHE_SRC:-$venv/src/LMCache-$lmcache_version}
+if [ ! -f "$src/tests/v1/storage_backend/test_maru_backend.py" ]; then
+    rm -rf "$src"
+    git clone -q --depth 1 --branch "v$lmcache_version" https://github.com/LMCache/LMCache "$src"
+fi
+# The test imports `tests.v1.utils` and the *installed* lmcache (the wheel, with its
+# compiled parts), so it runs from a directory holding only the test file, the helpers
+# it imports and the package markers (copied as they are; missing markers are empty),
+# not from the source root, whose lmcache/ would shadow the wheel.
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+for f in tests/__init__.py tests/v1/__init__.py tests/v1/storage_backend/__init__.py \
+    tests/v1/utils.py tests/v1/storage_backend/test_maru_backend.py; do
+    mkdir -p "$stage/$(dirname "$f")"
+    if [ -f "$src/$f" ]; then cp "$src/$f" "$stage/$f"; else : >"$stage/$f"; fi
+done
+cd "$stage"
+exec "$venv/bin/python" -m pytest -v -p no:cacheprovider --rootdir "$stage" \
+    tests/v1/storage_backend/test_maru_backend.py "$@"
