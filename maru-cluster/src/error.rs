@@ -1,0 +1,35 @@
+//! Why a cluster operation failed.
+
+/// What went wrong talking to etcd. Every message names the endpoints or the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No endpoint answered, or a request failed on the way.
+    #[error("etcd at {endpoints}: {what}: {source}")]
+    Etcd {
+        /// The configured endpoints, comma-separated.
+        endpoints: String,
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// The host's session is gone (its lease could not be renewed in time): the
+    /// host must not write to shared pools until it is back.
+    #[error("this host's etcd session has expired or cannot be renewed (etcd at {endpoints} unreachable?); shared pools refuse writes until it is back")]
+    NoSession {
+        /// The configured endpoints.
+        endpoints: String,
+    },
+    /// Another daemon already registered this host name.
+    #[error("host name `{host}` is already registered in the cluster by a live daemon ({holder}); give every host its own `cluster.host`")]
+    HostTaken {
+        /// The host name.
+        host: String,
+        /// What the registration says.
+        holder: String,
+    },
+    /// The runtime for the client could not be started.
+    #[error("cannot start the etcd client runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
