@@ -20,4 +20,4 @@ mod error;
 mod session;
 
 pub use error::ClusterError;
-pub use session::{ClusterConfig, KeyEvent, PoolLink, Publish, Session, UuidCheck};
+pub use session::{ClusterConfig, KeyEvent, KeyValue, PoolLink, Publish, Session, UuidCheck};

@@ -92,6 +92,9 @@ pub enum UuidCheck {
     Mismatch(String),
 }
 
+/// A published key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// A change of a pool's published keys, from the watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyEvent {
@@ -465,7 +468,7 @@ impl PoolLink {
     }
 
     /// Every published key with its value, and the revision to watch from.
-    pub fn keys(&self) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, i64), ClusterError> {
+    pub fn keys(&self) -> Result<(Vec<KeyValue>, i64), ClusterError> {
         let prefix = format!("{}/keys/", self.base);
         let mut c = self.session.inner.client.clone();
         let resp = self.session.run(
