@@ -42,25 +42,18 @@ pub fn load(file: &Path, host: &Host) -> anyhow::Result<Result<Plan, config::Con
 pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     let host = Host::discover(args.sysfs_root.as_deref())?;
     match load(&args.file, &host)? {
-        Ok(plan) => {
-            print!(
-                "{}",
-                plan.render(&args.runtime_dir, tmpfs::thp_mode(host.sysfs_root()))
-            );
-            println!(
-                "{}: OK, {} pool(s); nothing was touched",
-                args.file.display(),
-                plan.pools.len()
-            );
-            Ok(())
-        }
+        Ok(plan) => crate::output::stdout(&format!(
+            "{}{}: OK, {} pool(s); nothing was touched\n",
+            plan.render(&args.runtime_dir, tmpfs::thp_mode(host.sysfs_root())),
+            args.file.display(),
+            plan.pools.len()
+        )),
         Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!(
-                "{}: {} problem(s); nothing was touched",
+            crate::output::stderr(&format!(
+                "{errors}\n{}: {} problem(s); nothing was touched\n",
                 args.file.display(),
                 errors.0.len()
-            );
+            ));
             std::process::exit(1);
         }
     }

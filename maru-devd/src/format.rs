@@ -85,9 +85,8 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
     }
     let data =
         maru_fs::devdax::format(&d.fs_config()).with_context(|| format!("cannot format {what}"))?;
-    println!(
-        "formatted {what}: a new, empty pool with {} for chunks",
+    crate::output::stdout(&format!(
+        "formatted {what}: a new, empty pool with {} for chunks\n",
         human(data)
-    );
-    Ok(())
+    ))
 }
