@@ -4,6 +4,7 @@
 pub mod control;
 mod events;
 mod hotplug;
+mod limits;
 mod notify;
 mod privileges;
 mod signals;
@@ -209,6 +210,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     signals::block()?;
+    limits::raise_nofile_and_log();
     let mut host = Host::discover(args.sysfs_root.as_deref())?;
     let mut plan = load_plan(&args, &host)?;
     // Before changing anything: refuse if another daemon serves this runtime directory.

@@ -102,6 +102,12 @@ impl World {
     /// Starts `maru-devd run --allow-inject --config <config>` with `extra` arguments, and
     /// does not wait: see [`Daemon::serving`] and [`Daemon::exit`].
     pub fn spawn(&self, extra: &[&OsStr]) -> Daemon {
+        self.spawn_under(&[], extra)
+    }
+
+    /// As [`World::spawn`], run through the command `wrapper` (e.g. `prlimit --nofile=...
+    /// --`), which must exec maru-devd in its own process.
+    pub fn spawn_under(&self, wrapper: &[&str], extra: &[&OsStr]) -> Daemon {
         let log = self.tmp.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -109,7 +115,15 @@ impl World {
                 .unwrap()
                 .as_nanos()
         ));
-        let child = Command::new(bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .args(["run", "--allow-inject", "--config"])
             .arg(&self.config)
             .args(extra)
