@@ -120,6 +120,13 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, Errno>) {
     }
 }
 
+/// statfs inode figures (total, free) for `used` files: maru-fs has no inode table, so
+/// the total is a nominal 2^32 - 1 (or `used`, were there ever more) and the rest is free.
+fn inode_counts(used: u64) -> (u64, u64) {
+    let total = u64::from(u32::MAX).max(used);
+    (total, total - used)
+}
+
 impl Filesystem for MaruFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let passthrough = match config.add_capabilities(InitFlags::FUSE_PASSTHROUGH) {
@@ -441,13 +448,16 @@ impl Filesystem for MaruFs {
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        let (blocks, bfree, files) = self.shared.with(|s| s.statfs(ino.0));
+        let (blocks, bfree, used_files) = self.shared.with(|s| s.statfs(ino.0));
+        // f_files is the total of inodes, f_ffree the free ones: `df -i` shows their
+        // difference as IUsed, so the total must count the used ones too.
+        let (files, ffree) = inode_counts(used_files);
         reply.statfs(
             blocks,
             bfree,
             bfree,
             files,
-            u64::from(u32::MAX),
+            ffree,
             BLOCK as u32,
             NAME_MAX as u32,
             BLOCK as u32,
