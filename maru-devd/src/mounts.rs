@@ -64,11 +64,44 @@ impl MountTable {
     }
 }
 
+/// Asks the filesystem at `path` for its attributes, bypassing the kernel's attribute cache
+/// (`statx` with `AT_STATX_FORCE_SYNC`: FUSE sends a GETATTR to its server). A plain `stat`
+/// of a FUSE mount whose server was killed keeps answering from the cache for up to the
+/// attribute timeout (60 s for maru-fs) after anything stat'ed it (`df`, monitoring).
+fn stat_uncached(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: an all-zero statx is a valid value of this plain C struct.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `buf` a statx we own, both alive for the call.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_STATX_FORCE_SYNC | libc::AT_NO_AUTOMOUNT,
+            libc::STATX_BASIC_STATS,
+            &mut buf,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Makes sure `mountpoint` exists and carries no FUSE mount of a dead daemon: a FUSE mount
-/// whose server is gone answers ENOTCONN and is lazily unmounted. A live mount is an error.
+/// whose server is gone (asked past the attribute cache, it answers ENOTCONN) is lazily
+/// unmounted. A live FUSE mount, or any other filesystem mounted there, is an error. The
+/// caller holds the runtime directory's lock, so no daemon of that directory is alive.
 pub fn clean_stale(mountpoint: &Path) -> anyhow::Result<()> {
-    let table = MountTable::read()?;
-    if let Some(m) = table.at(mountpoint) {
+    // A daemon killed twice in a row may leave one dead mount on top of another.
+    for _ in 0..16 {
+        let table = MountTable::read()?;
+        let Some(m) = table.at(mountpoint) else {
+            break;
+        };
         if !m.fstype.starts_with("fuse") {
             anyhow::bail!(
                 "{} is already a {} mount; maru-devd mounts its own filesystem there: unmount it or choose another `mount:`",
@@ -76,17 +109,18 @@ pub fn clean_stale(mountpoint: &Path) -> anyhow::Result<()> {
                 m.fstype
             );
         }
-        match std::fs::metadata(mountpoint) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+        match stat_uncached(mountpoint) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)) => {
                 log::warn!(
                     "{}: stale FUSE mount from a daemon that died; unmounting it (lazily)",
                     mountpoint.display()
                 );
-                umount2(mountpoint, MntFlags::MNT_DETACH)
-                    .with_context(|| format!("cannot unmount the stale mount on {}", mountpoint.display()))?;
+                umount2(mountpoint, MntFlags::MNT_DETACH).with_context(|| {
+                    format!("cannot unmount the stale mount on {}", mountpoint.display())
+                })?;
             }
             _ => anyhow::bail!(
-                "{} is served by a live FUSE filesystem ({}); is another maru-devd running? stop it first (maru-devd status)",
+                "{} is served by a live FUSE filesystem ({}); is another maru-devd (with another --runtime-dir) serving it? stop it first (maru-devd status), or choose another `mount:`",
                 mountpoint.display(),
                 m.fstype
             ),

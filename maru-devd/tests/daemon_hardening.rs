@@ -1,4 +1,4 @@
-//! Issue 11 ("Hardening"), each with the real daemon on a real mount: `df -i` figures, the open files limit.
+//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, `df -i` figures, the open files limit.
 
 mod devd_support;
 mod fixtures;
@@ -8,6 +8,54 @@ use std::process::Command;
 
 fn pool(name: &str, size: &str) -> String {
     format!("  - name: {name}\n    source: {{numa: {{node: 0}}}}\n    size: {size}\n    mode: \"1777\"\n")
+}
+
+fn pool_status(w: &World, name: &str) -> Option<serde_json::Value> {
+    let st = w.status_json()?;
+    st["pools"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+}
+
+#[test]
+fn restart_right_after_kill_9_despite_a_cached_stat() {
+    if !can_run_daemon() {
+        return;
+    }
+    let w = World::new(&pool("kv", "16MiB"));
+    let d = w.start();
+    let dir = w.mnt.join("kv");
+    python(WRITER, &[dir.to_str().unwrap(), "k", "4096"], None).unwrap();
+    // df or monitoring stats the mount: the kernel caches its attributes
+    std::fs::metadata(&w.mnt).unwrap();
+    d.kill9();
+    // ... and answers the next stat from that cache, though the server is dead
+    let _ = std::fs::metadata(&w.mnt);
+    let d = w.spawn(&[]);
+    let d = d.serving(&w);
+    let log = d.log_text();
+    assert!(log.contains("stale FUSE mount"), "{log}");
+    assert_eq!(pool_status(&w, "kv").unwrap()["published_chunks"], 1);
+    // a second daemon on the same runtime dir is told who holds it
+    let out = Command::new(fixtures::bin())
+        .args(["run", "--config"])
+        .arg(&w.config)
+        .env("MARU_RUNTIME_DIR", &w.run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "another maru-devd is running with runtime directory {} (pid {}",
+            w.run.display(),
+            d.pid()
+        )),
+        "{err}"
+    );
+    assert!(d.stop());
 }
 
 #[test]

@@ -58,19 +58,17 @@ pub fn answers(runtime_dir: &Path) -> bool {
     UnixStream::connect(socket_path(runtime_dir)).is_ok()
 }
 
-/// Binds the socket (replacing a dead one) with mode 0600.
+/// Binds the socket with mode 0600, replacing a socket file a dead daemon left: the caller
+/// holds the runtime directory's lock ([`super::lock`]), so no live daemon serves it.
 pub fn bind(runtime_dir: &Path) -> anyhow::Result<UnixListener> {
     let path = socket_path(runtime_dir);
-    if path.exists() {
-        if answers(runtime_dir) {
-            anyhow::bail!(
-                "another maru-devd is running with runtime directory {} (its socket {} answers); stop it first",
-                runtime_dir.display(),
-                path.display()
-            );
+    match std::fs::remove_file(&path) {
+        Ok(()) => log::info!("removed the stale control socket {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot remove the stale socket {}", path.display()))
         }
-        std::fs::remove_file(&path)
-            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
     }
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot bind the control socket {}", path.display()))?;

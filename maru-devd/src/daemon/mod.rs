@@ -5,6 +5,7 @@ pub mod control;
 mod events;
 mod hotplug;
 mod limits;
+pub mod lock;
 mod notify;
 mod privileges;
 mod signals;
@@ -215,6 +216,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut plan = load_plan(&args, &host)?;
     // Before changing anything: refuse if another daemon serves this runtime directory.
     tmpfs::private_dir(&args.runtime_dir)?;
+    // Held until the process exits (the kernel releases it however the daemon dies).
+    let lock = lock::acquire(&args.runtime_dir)?;
+    log::debug!("holding the daemon lock {}", lock.path().display());
     tmpfs::private_dir(&args.runtime_dir.join("pools"))?;
     let listener = control::bind(&args.runtime_dir)?;
     if reconfigure_devices(&plan, &host)? {
