@@ -1,10 +1,13 @@
-//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, `df -i` figures, the open files limit.
+//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, a control socket that serves each client on its own, `df -i` figures, the open files limit.
 
 mod devd_support;
 mod fixtures;
 
 use devd_support::{can_run_daemon, python, World, WRITER};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn pool(name: &str, size: &str) -> String {
     format!("  - name: {name}\n    source: {{numa: {{node: 0}}}}\n    size: {size}\n    mode: \"1777\"\n")
@@ -17,6 +20,19 @@ fn pool_status(w: &World, name: &str) -> Option<serde_json::Value> {
         .iter()
         .find(|p| p["name"] == name)
         .cloned()
+}
+
+/// How long `maru-devd status` takes, asserting it succeeds.
+fn timed_status(w: &World) -> Duration {
+    let t = Instant::now();
+    let out = w.devd(&["status", "--json"]);
+    let took = t.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
 }
 
 #[test]
@@ -55,6 +71,55 @@ fn restart_right_after_kill_9_despite_a_cached_stat() {
         )),
         "{err}"
     );
+    assert!(d.stop());
+}
+
+#[test]
+fn an_idle_or_trickling_client_does_not_delay_status() {
+    if !can_run_daemon() {
+        return;
+    }
+    let w = World::new(&pool("kv", "16MiB"));
+    let d = w.start();
+    let sock = w.run.join("control.sock");
+    // one client connects and says nothing
+    let idle = UnixStream::connect(&sock).unwrap();
+    // another sends a byte every 200 ms, never a whole line
+    let trickle = UnixStream::connect(&sock).unwrap();
+    let t2 = trickle.try_clone().unwrap();
+    let trickler = std::thread::spawn(move || {
+        let mut t2 = t2;
+        for _ in 0..50 {
+            if t2.write_all(b" ").is_err() {
+                return true; // the daemon dropped us
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let took = timed_status(&w);
+        assert!(took < Duration::from_secs(1), "status took {took:?}");
+    }
+    // the trickling client is cut off at the request deadline with an error reply
+    let mut reply = String::new();
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = Instant::now();
+    BufReader::new(&trickle).read_line(&mut reply).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(reply.contains("no complete request line"), "{reply}");
+    let _ = trickler.join();
+    // an oversized request is refused, not buffered without end
+    let mut big = UnixStream::connect(&sock).unwrap();
+    let _ = big.write_all(&vec![b'x'; 200 << 10]);
+    let mut answer = String::new();
+    let _ = big.read_to_string(&mut answer);
+    assert!(answer.contains("longer than"), "{answer}");
+    drop(idle);
+    assert!(timed_status(&w) < Duration::from_secs(1));
     assert!(d.stop());
 }
 
