@@ -1,12 +1,12 @@
-//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, a control socket that serves each client on its own, `df -i` figures, the open files limit.
+//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, a control socket that serves each client on its own, SIGHUP keeping a pool whose chunk is mapped after close, `df -i` figures, the open files limit.
 
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, python, World, WRITER};
+use devd_support::{can_run_daemon, poll, python, World, WRITER};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn pool(name: &str, size: &str) -> String {
@@ -120,6 +120,74 @@ fn an_idle_or_trickling_client_does_not_delay_status() {
     assert!(answer.contains("longer than"), "{answer}");
     drop(idle);
     assert!(timed_status(&w) < Duration::from_secs(1));
+    assert!(d.stop());
+}
+
+/// Maps `path` read-only with libc's mmap (Python's mmap module keeps a duplicate
+/// descriptor), closes the descriptor, prints `mapped` and holds the mapping until stdin
+/// closes.
+const MAP_AND_CLOSE: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+fd = os.open(sys.argv[1], os.O_RDONLY)
+n = os.fstat(fd).st_size
+addr = libc.mmap(None, n, 1, 1, fd, 0)
+assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+os.close(fd)
+assert ctypes.string_at(addr, 1) == sys.argv[2].encode()[:1]
+assert not any(os.readlink("/proc/self/fd/" + f).endswith(sys.argv[1].rsplit("/", 1)[1]) for f in os.listdir("/proc/self/fd") if os.path.islink("/proc/self/fd/" + f))
+print("mapped", flush=True)
+sys.stdin.read()
+"#;
+
+#[test]
+fn sighup_keeps_a_removed_pool_whose_chunk_is_mapped_after_close() {
+    if !can_run_daemon() {
+        return;
+    }
+    let w = World::new(&format!("{}{}", pool("a", "16MiB"), pool("b", "16MiB")));
+    let d = w.start();
+    let b = w.mnt.join("b");
+    python(WRITER, &[b.to_str().unwrap(), "key", "65536"], None).unwrap();
+    let key = b.join("key");
+    let mut holder = Command::new("/usr/bin/python3")
+        .args(["-c", MAP_AND_CLOSE, key.to_str().unwrap(), "k"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "mapped");
+    // the descriptor is closed: give the kernel's RELEASE time to reach the daemon
+    poll("the chunk's pins to drop", || {
+        (pool_status(&w, "b")?["pinned_bytes"] == 0).then_some(())
+    })
+    .unwrap();
+
+    w.set_pools(&pool("a", "16MiB"));
+    let reply = w.request(r#"{"cmd":"reload"}"#);
+    assert!(
+        reply
+            .to_string()
+            .contains("pool b was removed from the config but is kept: pool b is busy: 1 chunk(s) are still open or mapped"),
+        "{reply}"
+    );
+    assert!(pool_status(&w, "b").is_some());
+    assert!(w.run.join("pools/b").exists());
+
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let mut reply = serde_json::Value::Null;
+    let removed = poll("pool b to be removed once unmapped", || {
+        reply = w.request(r#"{"cmd":"reload"}"#);
+        reply.to_string().contains("pool b removed").then_some(())
+    });
+    assert!(removed.is_ok(), "{reply}");
     assert!(d.stop());
 }
 
