@@ -1,4 +1,4 @@
-//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, a control socket that serves each client on its own, SIGHUP keeping a pool whose chunk is mapped after close, `df -i` figures, the open files limit.
+//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, a control socket that serves each client on its own, SIGHUP keeping a pool whose chunk is mapped after close, `df -i` figures, the open files limit, `mount:` paths refused at start.
 
 mod devd_support;
 mod fixtures;
@@ -243,4 +243,53 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
         d.log_text()
     );
     assert!(d.stop());
+}
+
+#[test]
+fn run_refuses_a_mount_over_a_file_or_the_runtime_dir() {
+    if !can_run_daemon() {
+        return;
+    }
+    let w = World::new(&pool("kv", "16MiB"));
+    let cases = [
+        (
+            w.tmp.path().join("file"),
+            "is not a directory (it is a regular file)",
+        ),
+        (w.run.clone(), "is the runtime directory"),
+        (
+            w.tmp.path().join("full"),
+            "is a directory that is not empty",
+        ),
+    ];
+    std::fs::write(&cases[0].0, "x").unwrap();
+    std::fs::create_dir_all(&w.run).unwrap();
+    std::fs::create_dir_all(&cases[2].0).unwrap();
+    std::fs::write(cases[2].0.join("data"), "x").unwrap();
+    for (mount, want) in &cases {
+        std::fs::write(
+            &w.config,
+            format!(
+                "mount: {}\npools:\n{}",
+                mount.display(),
+                pool("kv", "16MiB")
+            ),
+        )
+        .unwrap();
+        let (ok, log) = w.spawn(&[]).exit();
+        assert!(!ok, "{log}");
+        assert!(log.contains(want), "{}: {log}", mount.display());
+        assert!(
+            log.contains(":1:8:"),
+            "the message points at `mount:`: {log}"
+        );
+        assert!(
+            !devd_support::is_mountpoint(mount),
+            "{} was mounted",
+            mount.display()
+        );
+        let out = w.devd(&["check-config", w.config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(want));
+    }
 }

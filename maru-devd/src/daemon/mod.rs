@@ -103,12 +103,15 @@ fn fs_pool(p: &PoolPlan, backing: &Path) -> maru_fs::PoolConfig {
 /// The plan for `args`: the config file's, or the embedded default's.
 fn load_plan(args: &RunArgs, host: &Host) -> anyhow::Result<Plan> {
     match &args.config {
-        Some(file) => check::load(file, host)?.map_err(anyhow::Error::new),
+        Some(file) => check::load(file, host, &args.runtime_dir)?.map_err(anyhow::Error::new),
         None => {
             let mem = host.node(0).and_then(|n| n.mem_total).context(
                 "the embedded default pool lives on NUMA node 0, but node 0's memory size cannot be read; pass --config",
             )?;
             let cfg = config::embedded(mem);
+            if let Some(msg) = mounts::check_mount_point(&cfg.mount, &args.runtime_dir) {
+                anyhow::bail!("the embedded default config: {msg}; or pass --config");
+            }
             config::validate(&cfg, host).map_err(|d| {
                 let msgs: Vec<String> = d.into_iter().map(|d| d.msg).collect();
                 anyhow::anyhow!("embedded default config: {}", msgs.join("; "))
