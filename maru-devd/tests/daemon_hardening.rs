@@ -1,4 +1,7 @@
-//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a `kill -9` despite a cached stat, a control socket that serves each client on its own, SIGHUP keeping a pool whose chunk is mapped after close, `df -i` figures, the open files limit, `mount:` paths refused at start.
+//! Issue 11 ("Hardening"), each with the real daemon on a real mount: restart right after a
+//! `kill -9` despite a cached stat, a control socket that serves each client on its own,
+//! SIGHUP keeping a pool whose chunk is mapped after close, `df -i` figures, a bounded log
+//! under an ioctl flood, the open files limit, and `mount:` paths refused at start.
 
 mod devd_support;
 mod fixtures;
@@ -217,6 +220,52 @@ fn df_i_counts_the_chunks_as_used_inodes() {
     let df = String::from_utf8_lossy(&df.stdout);
     let iused = df.lines().nth(1).and_then(|l| l.split_whitespace().nth(2));
     assert_eq!(iused, Some("2"), "df -i IUsed:\n{df}");
+    assert!(d.stop());
+}
+
+#[test]
+fn an_ioctl_flood_keeps_the_log_bounded() {
+    if !can_run_daemon() {
+        return;
+    }
+    let w = World::new(&pool("kv", "16MiB"));
+    let d = w.start();
+    let dir = w.mnt.join("kv");
+    python(WRITER, &[dir.to_str().unwrap(), "a", "4096"], None).unwrap();
+
+    // any user may call ioctl on a chunk as often as it likes: the log stays bounded
+    let before = std::fs::metadata(&d.log).unwrap().len();
+    let flood = r#"
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+errs = set()
+for i in range(10000):
+    try:
+        fcntl.ioctl(fd, 0x12345678 & 0xffff)
+    except OSError as e:
+        errs.add(e.errno)
+print(sorted(errs))
+"#;
+    let key = dir.join("a");
+    let errs = python(flood, &[key.to_str().unwrap()], Some(65534)).unwrap();
+    assert_eq!(
+        errs,
+        format!("[{}]", libc::ENOTTY),
+        "ioctl must fail with ENOTTY"
+    );
+    let log = d.log_text();
+    let grown = std::fs::metadata(&d.log).unwrap().len() - before;
+    let lines = log.lines().filter(|l| l.contains("ioctl")).count();
+    assert!(
+        lines <= 5,
+        "{lines} ioctl lines logged:\n{}",
+        &log[..log.len().min(4000)]
+    );
+    assert!(grown < 4096, "10000 ioctls grew the log by {grown} bytes");
+    assert!(
+        log.contains("further ioctl requests within 60 s are counted"),
+        "{log}"
+    );
     assert!(d.stop());
 }
 
