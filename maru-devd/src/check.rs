@@ -1,7 +1,9 @@
 //! `maru-devd check-config`: validate a config file and print the plan, touching nothing.
 
-use crate::config::{self, Source};
+use crate::config::locate::Seg;
+use crate::config::{self, Diag, Source};
 use crate::host::Host;
+use crate::mounts;
 use crate::plan::Plan;
 use crate::tmpfs;
 use std::path::{Path, PathBuf};
@@ -28,39 +30,49 @@ pub struct CheckArgs {
     pub runtime_dir: PathBuf,
 }
 
-/// Loads and checks a config file against the host; `Err` holds the printable problems.
-pub fn load(file: &Path, host: &Host) -> anyhow::Result<Result<Plan, config::ConfigErrors>> {
+/// Loads and checks a config file against the host, and its `mount:` against the host's
+/// directories and `runtime_dir`; `Err` holds the printable problems.
+pub fn load(
+    file: &Path,
+    host: &Host,
+    runtime_dir: &Path,
+) -> anyhow::Result<Result<Plan, config::ConfigErrors>> {
     let source = Source::read(file)?;
     let cfg = match source.parse() {
         Ok(cfg) => cfg,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(config::validate(&cfg, host).map_err(|d| source.errors(d)))
+    let mount = mounts::check_mount_point(&cfg.mount, runtime_dir).map(|msg| Diag {
+        path: vec![Seg::Value("mount".into())],
+        msg,
+    });
+    Ok(match (config::validate(&cfg, host), mount) {
+        (Ok(plan), None) => Ok(plan),
+        (Ok(_), Some(d)) => Err(source.errors(vec![d])),
+        (Err(mut diags), mount) => {
+            // `mount:` comes first in the file, and so in the report.
+            diags.splice(0..0, mount);
+            Err(source.errors(diags))
+        }
+    })
 }
 
 /// Runs the command: prints the plan (exit 0) or every problem (exit 1).
 pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     let host = Host::discover(args.sysfs_root.as_deref())?;
-    match load(&args.file, &host)? {
-        Ok(plan) => {
-            print!(
-                "{}",
-                plan.render(&args.runtime_dir, tmpfs::thp_mode(host.sysfs_root()))
-            );
-            println!(
-                "{}: OK, {} pool(s); nothing was touched",
-                args.file.display(),
-                plan.pools.len()
-            );
-            Ok(())
-        }
+    match load(&args.file, &host, &args.runtime_dir)? {
+        Ok(plan) => crate::output::stdout(&format!(
+            "{}{}: OK, {} pool(s); nothing was touched\n",
+            plan.render(&args.runtime_dir, tmpfs::thp_mode(host.sysfs_root())),
+            args.file.display(),
+            plan.pools.len()
+        )),
         Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!(
-                "{}: {} problem(s); nothing was touched",
+            crate::output::stderr(&format!(
+                "{errors}\n{}: {} problem(s); nothing was touched\n",
                 args.file.display(),
                 errors.0.len()
-            );
+            ));
             std::process::exit(1);
         }
     }

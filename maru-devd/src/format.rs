@@ -47,7 +47,7 @@ pub struct FormatArgs {
 /// Runs the command.
 pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
     let host = Host::discover(args.sysfs_root.as_deref())?;
-    let plan = check::load(&args.config, &host)?.map_err(anyhow::Error::new)?;
+    let plan = check::load(&args.config, &host, &args.runtime_dir)?.map_err(anyhow::Error::new)?;
     let Some(pool) = plan.pools.iter().find(|p| p.name == args.pool) else {
         let names: Vec<&str> = plan.pools.iter().map(|p| p.name.as_str()).collect();
         anyhow::bail!(
@@ -89,9 +89,8 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
     }
     let data = maru_fs::devdax::format(&d.fs_config(args.takeover))
         .with_context(|| format!("cannot format {what}"))?;
-    println!(
-        "formatted {what}: a new, empty pool with {} for chunks",
+    crate::output::stdout(&format!(
+        "formatted {what}: a new, empty pool with {} for chunks\n",
         human(data)
-    );
-    Ok(())
+    ))
 }

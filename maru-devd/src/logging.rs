@@ -17,7 +17,8 @@ impl Log for Stderr {
                 Level::Debug => "debug",
                 Level::Trace => "trace",
             };
-            eprintln!("maru-devd: {level}: {}", r.args());
+            // Not eprintln!: a log line must never panic the daemon (stderr a closed pipe).
+            crate::output::stderr(&format!("maru-devd: {level}: {}\n", r.args()));
         }
     }
     fn flush(&self) {}

@@ -9,6 +9,7 @@ mod format;
 mod host;
 mod logging;
 mod mounts;
+mod output;
 mod plan;
 mod reconfigure;
 mod status;
@@ -73,9 +74,11 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `maru-devd ... | head -1`: the reader has what it wanted; exit quietly.
+        Err(e) if output::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain on one line ("what failed: why"), without a backtrace.
-            eprintln!("maru-devd: error: {e:#}");
+            output::stderr(&format!("maru-devd: error: {e:#}\n"));
             std::process::ExitCode::FAILURE
         }
     }

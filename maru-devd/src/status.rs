@@ -97,11 +97,10 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
         Reply::Done { .. } => anyhow::bail!("maru-devd gave an unexpected answer to status"),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))
     } else {
-        print!("{}", render(&report));
+        crate::output::stdout(&render(&report))
     }
-    Ok(())
 }
 
 fn render(r: &StatusReport) -> String {

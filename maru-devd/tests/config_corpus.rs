@@ -167,3 +167,22 @@ fn movable_memory_is_reported_with_the_fix() {
         "{plan}"
     );
 }
+
+#[test]
+fn decimal_units_are_taken_as_written_with_a_note() {
+    let snap = extract_named(SNAPSHOT);
+    let plan = plan_of(
+        &snap,
+        "pools:\n  - {name: kv, source: {numa: {node: 0}}, size: 1GB, max_chunk_size: 2MB}\n",
+        &[],
+    );
+    assert!(plan.contains("size:     1000000000 bytes"), "{plan}");
+    assert!(
+        plan.contains("warning: pool `kv`: size `1GB` is 1000000000 bytes (GB counts in powers of 1000); if you meant 1073741824 bytes, write `1GiB`"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("warning: pool `kv`: max_chunk_size `2MB` is 2000000 bytes"),
+        "{plan}"
+    );
+}

@@ -8,18 +8,23 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::notify::Notice;
+use crate::ratelimit::RateLimited;
 use crate::state::{Opened, State, BLOCK, NAME_MAX};
 
 /// How long the kernel may cache names, negative names and attributes. Every name
 /// change the kernel does not make itself (eviction, staging reclaim, pools coming
 /// and going) is invalidated through the notifier, so this can be long.
 const TTL: Duration = Duration::from_secs(60);
+
+/// Any user can send these as fast as it likes: their warnings are rate-limited.
+static IOCTLS: RateLimited = RateLimited::new("ioctl requests");
+static LINKS: RateLimited = RateLimited::new("link/symlink requests");
 
 /// State shared by the request threads, the notifier and the daemon's [`crate::Control`].
 #[derive(Debug)]
@@ -118,6 +123,13 @@ fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, Errno>) {
         Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
         Ok(v) => reply.data(&v),
     }
+}
+
+/// statfs inode figures (total, free) for `used` files: maru-fs has no inode table, so
+/// the total is a nominal 2^32 - 1 (or `used`, were there ever more) and the rest is free.
+fn inode_counts(used: u64) -> (u64, u64) {
+    let total = u64::from(u32::MAX).max(used);
+    (total, total - used)
 }
 
 impl Filesystem for MaruFs {
@@ -440,14 +452,75 @@ impl Filesystem for MaruFs {
         reply.ok();
     }
 
+    fn ioctl(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        IOCTLS.warn(|| {
+            format!(
+                "pid {} (uid {}) sent ioctl {cmd:#x} on inode {}; chunks have no ioctls (ENOTTY)",
+                req.pid(),
+                req.uid(),
+                ino.0
+            )
+        });
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn link(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        LINKS.warn(|| {
+            format!(
+                "pid {} (uid {}) tried to hard-link {newname:?}; keys come only from publishing (EPERM)",
+                req.pid(),
+                req.uid()
+            )
+        });
+        reply.error(Errno::EPERM);
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        _parent: INodeNo,
+        link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        LINKS.warn(|| {
+            format!(
+                "pid {} (uid {}) tried to create symlink {link_name:?}; keys come only from publishing (EPERM)",
+                req.pid(),
+                req.uid()
+            )
+        });
+        reply.error(Errno::EPERM);
+    }
+
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        let (blocks, bfree, files) = self.shared.with(|s| s.statfs(ino.0));
+        let (blocks, bfree, used_files) = self.shared.with(|s| s.statfs(ino.0));
+        // f_files is the total of inodes, f_ffree the free ones: `df -i` shows their
+        // difference as IUsed, so the total must count the used ones too.
+        let (files, ffree) = inode_counts(used_files);
         reply.statfs(
             blocks,
             bfree,
             bfree,
             files,
-            u64::from(u32::MAX),
+            ffree,
             BLOCK as u32,
             NAME_MAX as u32,
             BLOCK as u32,

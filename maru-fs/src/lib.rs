@@ -17,6 +17,7 @@ pub mod index;
 mod lease;
 mod mount;
 mod notify;
+mod ratelimit;
 mod reaper;
 mod state;
 mod stats;

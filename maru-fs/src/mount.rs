@@ -165,9 +165,18 @@ impl Control {
     }
 
     /// Removes a pool from the mount (its backing files are left alone); refused
-    /// with [`FsError::PoolBusy`] while any of its chunks is open or mapped.
+    /// with [`FsError::PoolBusy`] while any of its chunks is open or mapped — a
+    /// mapping whose descriptor was closed included (under passthrough the daemon
+    /// sees no handle for it; a lease probe does). Checked and removed under one
+    /// lock, so no open can slip in between.
     pub fn remove_pool(&self, name: &str) -> Result<(), FsError> {
-        self.shared.with(|s| s.remove_pool(name))
+        self.shared.with(|s| match s.busy_chunks(name) {
+            Some(busy) if busy > 0 => Err(FsError::PoolBusy {
+                pool: name.to_string(),
+                pinned_chunks: busy,
+            }),
+            _ => s.remove_pool(name),
+        })
     }
 
     /// Takes a pool on- or offline; offline pools refuse new creates and growth

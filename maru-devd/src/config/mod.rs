@@ -52,6 +52,8 @@ pub struct PoolSpec {
     pub eviction: Eviction,
     /// Largest chunk a writer may size (`ftruncate` above fails with EFBIG).
     pub max_chunk_size: Option<u64>,
+    /// Notes for the plan (a size written in decimal units), shown as warnings.
+    pub notes: Vec<String>,
 }
 
 /// A memory source.
@@ -203,8 +205,36 @@ impl Source {
             })?;
         Ok(Source {
             file: path.display().to_string(),
-            text,
+            // Editors on Windows start UTF-8 files with a byte order mark; YAML would take
+            // it for content ("more than one document").
+            text: match text.strip_prefix('\u{feff}') {
+                Some(rest) => rest.to_string(),
+                None => text,
+            },
         })
+    }
+
+    /// Every line whose indentation holds a tab, as an error at the first tab: YAML
+    /// indents with spaces only, and the scanner's own message does not say so.
+    fn tab_errors(&self) -> Vec<ConfigError> {
+        self.text
+            .lines()
+            .enumerate()
+            .filter_map(|(i, line)| {
+                let indent: String = line
+                    .chars()
+                    .take_while(|c| *c == ' ' || *c == '\t')
+                    .collect();
+                let has_content = line.len() > indent.len();
+                let col = indent.chars().position(|c| c == '\t')? + 1;
+                has_content.then(|| ConfigError {
+                    file: self.file.clone(),
+                    line: i + 1,
+                    col,
+                    msg: "a tab in the indentation; YAML indents with spaces only: replace the tab with spaces, lining the key up with its siblings".into(),
+                })
+            })
+            .collect()
     }
 
     /// Turns problems into positioned errors (position 1:1 when a node cannot be found).
@@ -233,6 +263,10 @@ impl Source {
     /// Parses the text into a [`Config`] (structure and syntax only).
     pub fn parse(&self) -> Result<Config, ConfigErrors> {
         let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&self.text).map_err(|e| {
+            let tabs = self.tab_errors();
+            if !tabs.is_empty() {
+                return ConfigErrors(tabs);
+            }
             let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             let mut msg = e.to_string();
             if let Some(cut) = msg.find(" at line ") {
@@ -311,6 +345,7 @@ pub fn embedded(node0_mem_total: u64) -> Config {
             mode: DEFAULT_MODE,
             eviction: Eviction::Lru,
             max_chunk_size: None,
+            notes: Vec::new(),
         }],
     }
 }

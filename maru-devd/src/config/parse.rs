@@ -1,7 +1,7 @@
 //! Structural pass: YAML text -> [`Config`], with every problem tied to a path in the document.
 
 use super::locate::Seg;
-use super::size::{parse_bytes, parse_size, SizeSpec, SIZE_HINT};
+use super::size::{decimal_note, parse_bytes, parse_size, SizeSpec, SIZE_HINT};
 use super::suggest::hint;
 use super::{
     Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, NodeSel, PoolSpec,
@@ -63,7 +63,10 @@ fn parse_duration_ms(v: &Value) -> Option<u64> {
 
 /// Walks a parsed document. Returns the config if no problem was found, else every problem.
 pub fn parse(doc: &Value) -> Result<Config, Vec<Diag>> {
-    let mut p = Parser { diags: Vec::new() };
+    let mut p = Parser {
+        diags: Vec::new(),
+        notes: Vec::new(),
+    };
     let cfg = p.top(doc);
     match cfg {
         Some(cfg) if p.diags.is_empty() => Ok(cfg),
@@ -73,6 +76,8 @@ pub fn parse(doc: &Value) -> Result<Config, Vec<Diag>> {
 
 struct Parser {
     diags: Vec<Diag>,
+    /// Notes about the pool being parsed (decimal units), moved into its [`PoolSpec`].
+    notes: Vec<String>,
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -213,6 +218,7 @@ impl Parser {
             return None;
         };
         let before = self.diags.len();
+        self.notes.clear();
         let what = match map.get("name") {
             Some(Value::String(n)) => format!("pool `{n}`"),
             _ => format!("pool #{}", index + 1),
@@ -273,6 +279,7 @@ impl Parser {
             mode,
             eviction,
             max_chunk_size,
+            notes: std::mem::take(&mut self.notes),
         })
     }
 
@@ -532,7 +539,11 @@ impl Parser {
             Value::Number(n) => n.as_u64().map(SizeSpec::Bytes).ok_or_else(|| {
                 format!("bad size `{n}`: sizes are whole, non-negative numbers; {SIZE_HINT}")
             }),
-            Value::String(s) => parse_size(s),
+            Value::String(s) => {
+                self.notes
+                    .extend(decimal_note(s).map(|n| format!("size {n}")));
+                parse_size(s)
+            }
             other => Err(format!("bad size: found {}; {SIZE_HINT}", kind(other))),
         };
         match parsed {
@@ -556,7 +567,11 @@ impl Parser {
             Value::String(s) if s.trim_end().ends_with('%') => Err(format!(
                 "{what} cannot be a percentage (`{s}`); {SIZE_HINT}"
             )),
-            Value::String(s) => parse_bytes(s),
+            Value::String(s) => {
+                self.notes
+                    .extend(decimal_note(s).map(|n| format!("{what} {n}")));
+                parse_bytes(s)
+            }
             other => Err(format!(
                 "bad size for {what}: found {}; {SIZE_HINT}",
                 kind(other)

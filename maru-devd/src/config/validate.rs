@@ -154,7 +154,11 @@ fn node_of(
 
 fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan> {
     let before = diags.len();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = spec
+        .notes
+        .iter()
+        .map(|n| format!("pool `{}`: {n}", spec.name))
+        .collect();
     let uid = resolve_id(spec, "owner", diags);
     let gid = resolve_id(spec, "group", diags);
     let (node, node_reason, capacity, devdax, devices) = match &spec.source {

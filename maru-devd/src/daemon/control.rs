@@ -5,12 +5,14 @@ use super::events::{DeviceEvent, Event};
 use crate::status::StatusReport;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Sender};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// File name of the socket inside the runtime directory.
 pub const SOCKET: &str = "control.sock";
@@ -58,19 +60,17 @@ pub fn answers(runtime_dir: &Path) -> bool {
     UnixStream::connect(socket_path(runtime_dir)).is_ok()
 }
 
-/// Binds the socket (replacing a dead one) with mode 0600.
+/// Binds the socket with mode 0600, replacing a socket file a dead daemon left: the caller
+/// holds the runtime directory's lock ([`super::lock`]), so no live daemon serves it.
 pub fn bind(runtime_dir: &Path) -> anyhow::Result<UnixListener> {
     let path = socket_path(runtime_dir);
-    if path.exists() {
-        if answers(runtime_dir) {
-            anyhow::bail!(
-                "another maru-devd is running with runtime directory {} (its socket {} answers); stop it first",
-                runtime_dir.display(),
-                path.display()
-            );
+    match std::fs::remove_file(&path) {
+        Ok(()) => log::info!("removed the stale control socket {}", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot remove the stale socket {}", path.display()))
         }
-        std::fs::remove_file(&path)
-            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
     }
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot bind the control socket {}", path.display()))?;
@@ -79,9 +79,20 @@ pub fn bind(runtime_dir: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves the socket on the current thread: each connection's request becomes an
-/// [`Event::Request`]; the reply comes back from the main loop.
+/// At most this many clients are served at once; more are answered with an error at once.
+pub const MAX_CLIENTS: usize = 32;
+/// A client has this long, in total, to send its request line.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(3);
+/// The longest request line accepted.
+pub const MAX_REQUEST: usize = 64 << 10;
+/// A client that does not read its reply within this time is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves the socket: each connection gets its own thread (at most [`MAX_CLIENTS`] at once),
+/// so an idle or slow client never delays another; its request becomes an
+/// [`Event::Request`] and the reply comes back from the main loop.
 pub fn serve(listener: UnixListener, events: Sender<Event>) {
+    let active = Arc::new(AtomicUsize::new(0));
     for conn in listener.incoming() {
         let conn = match conn {
             Ok(conn) => conn,
@@ -92,32 +103,104 @@ pub fn serve(listener: UnixListener, events: Sender<Event>) {
                 continue;
             }
         };
-        if let Err(e) = handle(conn, &events) {
-            log::debug!("control socket: {e:#}");
+        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+            active.fetch_sub(1, Ordering::SeqCst);
+            let reply = Reply::Error {
+                message: format!(
+                    "too many control connections at once (at most {MAX_CLIENTS}); try again"
+                ),
+            };
+            let _ = conn.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = send(&conn, &reply);
+            continue;
+        }
+        let slot = Slot(active.clone());
+        let events = events.clone();
+        let spawned = std::thread::Builder::new()
+            .name("maru-devd-client".into())
+            .spawn(move || {
+                let _slot = slot;
+                if let Err(e) = handle(conn, &events) {
+                    log::debug!("control socket: {e:#}");
+                }
+            });
+        if let Err(e) = spawned {
+            // The closure (and its slot) is dropped with the error.
+            log::warn!("control socket: cannot start a client thread ({e}); dropping the client");
         }
     }
 }
 
-fn handle(conn: UnixStream, events: &Sender<Event>) -> anyhow::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = String::new();
-    BufReader::new(&conn).read_line(&mut line)?;
-    let reply = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => {
-            let (tx, rx) = channel();
-            events
-                .send(Event::Request(req, tx))
-                .context("daemon is shutting down")?;
-            rx.recv().context("daemon is shutting down")?
+/// One client's place among the [`MAX_CLIENTS`]; freed on drop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads one request line: at most [`MAX_REQUEST`] bytes, all within [`REQUEST_DEADLINE`]
+/// (a client trickling a byte now and then does not get more time).
+fn read_request(mut conn: &UnixStream) -> anyhow::Result<String> {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            anyhow::bail!(
+                "client sent no complete request line within {} s; dropped",
+                REQUEST_DEADLINE.as_secs()
+            );
         }
+        conn.set_read_timeout(Some(left))?;
+        let n = match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+            buf.truncate(end);
+            break;
+        }
+        if buf.len() > MAX_REQUEST {
+            anyhow::bail!("request longer than {MAX_REQUEST} bytes; dropped");
+        }
+    }
+    String::from_utf8(buf).context("the request is not UTF-8")
+}
+
+fn send(mut conn: &UnixStream, reply: &Reply) -> anyhow::Result<()> {
+    let mut out = serde_json::to_string(reply)?;
+    out.push('\n');
+    conn.write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn handle(conn: UnixStream, events: &Sender<Event>) -> anyhow::Result<()> {
+    conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let reply = match read_request(&conn) {
         Err(e) => Reply::Error {
-            message: format!("bad request `{}`: {e}", line.trim()),
+            message: format!("{e:#}"),
+        },
+        Ok(line) => match serde_json::from_str::<Request>(&line) {
+            Ok(req) => {
+                let (tx, rx) = channel();
+                events
+                    .send(Event::Request(req, tx))
+                    .context("daemon is shutting down")?;
+                rx.recv().context("daemon is shutting down")?
+            }
+            Err(e) => Reply::Error {
+                message: format!("bad request `{}`: {e}", line.trim()),
+            },
         },
     };
-    let mut out = serde_json::to_string(&reply)?;
-    out.push('\n');
-    (&conn).write_all(out.as_bytes())?;
-    Ok(())
+    send(&conn, &reply)
 }
 
 /// Sends one request to the daemon of `runtime_dir` and returns its reply.

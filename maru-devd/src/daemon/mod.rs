@@ -4,6 +4,8 @@
 pub mod control;
 mod events;
 mod hotplug;
+mod limits;
+pub mod lock;
 mod notify;
 mod privileges;
 mod signals;
@@ -106,12 +108,15 @@ fn fs_pool(p: &PoolPlan, backing: &Path, takeover: bool) -> maru_fs::PoolConfig 
 /// The plan for `args`: the config file's, or the embedded default's.
 fn load_plan(args: &RunArgs, host: &Host) -> anyhow::Result<Plan> {
     match &args.config {
-        Some(file) => check::load(file, host)?.map_err(anyhow::Error::new),
+        Some(file) => check::load(file, host, &args.runtime_dir)?.map_err(anyhow::Error::new),
         None => {
             let mem = host.node(0).and_then(|n| n.mem_total).context(
                 "the embedded default pool lives on NUMA node 0, but node 0's memory size cannot be read; pass --config",
             )?;
             let cfg = config::embedded(mem);
+            if let Some(msg) = mounts::check_mount_point(&cfg.mount, &args.runtime_dir) {
+                anyhow::bail!("the embedded default config: {msg}; or pass --config");
+            }
             config::validate(&cfg, host).map_err(|d| {
                 let msgs: Vec<String> = d.into_iter().map(|d| d.msg).collect();
                 anyhow::anyhow!("embedded default config: {}", msgs.join("; "))
@@ -214,10 +219,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     signals::block()?;
+    limits::raise_nofile_and_log();
     let mut host = Host::discover(args.sysfs_root.as_deref())?;
     let mut plan = load_plan(&args, &host)?;
     // Before changing anything: refuse if another daemon serves this runtime directory.
     tmpfs::private_dir(&args.runtime_dir)?;
+    // Held until the process exits (the kernel releases it however the daemon dies).
+    let lock = lock::acquire(&args.runtime_dir)?;
+    log::debug!("holding the daemon lock {}", lock.path().display());
     tmpfs::private_dir(&args.runtime_dir.join("pools"))?;
     let listener = control::bind(&args.runtime_dir)?;
     if reconfigure_devices(&plan, &host)? {

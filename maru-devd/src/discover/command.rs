@@ -1,6 +1,5 @@
 //! `maru-devd discover`: the administrator's first command on a new host.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -46,9 +45,5 @@ pub fn run(args: &DiscoverArgs) -> anyhow::Result<()> {
     } else {
         print::render(&topology)
     };
-    std::io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .context("cannot write the discovery report to stdout")?;
-    Ok(())
+    crate::output::stdout(&text).context("cannot write the discovery report")
 }

@@ -102,11 +102,22 @@ impl World {
     /// Starts `maru-devd run --allow-inject --config <config>` with `extra` arguments, and
     /// does not wait: see [`Daemon::serving`] and [`Daemon::exit`].
     pub fn spawn(&self, extra: &[&OsStr]) -> Daemon {
-        self.spawn_env(extra, &[])
+        self.spawn_with(&[], extra, &[])
     }
 
     /// [`World::spawn`] with extra environment variables (e.g. another host identity).
     pub fn spawn_env(&self, extra: &[&OsStr], env: &[(&str, &str)]) -> Daemon {
+        self.spawn_with(&[], extra, env)
+    }
+
+    /// As [`World::spawn`], run through the command `wrapper` (e.g. `prlimit --nofile=...
+    /// --`), which must exec maru-devd in its own process.
+    pub fn spawn_under(&self, wrapper: &[&str], extra: &[&OsStr]) -> Daemon {
+        self.spawn_with(wrapper, extra, &[])
+    }
+
+    /// Starts maru-devd through `wrapper` (may be empty) with `extra` arguments and `env`.
+    pub fn spawn_with(&self, wrapper: &[&str], extra: &[&OsStr], env: &[(&str, &str)]) -> Daemon {
         let log = self.tmp.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -114,7 +125,15 @@ impl World {
                 .unwrap()
                 .as_nanos()
         ));
-        let child = Command::new(bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .args(["run", "--allow-inject", "--config"])
             .arg(&self.config)
             .args(extra)

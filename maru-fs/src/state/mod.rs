@@ -25,6 +25,7 @@ use crate::reaper::Reaper;
 use crate::xattr;
 use crate::{Eviction, FsError, PoolConfig, PoolStats};
 
+mod busy;
 mod capacity;
 mod data;
 mod dirs;
