@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds libmaru.so (if needed), checks that its SONAME is libmaru.so.0, compiles the
-# C ABI test and the C example against libmaru/include/maru.h with gcc, and runs the
-# test on a fresh pool directory.
+# Builds libmaru.so (if needed), checks that maru.h declares exactly the functions it
+# exports (check-header.sh) and that its SONAME is libmaru.so.0, compiles the C ABI
+# test and the C example against libmaru/include/maru.h with gcc, and runs the test on
+# a fresh pool directory.
 # Then installs the library into a DESTDIR (scripts/install-libmaru.sh), builds the
 # example from the installed files with pkg-config, as a user of the library would,
 # and runs that build too.
@@ -17,6 +18,8 @@ cargo build -p libmaru --locked ${CARGO_FLAGS:-}
 libdir="$target/debug"
 [ -f "$libdir/libmaru.so" ] || { echo "tests/c: $libdir/libmaru.so was not built" >&2; exit 1; }
 
+# The header cannot drift from the library.
+./tests/c/check-header.sh "$libdir/libmaru.so"
 soname_of() { readelf -d "$1" | sed -n "s/.*($2).*\[\(libmaru[^]]*\)\]/\1/p"; }
 [ "$(soname_of "$libdir/libmaru.so" SONAME)" = libmaru.so.0 ] ||
     { echo "tests/c: $libdir/libmaru.so: SONAME is '$(soname_of "$libdir/libmaru.so" SONAME)', expected libmaru.so.0" >&2; exit 1; }
@@ -66,4 +69,4 @@ resolved="$(LD_LIBRARY_PATH="$inst/lib" ldd "$work/example-pc" | awk '$1 == "lib
 LD_LIBRARY_PATH="$inst/lib" "$work/example-pc" "$pool" put "example/installed" "hello from pkg-config"
 out="$(LD_LIBRARY_PATH="$inst/lib" "$work/example-pc" "$pool" get "example/installed")"
 [ "$out" = "hello from pkg-config" ] || { echo "tests/c: installed example read back '$out'" >&2; exit 1; }
-echo "tests/c: ok (SONAME libmaru.so.0; installed with pkg-config)"
+echo "tests/c: ok (header matches the exports; SONAME libmaru.so.0; installed with pkg-config)"
