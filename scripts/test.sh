@@ -4,9 +4,9 @@
 # Run it as yourself or as root. As the caller it checks formatting and lints, runs the
 # C ABI test (tests/c/run.sh: header/exports check, SONAME, install with pkg-config),
 # builds every test, and installs the Python package into .venv-test with
-# `pip install ./python`. The Rust and Python tests then run as root (they mount FUSE
-# filesystems and switch to an unprivileged user): a user is asked through sudo; root
-# needs no sudo.
+# `pip install ./python` (which compiles and bundles libmaru). The Rust and Python tests
+# then run as root (they mount FUSE filesystems and switch to an unprivileged user): a
+# user is asked through sudo; root needs no sudo.
 set -euo pipefail
 me=test.sh
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
@@ -30,9 +30,15 @@ if [ -z "${MARU_ELEVATED:-}" ]; then
     cargo test --workspace --locked --no-run
     cargo build --locked -p libmaru -p maru-devd
 
-    echo "== Python package: pip install ./python"
+    echo "== Python package: pip install ./python (builds and bundles libmaru)"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check pytest ./python
+    # The dev profile reuses the debug libmaru built above; a user's install builds release.
+    MARU_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check pytest ./python
+    bundled="$("$venv/bin/python" -c 'import maru._lib as l; print(l.path)')"
+    case "$bundled" in
+        "$PWD/$venv"/*/site-packages/maru/_native/libmaru.so) echo "   the package loads its bundled $bundled" ;;
+        *) echo "$me: the installed package loads $bundled, not the libmaru bundled in it" >&2; exit 1 ;;
+    esac
 fi
 maru_reexec_as_root "the Rust and Python tests (they mount FUSE filesystems and switch users)" "$@"
 # Nothing root writes (bytecode) should land in a user's checkout.
