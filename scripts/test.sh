@@ -36,7 +36,7 @@ if [ -z "${MARU_ELEVATED:-}" ]; then
     MARU_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check pytest ./python
     bundled="$("$venv/bin/python" -c 'import maru._lib as l; print(l.path)')"
     case "$bundled" in
-        "$PWD/$venv"/*/site-packages/maru/_native/libmaru.so) echo "   the package loads its bundled $bundled" ;;
+        "$(realpath "$venv")"/*/site-packages/maru/_native/libmaru.so) echo "   the package loads its bundled $bundled" ;;
         *) echo "$me: the installed package loads $bundled, not the libmaru bundled in it" >&2; exit 1 ;;
     esac
 fi
