@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# Installs what building and testing Maru needs on Debian 12 (run as root).
-# Idempotent: skips what is already there. Used by scripts/run.sh and scripts/test.sh.
+# Installs what building and testing Maru needs on Debian 12. Idempotent: skips what is
+# already there. Used by scripts/run.sh and scripts/test.sh. Needs root only to install
+# missing packages (or load the fuse module): as root it runs apt-get itself, as a user
+# it asks through sudo.
 set -euo pipefail
+me=setup
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+# shellcheck source=scripts/common.sh
+. "$(dirname "$self")/common.sh"
 
 need_pkgs=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in pkg-config libudev-dev fuse3 gcc make util-linux attr python3 python3-venv python3-pip; do
-    have_pkg "$p" || need_pkgs+=("$p")
-done
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in pkg-config libudev-dev fuse3 gcc make util-linux attr binutils python3 python3-venv python3-pip; do
+        have_pkg "$p" || need_pkgs+=("$p")
+    done
+else
+    echo "setup: not a Debian system (no dpkg-query): install by hand pkg-config, libudev (dev files), fuse3, gcc, binutils, python3 with venv and pip" >&2
+fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: missing Debian packages: ${need_pkgs[*]}; run as root or: sudo apt-get install ${need_pkgs[*]}" >&2
-        exit 1
-    fi
     echo "setup: installing ${need_pkgs[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    maru_sudo "installing Debian packages" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    maru_sudo "installing Debian packages" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-fi
+maru_find_cargo
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: no Rust toolchain found. Maru needs Rust >= 1.85 (install it with rustup: https://rustup.rs)." >&2
     exit 1
@@ -32,6 +35,6 @@ if [ "$(printf '%s\n1.85.0\n' "$rustv" | sort -V | head -1)" != "1.85.0" ]; then
     exit 1
 fi
 if [ ! -e /dev/fuse ]; then
-    modprobe fuse 2>/dev/null || true
+    maru_sudo "loading the fuse module" modprobe fuse 2>/dev/null || true
     [ -e /dev/fuse ] || { echo "setup: /dev/fuse is missing (load the fuse module: modprobe fuse)" >&2; exit 1; }
 fi

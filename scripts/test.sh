@@ -1,25 +1,53 @@
 #!/usr/bin/env bash
-# Sets up and runs every Maru test (run as root: the tests mount FUSE filesystems
-# and switch to an unprivileged user). This is the README's test command.
+# Sets up and runs every Maru test. This is the README's test command.
+#
+# Run it as yourself or as root. As the caller it checks formatting and lints, runs the
+# C ABI test (tests/c/run.sh: header/exports check, SONAME, install with pkg-config),
+# builds every test, and installs the Python package into .venv-test with
+# `pip install ./python` (which compiles and bundles libmaru). The Rust and Python tests
+# then run as root (they mount FUSE filesystems and switch to an unprivileged user): a
+# user is asked through sudo; root needs no sudo.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-./scripts/setup.sh
-[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+me=test.sh
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$self")/.."
+# shellcheck source=scripts/common.sh
+. scripts/common.sh
+venv=.venv-test
 
-echo "== format and lints"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+if [ -z "${MARU_ELEVATED:-}" ]; then
+    ./scripts/setup.sh
+    maru_find_cargo
+
+    echo "== format and lints"
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+    echo "== C ABI test"
+    ./tests/c/run.sh
+
+    echo "== build the tests"
+    cargo test --workspace --locked --no-run
+    cargo build --locked -p libmaru -p maru-devd
+
+    echo "== Python package: pip install ./python (builds and bundles libmaru)"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    # The dev profile reuses the debug libmaru built above; a user's install builds release.
+    MARU_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check pytest ./python
+    bundled="$("$venv/bin/python" -c 'import maru._lib as l; print(l.path)')"
+    case "$bundled" in
+        "$(realpath "$venv")"/*/site-packages/maru/_native/libmaru.so) echo "   the package loads its bundled $bundled" ;;
+        *) echo "$me: the installed package loads $bundled, not the libmaru bundled in it" >&2; exit 1 ;;
+    esac
+fi
+maru_reexec_as_root "the Rust and Python tests (they mount FUSE filesystems and switch users)" "$@"
+# Nothing root writes (bytecode) should land in a user's checkout.
+if [ -n "${MARU_ELEVATED:-}" ]; then export PYTHONDONTWRITEBYTECODE=1; fi
 
 echo "== Rust tests"
 # Includes maru-fs's capacity fault suite (maru-fs/tests/faults.rs), which prints
 # its own "N passed, M failed" line.
 cargo test --workspace --locked
 
-echo "== C ABI test"
-./tests/c/run.sh
-
 echo "== Python package (maru, maru_lmcache)"
-cargo build --locked -p libmaru -p maru-devd
-[ -x .venv-test/bin/python ] || python3 -m venv .venv-test
-.venv-test/bin/pip install -q --disable-pip-version-check pytest ./python
-.venv-test/bin/python -m pytest -q -rs -p no:cacheprovider python/tests
+"$venv/bin/python" -m pytest -q -rs -p no:cacheprovider python/tests

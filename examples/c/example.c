@@ -3,7 +3,13 @@
  *   example <pool-dir> put <key> <text>   create a chunk holding <text>, publish it
  *   example <pool-dir> get <key>          map the chunk read-only and print it
  *
- * Build: gcc -I libmaru/include example.c -L target/debug -lmaru
+ * Build against an installed libmaru (scripts/install-libmaru.sh; pkg-config finds it,
+ * PKG_CONFIG_PATH=<prefix>/lib/pkgconfig for a prefix off its default path):
+ *   cc example.c $(pkg-config --cflags --libs maru) -o example
+ * Build in the checkout (programs load the SONAME libmaru.so.0, which cargo does not
+ * make; the rpath lets it run without LD_LIBRARY_PATH):
+ *   cargo build -p libmaru && ln -sf libmaru.so target/debug/libmaru.so.0
+ *   cc examples/c/example.c -I libmaru/include -L target/debug -Wl,-rpath,$PWD/target/debug -lmaru -o example
  */
 #include <errno.h>
 #include <stdio.h>

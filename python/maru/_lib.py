@@ -2,13 +2,18 @@
 
 The library is looked up, in order, at:
 
-1. ``$MARU_LIBRARY`` (a path to ``libmaru.so``);
-2. ``maru/_native/libmaru.so`` inside this package (a wheel built with the library copied in);
+1. ``maru/_native/libmaru.so`` inside this package: ``pip install ./python`` compiles
+   libmaru and bundles it there (``python/setup.py``), so the package and its library
+   always match;
+2. ``$MARU_LIBRARY`` (a path to ``libmaru.so``), for a package installed without one
+   (``MARU_BUILD_LIBMARU=0``) or run from the source tree;
 3. the Cargo target directories of a Maru checkout: ``$CARGO_TARGET_DIR``, then ``target/``
    of the workspace found above the current directory or above this package's source
    (``release`` or ``debug``, whichever was built last).
 
-Every failure names the places that were tried and how to build the library.
+A candidate that is absent, fails to load or has another ABI version is skipped. Every
+failure names the places that were tried and how to build the library. ``maru._lib.path``
+is the library loaded (loading it on first use).
 """
 
 from __future__ import annotations
@@ -37,11 +42,22 @@ NAME_MAX = 255
 
 _LIB_NAME = "libmaru.so"
 _BUILD_HINT = (
-    "build it with `cargo build --release -p libmaru` in the Maru checkout, or set MARU_LIBRARY=/path/to/libmaru.so"
+    "reinstall the package from the Maru checkout with `pip install ./python` (it bundles libmaru), "
+    "or build it with `cargo build --release -p libmaru` in the checkout, or set MARU_LIBRARY=/path/to/libmaru.so"
 )
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
+_path: Path | None = None
+
+
+def __getattr__(name: str) -> Path:
+    """``path``: the file of the loaded libmaru (loads it first; raises like :func:`load`)."""
+    if name == "path":
+        load()
+        assert _path is not None
+        return _path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _workspace_roots() -> list[Path]:
@@ -62,11 +78,10 @@ def _workspace_roots() -> list[Path]:
 
 def candidates() -> list[Path]:
     """Every path :func:`load` tries, in order."""
-    out: list[Path] = []
+    out: list[Path] = [Path(__file__).resolve().parent / "_native" / _LIB_NAME]
     env = os.environ.get("MARU_LIBRARY")
     if env:
         out.append(Path(env))
-    out.append(Path(__file__).resolve().parent / "_native" / _LIB_NAME)
     target_dirs: list[Path] = []
     cargo_target = os.environ.get("CARGO_TARGET_DIR")
     if cargo_target:
@@ -131,7 +146,7 @@ def load() -> ctypes.CDLL:
     Raises :class:`MaruLibraryError` naming every place tried when it cannot be found,
     loaded, or has another ABI version.
     """
-    global _lib
+    global _lib, _path
     if _lib is not None:
         return _lib
     with _lock:
@@ -152,7 +167,7 @@ def load() -> ctypes.CDLL:
             if version != ABI_VERSION:
                 tried.append(f"{path} (ABI version {version}, this package needs {ABI_VERSION})")
                 continue
-            _lib = lib
+            _lib, _path = lib, path
             return lib
         raise MaruLibraryError(
             "cannot load libmaru (the Maru client library); looked at: "

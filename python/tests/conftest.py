@@ -3,7 +3,9 @@
 The binaries are not built here: they are looked up (``$MARU_DEVD`` and
 ``$MARU_LIBRARY``, else ``$CARGO_TARGET_DIR`` or the workspace's ``target/``, release
 or debug, whichever was built last). Build them first with
-``cargo build -p libmaru -p maru-devd`` (add ``--release`` for benchmarks).
+``cargo build -p libmaru -p maru-devd`` (add ``--release`` for benchmarks). A package
+installed with ``pip install ./python`` loads the libmaru bundled in it first
+(``maru/_lib.py``); ``$MARU_LIBRARY`` then only serves a package without one.
 """
 
 from __future__ import annotations

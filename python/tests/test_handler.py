@@ -120,8 +120,8 @@ def test_library_lookup_order(monkeypatch, tmp_path):
     monkeypatch.setenv("MARU_LIBRARY", str(tmp_path / "x.so"))
     monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path / "tgt"))
     c = _lib.candidates()
-    assert c[0] == tmp_path / "x.so"
-    assert c[1].parts[-2:] == ("_native", "libmaru.so")
+    assert c[0].parts[-3:] == ("maru", "_native", "libmaru.so")  # the bundled library first
+    assert c[1] == tmp_path / "x.so"
     assert c[2:4] == [tmp_path / "tgt" / "release" / "libmaru.so", tmp_path / "tgt" / "debug" / "libmaru.so"]
     # whichever profile was built last comes first
     (tmp_path / "tgt" / "debug").mkdir(parents=True)
