@@ -12,11 +12,14 @@ self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 need_pkgs=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if command -v dpkg-query >/dev/null 2>&1; then
-    for p in pkg-config libudev-dev fuse3 gcc make util-linux attr binutils python3 python3-venv python3-pip; do
+    # etcd-server and etcd-client: the multi-host tests start a real etcd (docs/multihost.md);
+    # protobuf-compiler: the etcd client crate compiles etcd's protocol at build time.
+    for p in pkg-config libudev-dev fuse3 gcc make util-linux attr binutils python3 python3-venv python3-pip \
+        etcd-server etcd-client protobuf-compiler; do
         have_pkg "$p" || need_pkgs+=("$p")
     done
 else
-    echo "setup: not a Debian system (no dpkg-query): install by hand pkg-config, libudev (dev files), fuse3, gcc, binutils, python3 with venv and pip" >&2
+    echo "setup: not a Debian system (no dpkg-query): install by hand pkg-config, libudev (dev files), fuse3, gcc, binutils, python3 with venv and pip, etcd (server and etcdctl), protoc" >&2
 fi
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}" >&2

@@ -122,7 +122,7 @@ impl Session {
     /// task renews the lease every third of its TTL.
     pub fn connect(cfg: ClusterConfig) -> Result<Session, ClusterError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("maru-etcd")
             .enable_all()
             .build()
@@ -164,7 +164,7 @@ impl Session {
         });
         let session = Session { inner };
         session.register()?;
-        let keeper = Arc::clone(&session.inner);
+        let keeper = Arc::downgrade(&session.inner);
         session.inner.rt.spawn(keep_alive(keeper));
         Ok(session)
     }
@@ -199,8 +199,31 @@ impl Session {
     }
 
     /// Registers `hosts/<host>` on the current lease; refused if a live daemon
-    /// already has that name.
+    /// keeps that name. A daemon of this host that crashed leaves its registration
+    /// until its lease expires: wait for that (up to the TTL and a bit) before
+    /// giving up.
     fn register(&self) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.inner.cfg.lease_ttl + Duration::from_secs(2);
+        loop {
+            match self.try_register() {
+                Err(ClusterError::HostTaken { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Ends this host's session now (revokes its lease: other hosts see it leave at
+    /// once instead of after the TTL).
+    pub fn leave(&self) {
+        self.inner.stop.store(true, Ordering::Release);
+        let lease = self.lease();
+        let mut c = self.inner.client.clone();
+        let _ = self.run("cannot revoke the lease", c.lease_revoke(lease));
+    }
+
+    fn try_register(&self) -> Result<(), ClusterError> {
         let key = format!("{}/hosts/{}", self.inner.cfg.prefix, self.inner.cfg.host);
         let value = format!("pid={};lease={:x}", std::process::id(), self.lease());
         let txn = Txn::new()
@@ -294,12 +317,19 @@ impl Drop for Inner {
 /// succeeded for two thirds of the TTL (before the server lets the lease expire),
 /// and true again after a renewal; an expired lease is replaced by a new one and
 /// the host registered again.
-async fn keep_alive(inner: Arc<Inner>) {
+async fn keep_alive(weak: std::sync::Weak<Inner>) {
+    let Some(inner) = weak.upgrade() else { return };
     let ttl = inner.cfg.lease_ttl.max(Duration::from_secs(2));
+    drop(inner);
     let period = ttl / 3;
     let mut last_ok = Instant::now();
-    while !inner.stop.load(Ordering::Acquire) {
+    let mut last_err: Option<String> = None;
+    loop {
         tokio::time::sleep(period).await;
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.stop.load(Ordering::Acquire) {
+            return;
+        }
         let lease = *inner.lease.lock().unwrap_or_else(|e| e.into_inner());
         let mut c = inner.client.clone();
         let renewed = tokio::time::timeout(OP_TIMEOUT, async {
@@ -308,9 +338,15 @@ async fn keep_alive(inner: Arc<Inner>) {
             Ok::<_, etcd_client::Error>(stream.message().await?.map(|r| r.ttl()))
         })
         .await;
+        // An expired lease shows as a 0 TTL or as "lease not found".
+        let renewed = match renewed {
+            Ok(Err(e)) if e.to_string().contains("lease not found") => Ok(Ok(Some(0))),
+            other => other,
+        };
         match renewed {
             Ok(Ok(Some(t))) if t > 0 => {
                 last_ok = Instant::now();
+                last_err = None;
                 if !inner.live.swap(true, Ordering::AcqRel) {
                     log::info!(
                         "etcd session of host {} renewed: shared pools accept writes again",
@@ -340,7 +376,22 @@ async fn keep_alive(inner: Arc<Inner>) {
                     }
                 }
             }
-            Ok(Err(_)) | Err(_) => {}
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                if last_err.as_deref() != Some(e.as_str()) {
+                    log::warn!("etcd lease renewal of host {} failed: {e}", inner.cfg.host);
+                    last_err = Some(e);
+                }
+            }
+            Err(_) => {
+                if last_err.as_deref() != Some("timeout") {
+                    log::warn!(
+                        "etcd lease renewal of host {} got no answer within {OP_TIMEOUT:?}",
+                        inner.cfg.host
+                    );
+                    last_err = Some("timeout".into());
+                }
+            }
         }
         if last_ok.elapsed() > ttl * 2 / 3 && inner.live.swap(false, Ordering::AcqRel) {
             log::error!(
@@ -485,9 +536,23 @@ impl PoolLink {
     }
 
     /// Watches the pool's keys from revision `from` and calls `on_event` for every
-    /// change, on the client's runtime, until the session is dropped. A broken
-    /// watch is re-established (from the last revision seen).
-    pub fn watch_keys(&self, from: i64, on_event: impl Fn(KeyEvent) + Send + Sync + 'static) {
+    /// change, in order, until the session is dropped. A broken watch is
+    /// re-established (from the last revision seen). `on_event` runs on a thread of
+    /// its own, never on the client's runtime: it may block (take the filesystem's
+    /// lock) while a filesystem thread holding that lock waits for etcd.
+    pub fn watch_keys(
+        &self,
+        from: i64,
+        on_event: impl Fn(KeyEvent) + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<KeyEvent>();
+        std::thread::Builder::new()
+            .name("maru-etcd-watch".into())
+            .spawn(move || {
+                while let Ok(ev) = rx.recv() {
+                    on_event(ev);
+                }
+            })?;
         let prefix = format!("{}/keys/", self.base);
         let inner = Arc::clone(&self.session.inner);
         let weak = Arc::downgrade(&inner);
@@ -514,15 +579,19 @@ impl PoolLink {
                         let Some(key) = unhex(&kv.key()[prefix.len()..]) else {
                             continue;
                         };
-                        on_event(match ev.event_type() {
+                        let ev = match ev.event_type() {
                             EventType::Put => KeyEvent::Put(key, kv.value().to_vec()),
                             EventType::Delete => KeyEvent::Delete(key),
-                        });
+                        };
+                        if tx.send(ev).is_err() {
+                            return;
+                        }
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
+        Ok(())
     }
 }
 

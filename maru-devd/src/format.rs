@@ -87,7 +87,7 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
             users.join(", ")
         );
     }
-    let data = maru_fs::devdax::format(&d.fs_config(args.takeover))
+    let data = maru_fs::devdax::format(&d.fs_config(args.takeover, None))
         .with_context(|| format!("cannot format {what}"))?;
     crate::output::stdout(&format!(
         "formatted {what}: a new, empty pool with {} for chunks\n",

@@ -2,6 +2,7 @@
 //! serves them through the maru-fs FUSE mount.
 
 mod check;
+mod cluster;
 mod config;
 mod daemon;
 mod discover;

@@ -12,6 +12,8 @@ pub struct Plan {
     pub mount: PathBuf,
     /// Pools, in file order.
     pub pools: Vec<PoolPlan>,
+    /// The cluster shared pools are coordinated through.
+    pub cluster: Option<crate::config::ClusterSpec>,
 }
 
 /// One pool, resolved.
@@ -71,6 +73,8 @@ pub struct DevdaxPlan {
     /// How long another daemon waits for the owner lease's heartbeat before calling
     /// its holder gone.
     pub lease_timeout: std::time::Duration,
+    /// Served by several hosts at once, coordinated through the cluster.
+    pub shared: bool,
 }
 
 impl DevdaxPlan {
@@ -86,7 +90,11 @@ impl DevdaxPlan {
 
     /// The maru-fs configuration of this range; `takeover`: take the owner lease from
     /// another host whose heartbeat stood still (the operator said it is gone).
-    pub fn fs_config(&self, takeover: bool) -> maru_fs::devdax::DevdaxConfig {
+    pub fn fs_config(
+        &self,
+        takeover: bool,
+        shared: Option<maru_fs::devdax::SharedLink>,
+    ) -> maru_fs::devdax::DevdaxConfig {
         maru_fs::devdax::DevdaxConfig {
             device: self.devnode.clone(),
             offset: self.offset,
@@ -101,6 +109,7 @@ impl DevdaxPlan {
                 timeout: self.lease_timeout,
                 takeover,
             },
+            shared,
         }
     }
 
@@ -180,6 +189,15 @@ impl Plan {
             "mount: {} (FUSE, allow_other, passthrough)",
             self.mount.display()
         );
+        if let Some(c) = &self.cluster {
+            let _ = writeln!(
+                s,
+                "cluster: etcd {} as host {} (lease {} s)",
+                c.etcd.join(", "),
+                c.host.as_deref().unwrap_or("<this host's name>"),
+                c.lease_ttl_s
+            );
+        }
         for p in &self.pools {
             let _ = writeln!(s, "pool {}:", p.name);
             match &p.devdax {
@@ -221,12 +239,19 @@ impl Plan {
                         "  backing:  the device range itself: pool header, chunk index, extents ({format}; data checksums {} at start)",
                         if d.verify_data { "verified" } else { "not verified" }
                     );
-                    let _ = writeln!(
-                        s,
-                        "  owner:    one host at a time: the daemon holds an owner lease in the pool header, heartbeat every {:?}; another daemon is refused while it advances (gone after {:?} without a beat)",
-                        (d.lease_timeout / 5).clamp(std::time::Duration::from_millis(20), std::time::Duration::from_secs(1)),
-                        d.lease_timeout
-                    );
+                    if d.shared {
+                        let _ = writeln!(
+                            s,
+                            "  shared:   served by every host of the cluster at once: identity, arenas, publishes and removals coordinated through etcd; reads stay local"
+                        );
+                    } else {
+                        let _ = writeln!(
+                            s,
+                            "  owner:    one host at a time: the daemon holds an owner lease in the pool header, heartbeat every {:?}; another daemon is refused while it advances (gone after {:?} without a beat)",
+                            (d.lease_timeout / 5).clamp(std::time::Duration::from_millis(20), std::time::Duration::from_secs(1)),
+                            d.lease_timeout
+                        );
+                    }
                     let _ = writeln!(
                         s,
                         "  device:   {} set to uid 0 gid {} mode {:04o} (zero-copy clients map it)",

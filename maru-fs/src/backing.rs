@@ -19,7 +19,7 @@ use nix::sys::stat::{fstat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::chunk_file::ChunkFile;
-use crate::devdax::{DevdaxError, DevdaxStore};
+use crate::devdax::{DevdaxError, DevdaxStore, FoundChunk};
 use crate::Backing;
 
 /// Name of the xattr on a backing file that records the chunk's owner, mode and
@@ -84,6 +84,21 @@ pub(crate) struct Found {
     pub meta: ChunkMeta,
     /// The writer's own `user.*` xattrs.
     pub xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+impl From<FoundChunk> for Found {
+    fn from(c: FoundChunk) -> Found {
+        Found {
+            name: c.name,
+            size: c.size,
+            meta: ChunkMeta {
+                uid: c.uid,
+                mode: c.mode,
+                created: c.created,
+            },
+            xattrs: c.xattrs,
+        }
+    }
 }
 
 /// A pool's backing store.
@@ -227,25 +242,20 @@ impl Store {
         }
     }
 
+    /// The shared devdax pool's store, if this is one.
+    pub fn shared_devdax(&self) -> Option<&DevdaxStore> {
+        match self {
+            Store::Devdax(d) if d.revision().is_some() => Some(d),
+            _ => None,
+        }
+    }
+
     /// Lists the published chunks in the store and deletes leftover staging files
     /// (a devdax pool dropped its staging records when it was opened).
     pub fn adopt(&self) -> io::Result<Vec<Found>> {
         match self {
             Store::Dir(d) => d.adopt(),
-            Store::Devdax(d) => Ok(d
-                .published()
-                .into_iter()
-                .map(|c| Found {
-                    name: c.name,
-                    size: c.size,
-                    meta: ChunkMeta {
-                        uid: c.uid,
-                        mode: c.mode,
-                        created: c.created,
-                    },
-                    xattrs: c.xattrs,
-                })
-                .collect()),
+            Store::Devdax(d) => Ok(d.published().into_iter().map(Found::from).collect()),
         }
     }
 }

@@ -158,6 +158,28 @@ impl Drop for Mounted {
 }
 
 impl Control {
+    /// Shows chunk `key` of shared pool `pool`, published by another host in the
+    /// index record `at` names (from the cluster's watch); `false` if nothing changed.
+    pub fn adopt_remote(&self, pool: &str, key: &[u8], at: &crate::devdax::KeyRef) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        self.shared
+            .with(|s| s.adopt_remote(pool, std::ffi::OsStr::from_bytes(key), at))
+    }
+
+    /// Hides chunk `key` of shared pool `pool`, removed from the cluster; `false` if
+    /// the pool had no such key.
+    pub fn remote_removed(&self, pool: &str, key: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        self.shared
+            .with(|s| s.remote_removed(pool, std::ffi::OsStr::from_bytes(key)))
+    }
+
+    /// The cluster revision shared pool `pool`'s state was read at (watch the
+    /// cluster from the next one); `None` for a pool that is not shared.
+    pub fn cluster_revision(&self, pool: &str) -> Option<i64> {
+        self.shared.with(|s| s.cluster_revision(pool))
+    }
+
     /// Adds a pool (adopting what its backing store holds): its directory appears
     /// under the mount point at once.
     pub fn add_pool(&self, cfg: PoolConfig) -> Result<(), FsError> {

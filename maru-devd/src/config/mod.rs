@@ -29,6 +29,23 @@ pub struct Config {
     pub mount: PathBuf,
     /// The pools, in file order.
     pub pools: Vec<PoolSpec>,
+    /// The cluster shared pools are coordinated through (`cluster:`).
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// The `cluster:` section: where etcd is and who this host is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// etcd endpoints (`http://HOST:PORT`).
+    pub etcd: Vec<String>,
+    /// This host's name in the cluster (default: the host name).
+    pub host: Option<String>,
+    /// TTL of the host's etcd lease in seconds (default 10).
+    pub lease_ttl_s: u64,
+    /// etcd user, when authentication is on.
+    pub user: Option<String>,
+    /// File holding the etcd user's password (read at start).
+    pub password_file: Option<PathBuf>,
 }
 
 /// One pool as written in the file.
@@ -54,6 +71,8 @@ pub struct PoolSpec {
     pub max_chunk_size: Option<u64>,
     /// Notes for the plan (a size written in decimal units), shown as warnings.
     pub notes: Vec<String>,
+    /// Served by several hosts at once through the cluster (devdax pools only).
+    pub shared: bool,
 }
 
 /// A memory source.
@@ -346,7 +365,9 @@ pub fn embedded(node0_mem_total: u64) -> Config {
             eviction: Eviction::Lru,
             max_chunk_size: None,
             notes: Vec::new(),
+            shared: false,
         }],
+        cluster: None,
     }
 }
 

@@ -4,13 +4,14 @@ use super::locate::Seg;
 use super::size::{decimal_note, parse_bytes, parse_size, SizeSpec, SIZE_HINT};
 use super::suggest::hint;
 use super::{
-    Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, NodeSel, PoolSpec,
-    SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
+    ClusterSpec, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, NodeSel,
+    PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
 use serde_yaml_ng::{Mapping, Value};
 use std::path::PathBuf;
 
-const TOP_KEYS: &[&str] = &["mount", "pools"];
+const TOP_KEYS: &[&str] = &["mount", "pools", "cluster"];
+const CLUSTER_KEYS: &[&str] = &["etcd", "host", "lease_ttl", "user", "password_file"];
 const POOL_KEYS: &[&str] = &[
     "name",
     "source",
@@ -20,6 +21,7 @@ const POOL_KEYS: &[&str] = &[
     "mode",
     "eviction",
     "max_chunk_size",
+    "shared",
 ];
 const SOURCES: &[&str] = &["numa", "devdax"];
 const NUMA_KEYS: &[&str] = &["node", "reconfigure_devdax"];
@@ -201,7 +203,123 @@ impl Parser {
                 Vec::new()
             }
         };
-        Some(Config { mount, pools })
+        let cluster = map
+            .get("cluster")
+            .and_then(|v| self.cluster(v, &[val("cluster")]));
+        Some(Config {
+            mount,
+            pools,
+            cluster,
+        })
+    }
+
+    fn cluster(&mut self, v: &Value, path: &[Seg]) -> Option<ClusterSpec> {
+        let Value::Mapping(map) = v else {
+            self.err(
+                path.to_vec(),
+                format!(
+                    "`cluster` must be a mapping like `{{etcd: [http://10.0.0.1:2379], host: node-a}}`; found {}",
+                    kind(v)
+                ),
+            );
+            return None;
+        };
+        let before = self.diags.len();
+        self.unknown_keys(map, path, CLUSTER_KEYS, "the cluster section");
+        let etcd = match map.get("etcd") {
+            Some(Value::Sequence(items)) if !items.is_empty() => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Value::String(s) if s.starts_with("http://") => Some(s.clone()),
+                    Value::String(s) if s.starts_with("https://") => {
+                        self.err(
+                            at(&at(path, val("etcd")), Seg::Index(i)),
+                            format!("`{s}`: TLS to etcd is not supported yet; use an http:// endpoint on a trusted network (or a local etcd proxy)"),
+                        );
+                        None
+                    }
+                    other => {
+                        self.err(
+                            at(&at(path, val("etcd")), Seg::Index(i)),
+                            format!(
+                                "an etcd endpoint is a URL like `http://10.0.0.1:2379`; found `{}`",
+                                show(other)
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => {
+                self.err(
+                    path.to_vec(),
+                    "the cluster section needs `etcd:`, the list of etcd endpoints, e.g. `etcd: [http://10.0.0.1:2379]`".into(),
+                );
+                Vec::new()
+            }
+        };
+        let host = match map.get("host") {
+            None => None,
+            Some(Value::String(s))
+                if !s.is_empty()
+                    && s.len() <= 63
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+            {
+                Some(s.clone())
+            }
+            Some(v) => {
+                self.err(
+                    at(path, val("host")),
+                    format!(
+                        "`host` is this host's name in the cluster: letters, digits, `-`, `_`, `.`, at most 63; found `{}`",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        };
+        let lease_ttl_s = match map.get("lease_ttl") {
+            None => 10,
+            Some(v) => match parse_duration_ms(v) {
+                Some(ms) if (2000..=600_000).contains(&ms) => ms / 1000,
+                _ => {
+                    self.err(
+                        at(path, val("lease_ttl")),
+                        format!(
+                            "`lease_ttl` is how long a host that cannot reach etcd stays in the cluster: seconds like `10` or `10s`, from 2s to 10min; found `{}`",
+                            show(v)
+                        ),
+                    );
+                    10
+                }
+            },
+        };
+        let text = |this: &mut Self, key: &str| match map.get(key) {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            Some(v) => {
+                this.err(
+                    at(path, val(key)),
+                    format!("`{key}` must be a non-empty string; found `{}`", show(v)),
+                );
+                None
+            }
+        };
+        let user = text(self, "user");
+        let password_file = text(self, "password_file").map(PathBuf::from);
+        if self.diags.len() > before {
+            return None;
+        }
+        Some(ClusterSpec {
+            etcd,
+            host,
+            lease_ttl_s,
+            user,
+            password_file,
+        })
     }
 
     fn pool(&mut self, index: usize, item: &Value) -> Option<PoolSpec> {
@@ -266,6 +384,17 @@ impl Parser {
             None => None,
             Some(v) => self.bytes(v, &at(&path, val("max_chunk_size")), "max_chunk_size"),
         };
+        let shared = match map.get("shared") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.err(
+                    at(&path, val("shared")),
+                    format!("`shared` is true or false; found `{}`", show(v)),
+                );
+                false
+            }
+        };
         if self.diags.len() > before {
             return None;
         }
@@ -280,6 +409,7 @@ impl Parser {
             eviction,
             max_chunk_size,
             notes: std::mem::take(&mut self.notes),
+            shared,
         })
     }
 

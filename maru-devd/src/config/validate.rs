@@ -40,6 +40,24 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
             continue;
         }
         seen.insert(&spec.name, spec);
+        if spec.shared {
+            let why = match (&spec.source, &cfg.cluster) {
+                (SourceSpec::Numa { .. }, _) => Some(
+                    "only devdax pools can be shared between hosts: a numa pool is memory onlined as this kernel's RAM, and two kernels would hand out the same pages; use `source: {devdax: ...}`",
+                ),
+                (_, None) => Some(
+                    "a shared pool needs a `cluster:` section naming the etcd endpoints, e.g. `cluster: {etcd: [http://10.0.0.1:2379]}`",
+                ),
+                _ => None,
+            };
+            if let Some(why) = why {
+                diags.push(Diag {
+                    path: pool_path(spec, &["shared"]),
+                    msg: why.into(),
+                });
+                continue;
+            }
+        }
         if let Some(plan) = pool(spec, host, &mut diags) {
             pools.push((plan, spec));
         }
@@ -52,6 +70,7 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
     Ok(Plan {
         mount: cfg.mount.clone(),
         pools: pools.into_iter().map(|(p, _)| p).collect(),
+        cluster: cfg.cluster.clone(),
     })
 }
 
@@ -241,6 +260,18 @@ fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan>
         } => reconfigure_devdax.clone(),
         SourceSpec::Devdax(_) => None,
     };
+    let mut devdax = devdax;
+    let mut eviction = spec.eviction;
+    if let Some(d) = devdax.as_mut().filter(|_| spec.shared) {
+        d.shared = true;
+        if eviction == super::Eviction::Lru {
+            eviction = super::Eviction::None;
+            warnings.push(format!(
+                "pool `{}`: shared pools do not evict yet (a key removed from a shared pool stays quarantined while other hosts may map it); a full pool answers ENOSPC",
+                spec.name
+            ));
+        }
+    }
     Some(PoolPlan {
         name: spec.name.clone(),
         node,
@@ -249,7 +280,7 @@ fn pool(spec: &PoolSpec, host: &Host, diags: &mut Vec<Diag>) -> Option<PoolPlan>
         uid: uid.unwrap_or(0),
         gid: gid.unwrap_or(0),
         mode: spec.mode,
-        eviction: spec.eviction,
+        eviction,
         max_chunk_size: spec.max_chunk_size,
         reconfigure_devdax,
         devices,
@@ -369,6 +400,7 @@ fn devdax_of(
         format: d.format,
         verify_data: d.verify_data,
         lease_timeout: std::time::Duration::from_millis(d.lease_timeout_ms),
+        shared: false,
     };
     Some((plan, host.devices_for_dax(dax)))
 }

@@ -73,6 +73,8 @@ struct PoolState {
 }
 
 struct Daemon {
+    /// This host's cluster session (shared pools); its lease lives as long as this.
+    cluster: Option<maru_cluster::Session>,
     args: RunArgs,
     mount: PathBuf,
     control: maru_fs::Control,
@@ -82,12 +84,24 @@ struct Daemon {
     thp: &'static str,
 }
 
-fn fs_pool(p: &PoolPlan, backing: &Path, takeover: bool) -> maru_fs::PoolConfig {
+fn fs_pool(
+    p: &PoolPlan,
+    backing: &Path,
+    takeover: bool,
+    cluster: Option<&maru_cluster::Session>,
+) -> maru_fs::PoolConfig {
     maru_fs::PoolConfig {
         name: p.name.clone(),
         backing: match &p.devdax {
             None => maru_fs::Backing::Dir(backing.to_path_buf()),
-            Some(d) => maru_fs::Backing::Devdax(d.fs_config(takeover)),
+            Some(d) => maru_fs::Backing::Devdax(
+                d.fs_config(
+                    takeover,
+                    cluster
+                        .filter(|_| d.shared)
+                        .map(|s| crate::cluster::link(s, &p.name)),
+                ),
+            ),
         },
         capacity: p.size,
         eviction: match p.eviction {
@@ -262,12 +276,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         "privileges dropped: keeping {} only, no_new_privs set",
         privileges::effective().join(", ")
     );
+    let any_shared = pools
+        .iter()
+        .any(|p| p.plan.devdax.as_ref().is_some_and(|d| d.shared));
+    let session = match &plan.cluster {
+        Some(spec) if any_shared => Some(crate::cluster::connect(spec)?),
+        _ => None,
+    };
     let configs = pools
         .iter()
-        .map(|p| fs_pool(&p.plan, &p.backing, args.takeover))
+        .map(|p| fs_pool(&p.plan, &p.backing, args.takeover, session.as_ref()))
         .collect();
     let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&plan.mount), configs)
         .with_context(|| format!("cannot serve maru-fs on {}", plan.mount.display()))?;
+    if let Some(session) = &session {
+        let control = mounted.control();
+        for p in &pools {
+            if let Some(rev) = control.cluster_revision(&p.plan.name) {
+                crate::cluster::watch(session, control.clone(), &p.plan.name, rev)?;
+            }
+        }
+    }
     let (tx, rx) = channel();
     spawn("signals", tx.clone(), signals::forward)?;
     spawn("control", tx.clone(), move |tx| {
@@ -276,6 +305,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     spawn("udev", tx.clone(), hotplug::forward)?;
     drop(tx);
     let mut d = Daemon {
+        cluster: session,
         control: mounted.control(),
         mount: plan.mount.clone(),
         pools,
@@ -318,6 +348,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         log::warn!("{e}; detaching the mount lazily");
         nix::mount::umount2(&d.mount, nix::mount::MntFlags::MNT_DETACH)
             .with_context(|| format!("cannot unmount {}", d.mount.display()))?;
+    }
+    if let Some(session) = &d.cluster {
+        session.leave();
+        log::info!("left the cluster (host {})", session.host());
     }
     log::info!(
         "stopped; pool contents stay in {} for the next start",
@@ -496,7 +530,7 @@ impl Daemon {
                     }
                     let backing = setup_backing(&self.args.runtime_dir, p, self.thp)?;
                     self.control
-                        .add_pool(fs_pool(p, &backing, false))
+                        .add_pool(fs_pool(p, &backing, false, None))
                         .with_context(|| format!("cannot add pool {}", p.name))?;
                     notes.info(format!(
                         "pool {} added on node {} ({} bytes)",

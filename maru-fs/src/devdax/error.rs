@@ -82,6 +82,16 @@ pub enum DevdaxError {
         /// What differs.
         detail: String,
     },
+    /// A shared pool and its cluster disagree, or the cluster cannot be reached.
+    #[error("shared devdax pool on {device} at byte {offset}: {detail}")]
+    Cluster {
+        /// The device.
+        device: PathBuf,
+        /// Byte offset of the pool in the device.
+        offset: u64,
+        /// What is wrong and what to do.
+        detail: String,
+    },
     /// Another daemon (on this host or another) holds the pool's owner lease.
     #[error("devdax pool on {device} at byte {offset}: refusing to open it: {detail}")]
     Owned {

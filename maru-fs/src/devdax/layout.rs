@@ -230,6 +230,9 @@ pub(crate) enum RecordState {
     Staging,
     /// Published under its key; found again by recovery.
     Published,
+    /// Removed from a shared pool while other hosts may still map it: the extent
+    /// stays allocated (quarantined) and the name is gone.
+    Removing,
 }
 
 /// One index record: a chunk and its extent.
@@ -292,6 +295,7 @@ impl Record {
             match self.state {
                 RecordState::Staging => 1,
                 RecordState::Published => 2,
+                RecordState::Removing => 3,
             },
         );
         b[12..14].copy_from_slice(&(self.name.len() as u16).to_le_bytes());
@@ -342,6 +346,7 @@ impl Record {
         let state = match get_u32(b, 8) {
             1 => RecordState::Staging,
             2 => RecordState::Published,
+            3 => RecordState::Removing,
             other => return Slot::Bad(format!("unknown state {other}")),
         };
         let name_len = usize::from(u16::from_le_bytes([b[12], b[13]]));

@@ -29,6 +29,7 @@ mod host_id;
 mod layout;
 mod mapping;
 mod owner;
+mod shared;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -39,8 +40,9 @@ pub use error::DevdaxError;
 pub use geometry::{Geometry, DEFAULT_ALIGN};
 pub use host_id::{HostIdentity, ENV_BOOT_ID, ENV_HOST_NAME, ENV_MACHINE_ID};
 pub use owner::OwnerPolicy;
+pub use shared::{Coordinator, KeyRef, Published, SharedLink};
 pub use store::Recovery;
-pub(crate) use store::{ChunkHandle, DevdaxStore};
+pub(crate) use store::{ChunkHandle, DevdaxStore, FoundChunk};
 
 /// What to do when the pool's range holds no pool header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +76,9 @@ pub struct DevdaxConfig {
     pub verify_data: bool,
     /// How the owner lease is taken (see `owner`): who else may hold the range.
     pub owner: OwnerPolicy,
+    /// `Some` for a pool shared by several hosts through a cluster (see
+    /// `shared`); `None`: one daemon on one host at a time (the owner lease).
+    pub shared: Option<SharedLink>,
 }
 
 impl DevdaxConfig {
@@ -87,6 +92,7 @@ impl DevdaxConfig {
             format: FormatPolicy::IfBlank,
             verify_data: true,
             owner: OwnerPolicy::default(),
+            shared: None,
         }
     }
 }

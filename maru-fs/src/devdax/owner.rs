@@ -46,6 +46,8 @@ const RECORD_LEN: usize = 128;
 const MAGIC: u32 = u32::from_le_bytes(*b"MRLS");
 const HELD: u32 = 1;
 const RELEASED: u32 = 2;
+/// Marked shared by a host of a cluster: no single owner; the cluster coordinates.
+const SHARED: u32 = 3;
 const NAME_AT: usize = 81;
 const NAME_MAX: usize = RECORD_LEN - NAME_AT;
 
@@ -79,7 +81,8 @@ impl OwnerPolicy {
 /// A decoded lease record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Claim {
-    held: bool,
+    /// HELD, RELEASED or SHARED.
+    state: u32,
     pid: u32,
     heartbeat: u64,
     pid_start: u64,
@@ -130,7 +133,7 @@ impl Claim {
     fn encode(&self) -> [u8; RECORD_LEN] {
         let mut b = [0u8; RECORD_LEN];
         put_u32(&mut b, 0, MAGIC);
-        put_u32(&mut b, 8, if self.held { HELD } else { RELEASED });
+        put_u32(&mut b, 8, self.state);
         put_u32(&mut b, 12, self.pid);
         put_u64(&mut b, 16, self.heartbeat);
         put_u64(&mut b, 24, self.pid_start);
@@ -154,18 +157,17 @@ impl Claim {
         if get_u32(b, 0) != MAGIC || get_u32(b, 4) != crc_of(b) {
             return Seen::Unreadable;
         }
-        let held = match get_u32(b, 8) {
-            HELD => true,
-            RELEASED => false,
-            _ => return Seen::Unreadable,
-        };
+        let state = get_u32(b, 8);
+        if ![HELD, RELEASED, SHARED].contains(&state) {
+            return Seen::Unreadable;
+        }
         let n = usize::from(b[80]).min(NAME_MAX);
         let mut machine_id = [0u8; 16];
         machine_id.copy_from_slice(&b[32..48]);
         let mut boot_id = [0u8; 16];
         boot_id.copy_from_slice(&b[48..64]);
         Seen::Claim(Claim {
-            held,
+            state,
             pid: get_u32(b, 12),
             heartbeat: get_u64(b, 16),
             pid_start: get_u64(b, 24),
@@ -272,7 +274,23 @@ impl OwnerLease {
         let mut last = first;
         match Claim::decode(&first) {
             Seen::Blank => {}
-            Seen::Claim(c) if !c.held => {}
+            Seen::Claim(c) if c.state == RELEASED => {}
+            Seen::Claim(c) if c.state == SHARED && !policy.takeover => {
+                return Err(place.refuse(format!(
+                    "the pool is shared by the hosts of a cluster (host {} marked it shared): \
+                     serve it with `shared: true` and a `cluster:` section, or, once every host \
+                     has stopped serving it, re-create it for one host with `maru-devd \
+                     format-devdax --takeover`",
+                    c.name
+                )));
+            }
+            Seen::Claim(c) if c.state == SHARED => log::warn!(
+                "devdax pool on {} at byte {}: taking the pool that host {} marked shared for \
+                 this daemon alone (asked with --takeover)",
+                place.device.display(),
+                place.offset,
+                c.name
+            ),
             Seen::Claim(c) if me.same_boot(&c.machine_id, &c.boot_id) => {
                 let alive = pid_start(c.pid).is_some_and(|s| s == c.pid_start);
                 if alive {
@@ -355,7 +373,7 @@ impl OwnerLease {
             }
         }
         let mut claim = Claim {
-            held: true,
+            state: HELD,
             pid: me.pid,
             heartbeat: 1,
             pid_start: me.pid_start,
@@ -410,6 +428,62 @@ impl OwnerLease {
             thread: Some(thread),
             nonce,
         })
+    }
+
+    /// Marks the pool shared for a daemon of a cluster: a record already marked
+    /// shared is left as it is; otherwise the lease is taken as for one owner
+    /// (refused while another daemon holds it alone) and then marked shared, without
+    /// a heartbeat: from then on the cluster says who serves the pool.
+    pub fn share(
+        map: Arc<Mapping>,
+        place: Place,
+        me: &HostIdentity,
+        policy: &OwnerPolicy,
+    ) -> Result<OwnerLease, DevdaxError> {
+        let marked = |map: &Mapping| -> Result<bool, DevdaxError> {
+            let now = read_raw(map).map_err(|e| place.io(e))?;
+            Ok(matches!(Claim::decode(&now), Seen::Claim(c) if c.state == SHARED))
+        };
+        if !marked(&map)? {
+            let lease = match OwnerLease::acquire(Arc::clone(&map), place.clone(), me, policy) {
+                Ok(lease) => lease,
+                // Another host of the cluster marked it meanwhile.
+                Err(_) if marked(&map)? => return Ok(OwnerLease::shared_marker(map, place)),
+                Err(e) => return Err(e),
+            };
+            lease.mark_shared()?;
+        }
+        Ok(OwnerLease::shared_marker(map, place))
+    }
+
+    fn shared_marker(map: Arc<Mapping>, place: Place) -> OwnerLease {
+        OwnerLease {
+            shared: Arc::new(Shared {
+                map,
+                place,
+                lost: AtomicBool::new(false),
+            }),
+            stop: None,
+            thread: None,
+            nonce: 0,
+        }
+    }
+
+    /// Stops the heartbeat and rewrites the record as shared.
+    fn mark_shared(mut self) -> Result<(), DevdaxError> {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let now = read_raw(&self.shared.map).map_err(|e| self.shared.place.io(e))?;
+        if let Seen::Claim(mut c) = Claim::decode(&now) {
+            if c.nonce == self.nonce {
+                c.state = SHARED;
+                write_raw(&self.shared.map, &c.encode()).map_err(|e| self.shared.place.io(e))?;
+            }
+        }
+        self.nonce = 0;
+        Ok(())
     }
 
     /// `Ok` while this daemon still holds the lease; `EIO` once another took it.
@@ -476,8 +550,8 @@ impl Drop for OwnerLease {
         // Mark the record released, if it is still ours.
         if let Ok(now) = read_raw(&self.shared.map) {
             if let Seen::Claim(mut c) = Claim::decode(&now) {
-                if c.nonce == self.nonce {
-                    c.held = false;
+                if c.nonce == self.nonce && c.state == HELD {
+                    c.state = RELEASED;
                     if let Err(e) = write_raw(&self.shared.map, &c.encode()) {
                         log::warn!(
                             "devdax pool on {}: cannot release its owner lease: {e}",
@@ -495,7 +569,7 @@ impl Drop for OwnerLease {
 #[cfg(test)]
 pub(crate) fn foreign_claim(name: &str, machine_id: [u8; 16], beat: u64) -> Vec<u8> {
     Claim {
-        held: true,
+        state: HELD,
         pid: 4242,
         heartbeat: beat,
         pid_start: 1,
@@ -515,7 +589,7 @@ mod tests {
 
     fn claim() -> Claim {
         Claim {
-            held: true,
+            state: HELD,
             pid: 42,
             heartbeat: 7,
             pid_start: 1234,

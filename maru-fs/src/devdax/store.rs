@@ -21,6 +21,7 @@ use super::layout::{
 };
 use super::mapping::Mapping;
 use super::owner::{OwnerLease, Place};
+use super::shared::{Arenas, KeyRef, SharedLink};
 use super::{DevdaxConfig, DevdaxError, FormatPolicy};
 
 fn errno(code: i32) -> io::Error {
@@ -55,6 +56,9 @@ pub struct Recovery {
     pub damaged_dropped: u64,
     /// Published chunks dropped because their data no longer matches its checksum.
     pub data_mismatch: u64,
+    /// Extents of chunks removed from a shared pool, kept (never reused) because
+    /// other hosts may still map them.
+    pub quarantined: u64,
 }
 
 /// One chunk of the pool, named or (unlinked, still open) not.
@@ -75,6 +79,9 @@ struct Entry {
     xattrs: Vec<(OsString, Vec<u8>)>,
     /// Open [`ChunkHandle`]s.
     handles: u32,
+    /// Published by another host of a shared pool: read-only here, its record and
+    /// extent are that host's (never written, never freed by this one).
+    remote: bool,
 }
 
 /// Everything behind the pool's lock.
@@ -93,6 +100,31 @@ struct Inner {
     free_slots: BTreeSet<u64>,
     next_id: u64,
     next_seq: u64,
+    /// The cluster side of a shared pool.
+    shared: Option<SharedPart>,
+}
+
+/// What a shared pool adds to the store.
+#[derive(Debug)]
+struct SharedPart {
+    link: SharedLink,
+    arenas: Arenas,
+    /// Arenas granted to this host.
+    mine: BTreeSet<u32>,
+    /// The cluster revision the pool's state was taken at (watch from the next).
+    revision: i64,
+}
+
+impl SharedPart {
+    fn owns_record(&self, slot: u64) -> bool {
+        self.arenas
+            .of_record(slot)
+            .is_some_and(|n| self.mine.contains(&n))
+    }
+
+    fn owns_extent(&self, off: u64, len: u64) -> bool {
+        self.mine.iter().any(|&n| self.arenas.holds(n, off, len))
+    }
 }
 
 /// An open devdax pool.
@@ -220,8 +252,9 @@ fn write_fresh(
     map: &Mapping,
     len: u64,
     align: u64,
+    uuid: [u8; 16],
 ) -> Result<Header, DevdaxError> {
-    let mut h = Header::fresh(len, align, random_uuid()).map_err(|problem| DevdaxError::Range {
+    let mut h = Header::fresh(len, align, uuid).map_err(|problem| DevdaxError::Range {
         device: cfg.device.clone(),
         problem,
     })?;
@@ -250,7 +283,7 @@ pub(crate) fn format(cfg: &DevdaxConfig) -> Result<u64, DevdaxError> {
     let (file, geo, len) = open_region(cfg)?;
     let map = map_region(cfg, &file, len)?;
     let owner = take_owner(cfg, &map)?;
-    let h = write_fresh(cfg, &map, len, geo.align)?;
+    let h = write_fresh(cfg, &map, len, geo.align, random_uuid())?;
     drop(owner);
     log::info!(
         "formatted devdax pool on {} at byte {}: {} bytes of data, {} index records",
@@ -262,13 +295,168 @@ pub(crate) fn format(cfg: &DevdaxConfig) -> Result<u64, DevdaxError> {
     Ok(h.data_len)
 }
 
-/// Takes the owner lease of the range mapped by `map`, as `cfg.owner` says.
-fn take_owner(cfg: &DevdaxConfig, map: &Arc<Mapping>) -> Result<OwnerLease, DevdaxError> {
-    let place = Place {
+/// Where the pool of `cfg` is, for the owner lease's messages.
+fn place(cfg: &DevdaxConfig) -> Place {
+    Place {
         device: cfg.device.clone(),
         offset: cfg.offset,
+    }
+}
+
+/// Takes the owner lease of the range mapped by `map`, as `cfg.owner` says.
+fn take_owner(cfg: &DevdaxConfig, map: &Arc<Mapping>) -> Result<OwnerLease, DevdaxError> {
+    OwnerLease::acquire(
+        Arc::clone(map),
+        place(cfg),
+        &HostIdentity::current(),
+        &cfg.owner,
+    )
+}
+
+fn cluster_err(cfg: &DevdaxConfig, e: io::Error) -> DevdaxError {
+    DevdaxError::Cluster {
+        device: cfg.device.clone(),
+        offset: cfg.offset,
+        detail: format!("the cluster cannot be asked: {e}"),
+    }
+}
+
+fn uuid_hex(uuid: &[u8; 16]) -> String {
+    uuid.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The header of a shared pool: the one on the device if the cluster records the
+/// same identity (registered now if it records none); for a blank range, the host
+/// that registers a fresh identity formats it and the others wait for its header.
+fn shared_header(
+    cfg: &DevdaxConfig,
+    map: &Mapping,
+    len: u64,
+    align: u64,
+    found: Option<Header>,
+    link: &SharedLink,
+) -> Result<Header, DevdaxError> {
+    let mismatch = |ours: &[u8; 16], theirs: &[u8; 16]| DevdaxError::Cluster {
+        device: cfg.device.clone(),
+        offset: cfg.offset,
+        detail: format!(
+            "the pool header's identity {} is not the cluster's record for this pool ({}): the \
+             range holds another pool, or it was re-created behind the cluster's back. Refusing \
+             it; point the pool at the right device or byte range",
+            uuid_hex(ours),
+            uuid_hex(theirs)
+        ),
     };
-    OwnerLease::acquire(Arc::clone(map), place, &HostIdentity::current(), &cfg.owner)
+    if let Some(h) = found {
+        return match link
+            .0
+            .check_identity(&h.uuid)
+            .map_err(|e| cluster_err(cfg, e))?
+        {
+            None => Ok(h),
+            Some(theirs) => Err(mismatch(&h.uuid, &theirs)),
+        };
+    }
+    let uuid = random_uuid();
+    let theirs = match link
+        .0
+        .check_identity(&uuid)
+        .map_err(|e| cluster_err(cfg, e))?
+    {
+        None => {
+            log::info!(
+                "shared devdax pool on {} at byte {}: blank range, formatting a new pool for the \
+                 cluster (identity {})",
+                cfg.device.display(),
+                cfg.offset,
+                uuid_hex(&uuid)
+            );
+            return write_fresh(cfg, map, len, align, uuid);
+        }
+        Some(theirs) => theirs,
+    };
+    // Another host registered the pool: it is formatting it (or did, on a device
+    // this host does not see yet).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Some(h) = read_header(cfg, map, len, align)? {
+            return if h.uuid == theirs {
+                Ok(h)
+            } else {
+                Err(mismatch(&h.uuid, &theirs))
+            };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(DevdaxError::Cluster {
+        device: cfg.device.clone(),
+        offset: cfg.offset,
+        detail: format!(
+            "the cluster records this pool as {} but the range is still blank after 30 s: is this \
+             the device the other hosts use? If the device was replaced, delete the cluster's \
+             record of the pool (its `uuid` key) and start again",
+            uuid_hex(&theirs)
+        ),
+    })
+}
+
+/// The arenas of a shared pool this host holds (one is claimed if it holds none),
+/// with every other arena taken out of `alloc`.
+fn shared_part(
+    cfg: &DevdaxConfig,
+    header: &Header,
+    link: &SharedLink,
+    alloc: &mut Allocator,
+) -> Result<SharedPart, DevdaxError> {
+    let arenas = Arenas::of(
+        header.data_offset,
+        header.data_len,
+        header.align,
+        header.record_count,
+    );
+    let mine: BTreeSet<u32> = link
+        .0
+        .arenas(arenas.count)
+        .map_err(|e| cluster_err(cfg, e))?
+        .into_iter()
+        .collect();
+    if mine.is_empty() {
+        return Err(DevdaxError::Cluster {
+            device: cfg.device.clone(),
+            offset: cfg.offset,
+            detail: format!(
+                "all {} arenas of the pool are held by other hosts: this host has no room to \
+                 write. Forget hosts that are gone (`maru-devd cluster forget HOST`) or give the \
+                 pool a bigger range",
+                arenas.count
+            ),
+        });
+    }
+    for n in 0..arenas.count {
+        if !mine.contains(&n) {
+            let (off, len) = arenas.data(n);
+            alloc.reserve(off, len);
+        }
+    }
+    let (last, last_len) = arenas.data(arenas.count - 1);
+    let tail = last + last_len;
+    let end = header.data_offset + header.data_len;
+    if tail < end {
+        alloc.reserve(tail, end - tail);
+    }
+    log::info!(
+        "shared devdax pool on {}: host {} holds arena(s) {:?} of {}",
+        cfg.device.display(),
+        link.0.host(),
+        mine,
+        arenas.count
+    );
+    Ok(SharedPart {
+        link: link.clone(),
+        arenas,
+        mine,
+        revision: 0,
+    })
 }
 
 /// Reads the header of an existing pool: `None` when both copies are blank (a
@@ -385,21 +573,36 @@ impl DevdaxStore {
         let map = map_region(cfg, &file, len)?;
         // Look before writing anything: a range that is not a pool is refused untouched.
         read_header(cfg, &map, len, geo.align)?;
-        // Recovery rewrites the index: only the owner of the range may run it.
-        let owner = take_owner(cfg, &map)?;
+        // Recovery rewrites the index: only the owner of the range may run it (for
+        // a shared pool: only in this host's arenas).
+        let owner = match &cfg.shared {
+            None => take_owner(cfg, &map)?,
+            Some(_) => OwnerLease::share(
+                Arc::clone(&map),
+                place(cfg),
+                &HostIdentity::current(),
+                &cfg.owner,
+            )?,
+        };
         // Read again: the previous owner may have changed it until it let go.
-        let mut header = match read_header(cfg, &map, len, geo.align)? {
-            Some(h) => h,
-            None => {
+        let found = read_header(cfg, &map, len, geo.align)?;
+        let mut header = match (&cfg.shared, found) {
+            (None, Some(h)) => h,
+            (None, None) => {
                 log::info!(
                     "devdax pool on {} at byte {}: blank range, formatting a new pool",
                     cfg.device.display(),
                     cfg.offset
                 );
-                write_fresh(cfg, &map, len, geo.align)?
+                write_fresh(cfg, &map, len, geo.align, random_uuid())?
             }
+            (Some(link), found) => shared_header(cfg, &map, len, geo.align, found, link)?,
         };
-        let alloc = Allocator::new(header.data_offset, header.data_len, header.align);
+        let mut alloc = Allocator::new(header.data_offset, header.data_len, header.align);
+        let shared = match &cfg.shared {
+            None => None,
+            Some(link) => Some(shared_part(cfg, &header, link, &mut alloc)?),
+        };
         let mut inner = Inner {
             device: cfg.device.clone(),
             region_offset: cfg.offset,
@@ -412,10 +615,22 @@ impl DevdaxStore {
             free_slots: BTreeSet::new(),
             next_id: 1,
             next_seq: 1,
+            shared,
+        };
+        let claimed = match &inner.shared {
+            None => HashMap::new(),
+            Some(sh) => {
+                let (keys, revision) = sh.link.0.snapshot().map_err(|e| cluster_err(cfg, e))?;
+                if let Some(sh) = inner.shared.as_mut() {
+                    sh.revision = revision;
+                }
+                keys.into_iter().collect()
+            }
         };
         let recovery = inner
-            .recover(cfg.verify_data)
+            .recover(cfg.verify_data, &claimed)
             .map_err(|e| mapping_io(cfg, "cannot read the pool index of", e))?;
+        inner.adopt_remote_keys(&claimed);
         // Record this open: the next generation goes to the other header copy.
         header.generation += 1;
         header.opened_at = now_secs();
@@ -463,8 +678,14 @@ impl DevdaxStore {
     pub fn create(&self, name: &OsStr, uid: u32, mode: u16) -> io::Result<ChunkHandle> {
         let mut inner = lock(&self.inner);
         inner.owner.check()?;
+        if let Some(sh) = &inner.shared {
+            sh.link.0.writable()?;
+        }
         if inner.names.contains_key(name) {
             return Err(errno(libc::EEXIST));
+        }
+        if inner.free_slots.is_empty() {
+            inner.claim_arena();
         }
         let slot = inner.free_slots.pop_first().ok_or_else(|| {
             log::warn!(
@@ -490,6 +711,7 @@ impl DevdaxStore {
             created: now_secs(),
             xattrs: Vec::new(),
             handles: 1,
+            remote: false,
         };
         inner.entries.insert(id, entry);
         if let Err(e) = inner.write_record(id) {
@@ -537,6 +759,14 @@ impl DevdaxStore {
             let e = inner.entries.get(&id).ok_or_else(|| errno(libc::ENOENT))?;
             (e.extent_off, e.size)
         };
+        if publish {
+            if let Some(sh) = &inner.shared {
+                sh.link.0.writable()?;
+                // The writer wrote through its own mapping: write its lines back, so a
+                // host without cache coherence reads the bytes from the device.
+                inner.map.flush(extent_off, size)?;
+            }
+        }
         let data_crc = if publish {
             Some(inner.map.crc(extent_off, size)?)
         } else {
@@ -556,9 +786,27 @@ impl DevdaxStore {
             }
             old
         };
-        if let Err(err) = inner.write_record(id) {
+        let claimed = inner.write_record(id).and_then(|()| {
+            let Some(sh) = inner.shared.as_ref().filter(|_| publish) else {
+                return Ok(());
+            };
+            let slot = inner.entry(id)?.slot.ok_or_else(|| errno(libc::EIO))?;
+            // First writer wins across hosts: the record says published only once
+            // the cluster gave this host the key (a crash in between is undone by
+            // recovery, which keeps a published record only if the cluster agrees).
+            sh.link.0.publish(to.as_bytes(), slot)
+        });
+        if let Err(err) = claimed {
             if let Some(e) = inner.entries.get_mut(&id) {
                 (e.name, e.state, e.seq, e.data_crc) = old;
+            }
+            if let Err(undo) = inner.write_record(id) {
+                log::warn!(
+                    "devdax pool on {}: cannot rewrite the record of {:?} after a failed \
+                     publish: {undo}",
+                    inner.device.display(),
+                    from
+                );
             }
             return Err(err);
         }
@@ -575,15 +823,45 @@ impl DevdaxStore {
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
         let mut inner = lock(&self.inner);
         inner.owner.check()?;
-        let Some(id) = inner.names.remove(name) else {
+        let Some(&id) = inner.names.get(name) else {
             return Ok(());
         };
-        inner.clear_record(id)?;
-        if let Some(e) = inner.entries.get_mut(&id) {
-            e.name = None;
+        let published = inner.entry(id)?.state == RecordState::Published;
+        if let Some(sh) = inner.shared.as_ref().filter(|_| published) {
+            // A key of a shared pool goes from the cluster first (from any host);
+            // every host, the writer's included, then drops it (`remote_removed`).
+            sh.link.0.remove(name.as_bytes())?;
         }
-        inner.drop_if_unused(id);
-        Ok(())
+        inner.unname(id)
+    }
+
+    /// Another host removed `name` from the shared pool (or this host did, and the
+    /// cluster says so): drops the name here. `true` if there was one.
+    pub fn remote_removed(&self, name: &OsStr) -> io::Result<bool> {
+        let mut inner = lock(&self.inner);
+        let Some(&id) = inner.names.get(name) else {
+            return Ok(false);
+        };
+        if inner.entry(id)?.state != RecordState::Published {
+            return Ok(false);
+        }
+        inner.unname(id)?;
+        Ok(true)
+    }
+
+    /// Another host published `name` in the shared pool, in record `at.slot`:
+    /// reads the record from the device and adds the chunk here (read-only).
+    /// `None` if it is this host's own key, already known, or the record does not
+    /// (yet) say so.
+    pub fn adopt_remote(&self, name: &OsStr, at: &KeyRef) -> Option<FoundChunk> {
+        let mut inner = lock(&self.inner);
+        let id = inner.adopt_remote(name, at)?;
+        inner.entries.get(&id)?.found()
+    }
+
+    /// The cluster revision a shared pool's state was read at; watch from the next.
+    pub fn revision(&self) -> Option<i64> {
+        lock(&self.inner).shared.as_ref().map(|sh| sh.revision)
     }
 
     /// The published chunks (what a restart adopts).
@@ -593,19 +871,7 @@ impl DevdaxStore {
             .entries
             .values()
             .filter(|e| e.state == RecordState::Published)
-            .filter_map(|e| {
-                Some((
-                    e.seq,
-                    FoundChunk {
-                        name: e.name.clone()?,
-                        size: e.size,
-                        uid: e.uid,
-                        mode: e.mode,
-                        created: UNIX_EPOCH + Duration::from_secs(e.created),
-                        xattrs: e.xattrs.clone(),
-                    },
-                ))
-            })
+            .filter_map(|e| Some((e.seq, e.found()?)))
             .collect();
         found.sort_by_key(|(seq, _)| *seq);
         found.into_iter().map(|(_, f)| f).collect()
@@ -619,15 +885,45 @@ impl DevdaxStore {
     }
 }
 
+impl Entry {
+    /// The chunk as the filesystem adopts it; `None` without a name.
+    fn found(&self) -> Option<FoundChunk> {
+        Some(FoundChunk {
+            name: self.name.clone()?,
+            size: self.size,
+            uid: self.uid,
+            mode: self.mode,
+            created: UNIX_EPOCH + Duration::from_secs(self.created),
+            xattrs: self.xattrs.clone(),
+        })
+    }
+}
+
 impl Inner {
     /// Rebuilds the in-memory index and the free space from the on-device index.
-    fn recover(&mut self, verify_data: bool) -> io::Result<Recovery> {
+    /// A shared pool recovers only the records of this host's arenas; a published
+    /// one survives only if the cluster gives its key to this host and record
+    /// (`claimed`).
+    fn recover(
+        &mut self,
+        verify_data: bool,
+        claimed: &HashMap<Vec<u8>, KeyRef>,
+    ) -> io::Result<Recovery> {
         let mut rec = Recovery::default();
         let uuid = self.header.uuid;
         let data_start = self.header.data_offset;
         let data_end = data_start + self.header.data_len;
         let mut buf = vec![0u8; RECORD_SIZE as usize];
+        if self.shared.is_some() {
+            self.map.flush(
+                self.header.record_offset(0),
+                self.header.record_count * RECORD_SIZE,
+            )?;
+        }
         for slot in 0..self.header.record_count {
+            if self.shared.as_ref().is_some_and(|sh| !sh.owns_record(slot)) {
+                continue;
+            }
             let at = self.header.record_offset(slot);
             self.map.read(at, &mut buf)?;
             let r = match Record::decode(&buf, &uuid) {
@@ -647,7 +943,38 @@ impl Inner {
                 }
                 Slot::Used(r) => r,
             };
-            if r.state == RecordState::Staging {
+            let in_arena = self
+                .shared
+                .as_ref()
+                .is_none_or(|sh| r.extent_len == 0 || sh.owns_extent(r.extent_off, r.extent_len));
+            if r.state == RecordState::Removing {
+                // Removed while other hosts may map it: keep the extent out of use.
+                if in_arena && r.extent_len > 0 && self.alloc.reserve(r.extent_off, r.extent_len) {
+                    rec.quarantined += 1;
+                    continue;
+                }
+                self.map.zero(at, RECORD_SIZE)?;
+                self.free_slots.insert(slot);
+                continue;
+            }
+            let unclaimed = r.state == RecordState::Published
+                && self.shared.as_ref().is_some_and(|sh| {
+                    claimed.get(&r.name)
+                        != Some(&KeyRef {
+                            host: sh.link.0.host().to_string(),
+                            slot,
+                        })
+                });
+            if r.state == RecordState::Staging || unclaimed {
+                if unclaimed {
+                    log::warn!(
+                        "devdax pool on {}: dropping index record {slot} (key {:?}): the \
+                         cluster does not record it as this host's (a publish that lost, or \
+                         that crashed before the cluster took it)",
+                        self.device.display(),
+                        String::from_utf8_lossy(&r.name)
+                    );
+                }
                 rec.staging_dropped += 1;
                 self.map.zero(at, RECORD_SIZE)?;
                 self.free_slots.insert(slot);
@@ -655,6 +982,7 @@ impl Inner {
             }
             let name = OsString::from_vec(r.name.clone());
             let sane = !name.is_empty()
+                && in_arena
                 && !self.names.contains_key(&name)
                 && r.extent_len == self.alloc.round(r.size)
                 && (r.extent_len == 0
@@ -713,12 +1041,174 @@ impl Inner {
                         .map(|(n, v)| (OsString::from_vec(n), v))
                         .collect(),
                     handles: 0,
+                    remote: false,
                 },
             );
             rec.published += 1;
         }
         fence(Ordering::SeqCst);
         Ok(rec)
+    }
+
+    /// Adds the chunks other hosts published (from the cluster's snapshot).
+    fn adopt_remote_keys(&mut self, claimed: &HashMap<Vec<u8>, KeyRef>) {
+        let Some(me) = self.shared.as_ref().map(|sh| sh.link.0.host().to_string()) else {
+            return;
+        };
+        for (key, at) in claimed {
+            if at.host != me {
+                self.adopt_remote(OsStr::from_bytes(key), at);
+            }
+        }
+    }
+
+    /// Adds another host's published chunk `name` from its record `at.slot`;
+    /// returns its id, or `None` (logged) when the record does not hold it.
+    fn adopt_remote(&mut self, name: &OsStr, at: &KeyRef) -> Option<u64> {
+        let sh = self.shared.as_ref()?;
+        if at.host == sh.link.0.host() || self.names.contains_key(name) {
+            return None;
+        }
+        if at.slot >= self.header.record_count || sh.owns_record(at.slot) {
+            log::warn!(
+                "devdax pool on {}: host {} published {:?} in record {}, which is not one of \
+                 its records; ignoring it",
+                self.device.display(),
+                at.host,
+                name,
+                at.slot
+            );
+            return None;
+        }
+        let off = self.header.record_offset(at.slot);
+        let mut buf = vec![0u8; RECORD_SIZE as usize];
+        let read = self
+            .map
+            .flush(off, RECORD_SIZE)
+            .and_then(|()| self.map.read(off, &mut buf));
+        let r = match (read, Record::decode(&buf, &self.header.uuid)) {
+            (Ok(()), Slot::Used(r))
+                if r.state == RecordState::Published && r.name == name.as_bytes() =>
+            {
+                r
+            }
+            (read, slot) => {
+                log::warn!(
+                    "devdax pool on {}: host {} published {:?} in record {}, but the record \
+                     says otherwise ({}); not serving it",
+                    self.device.display(),
+                    at.host,
+                    name,
+                    at.slot,
+                    match (read, slot) {
+                        (Err(e), _) => e.to_string(),
+                        (_, Slot::Free) => "free".into(),
+                        (_, Slot::Bad(why)) => why,
+                        (_, Slot::Used(r)) =>
+                            format!("{:?} {:?}", r.state, String::from_utf8_lossy(&r.name)),
+                    }
+                );
+                return None;
+            }
+        };
+        let data_end = self.header.data_offset + self.header.data_len;
+        if r.extent_len != self.alloc.round(r.size)
+            || (r.extent_len > 0
+                && (r.extent_off < self.header.data_offset
+                    || r.extent_off.saturating_add(r.extent_len) > data_end))
+        {
+            log::warn!(
+                "devdax pool on {}: record {} of host {} has an extent outside the data area; \
+                 not serving {:?}",
+                self.device.display(),
+                at.slot,
+                at.host,
+                name
+            );
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.names.insert(name.to_os_string(), id);
+        self.entries.insert(
+            id,
+            Entry {
+                slot: Some(at.slot),
+                name: Some(name.to_os_string()),
+                state: RecordState::Published,
+                seq: r.seq,
+                extent_off: r.extent_off,
+                extent_len: r.extent_len,
+                size: r.size,
+                data_crc: r.data_crc,
+                uid: r.uid,
+                mode: (r.mode & 0o7777) as u16,
+                created: r.created,
+                xattrs: r
+                    .xattrs
+                    .into_iter()
+                    .map(|(n, v)| (OsString::from_vec(n), v))
+                    .collect(),
+                handles: 0,
+                remote: true,
+            },
+        );
+        Some(id)
+    }
+
+    /// Takes chunk `id`'s name away: its record is cleared (on a shared pool a
+    /// published one is marked removing and its extent quarantined, since other
+    /// hosts may map it); the extent goes when the last handle does.
+    fn unname(&mut self, id: u64) -> io::Result<()> {
+        let (name, remote, published) = {
+            let e = self.entry(id)?;
+            (e.name.clone(), e.remote, e.state == RecordState::Published)
+        };
+        if !remote {
+            if self.shared.is_some() && published {
+                self.entry_mut(id)?.state = RecordState::Removing;
+                self.write_record(id)?;
+            } else {
+                self.clear_record(id)?;
+            }
+        }
+        if let Some(name) = name {
+            self.names.remove(&name);
+        }
+        self.entry_mut(id)?.name = None;
+        self.drop_if_unused(id);
+        Ok(())
+    }
+
+    /// Claims one more arena from the cluster (a shared pool whose arenas are full);
+    /// false when none is free or the cluster cannot be reached.
+    fn claim_arena(&mut self) -> bool {
+        let Some(sh) = self.shared.as_mut() else {
+            return false;
+        };
+        match sh.link.0.claim_arena(sh.arenas.count) {
+            Ok(Some(n)) => {
+                sh.mine.insert(n);
+                let (off, len) = sh.arenas.data(n);
+                let records = sh.arenas.records(n);
+                log::info!(
+                    "devdax pool on {}: this host now also holds arena {n} (bytes {off}+{len}, \
+                     records {records:?})",
+                    self.device.display()
+                );
+                self.alloc.free(off, len);
+                self.free_slots.extend(records);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                log::warn!(
+                    "devdax pool on {}: cannot claim another arena: {e}",
+                    self.device.display()
+                );
+                false
+            }
+        }
     }
 
     fn entry(&self, id: u64) -> io::Result<&Entry> {
@@ -742,7 +1232,7 @@ impl Inner {
     /// Writes chunk `id`'s record to its index slot (if it still has one).
     fn write_record(&self, id: u64) -> io::Result<()> {
         let e = self.entry(id)?;
-        let Some(slot) = e.slot else {
+        let Some(slot) = e.slot.filter(|_| !e.remote) else {
             return Ok(());
         };
         let record = Record {
@@ -796,7 +1286,11 @@ impl Inner {
             .is_some_and(|e| e.name.is_none() && e.handles == 0);
         if unused {
             if let Some(e) = self.entries.remove(&id) {
-                self.alloc.free(e.extent_off, e.extent_len);
+                // Another host's extent is not ours to free; a removed chunk of a
+                // shared pool stays quarantined (its record says removing).
+                if !e.remote && e.state != RecordState::Removing {
+                    self.alloc.free(e.extent_off, e.extent_len);
+                }
             }
         }
     }
@@ -832,10 +1326,14 @@ impl Inner {
             self.map.zero(off + ext, new_ext - ext)?;
             off
         } else {
-            let to = self
-                .alloc
-                .alloc(new_ext)
-                .ok_or_else(|| errno(libc::ENOSPC))?;
+            let to = match self.alloc.alloc(new_ext) {
+                Some(to) => to,
+                None if self.claim_arena() => self
+                    .alloc
+                    .alloc(new_ext)
+                    .ok_or_else(|| errno(libc::ENOSPC))?,
+                None => return Err(errno(libc::ENOSPC)),
+            };
             let moved = (|| {
                 self.map.copy_within(off, to, size)?;
                 self.map.zero(to + size, new_ext - size)
@@ -884,6 +1382,10 @@ impl ChunkHandle {
             return Ok(0);
         }
         let n = (e.size - offset).min(buf.len() as u64) as usize;
+        if e.remote {
+            // Written by another host: read the device, not lines cached earlier.
+            inner.map.flush(e.extent_off + offset, n as u64)?;
+        }
         inner.map.read(e.extent_off + offset, &mut buf[..n])?;
         Ok(n)
     }

@@ -207,6 +207,7 @@ fn restart_recovers_published_chunks_and_drops_staging() {
             staging_dropped: 1,
             damaged_dropped: 0,
             data_mismatch: 0,
+            quarantined: 0,
         }
     );
     let found = store.published();
@@ -492,9 +493,12 @@ fn a_second_daemon_on_this_host_is_refused_while_the_first_holds_the_pool() {
 fn live_foreign_host(dev: &Dev) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let device = dev.cfg.device.clone();
+    // The first claim is there before anyone looks (else an open could find the
+    // record released, claim it, and lose the race instead).
+    dev.poke(LEASE_OFFSET, &owner::foreign_claim("node-b", [0xBB; 16], 1));
     let t = std::thread::spawn(move || {
         let f = OpenOptions::new().write(true).open(&device).unwrap();
-        for beat in 1.. {
+        for beat in 2.. {
             f.write_all_at(
                 &owner::foreign_claim("node-b", [0xBB; 16], beat),
                 LEASE_OFFSET,

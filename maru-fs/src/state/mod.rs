@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo};
 
-use crate::backing::{ChunkMeta, OpenError, Store};
+use crate::backing::{ChunkMeta, Found, OpenError, Store};
 use crate::chunk_file::ChunkFile;
 use crate::notify::Notice;
 use crate::reaper::Reaper;
@@ -31,6 +31,7 @@ mod data;
 mod dirs;
 mod index;
 mod names;
+mod remote;
 mod xattrs;
 
 /// Inode number of the mount's root directory.
@@ -109,6 +110,30 @@ pub(crate) struct Chunk {
     last_used: u64,
     /// The writer's own `user.*` xattrs.
     xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+impl Chunk {
+    /// A published chunk found in pool `pool`'s store (at restart, or published by
+    /// another host of a shared pool), charged `charged` bytes, last used at `tick`.
+    fn adopted(pool: u64, f: Found, charged: u64, tick: u64) -> Chunk {
+        Chunk {
+            pool,
+            name: Some(f.name),
+            phase: Phase::Published,
+            size: f.size,
+            charged,
+            uid: f.meta.uid,
+            mode: f.meta.mode,
+            created: f.meta.created,
+            opens: 0,
+            writers: 0,
+            file: None,
+            backing: None,
+            nlookup: 0,
+            last_used: tick,
+            xattrs: f.xattrs,
+        }
+    }
 }
 
 /// One entry of a directory listing snapshot.
@@ -316,26 +341,8 @@ impl State {
             let charged = pool.store.charge_for(f.size);
             pool.used += charged;
             pool.entries.insert(f.name.clone(), ino);
-            self.chunks.insert(
-                ino,
-                Chunk {
-                    pool: pool_ino,
-                    name: Some(f.name),
-                    phase: Phase::Published,
-                    size: f.size,
-                    charged,
-                    uid: f.meta.uid,
-                    mode: f.meta.mode,
-                    created: f.meta.created,
-                    opens: 0,
-                    writers: 0,
-                    file: None,
-                    backing: None,
-                    nlookup: 0,
-                    last_used: tick,
-                    xattrs: f.xattrs,
-                },
-            );
+            self.chunks
+                .insert(ino, Chunk::adopted(pool_ino, f, charged, tick));
         }
         pool.index = self.make_index(&pool);
         if pool.used > pool.cfg.capacity {

@@ -317,6 +317,11 @@ impl State {
             return Err(Errno::EPERM);
         }
         let ino = *pool.entries.get(name).ok_or(Errno::ENOENT)?;
+        if pool.store.shared_devdax().is_some() {
+            // A shared pool's key goes from the cluster first: if the cluster cannot
+            // be reached the unlink fails (EIO) and nothing changes.
+            pool.store.remove(name).map_err(|e| errno_of(&e))?;
+        }
         // The kernel drops its own dentry for an unlink it sent.
         self.unname(ino, false);
         Ok(())

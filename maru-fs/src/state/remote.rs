@@ -1,0 +1,76 @@
+//! Chunks of a shared pool published or removed by other hosts (the cluster's
+//! watch tells the daemon, which tells the filesystem through [`crate::Control`]).
+
+use std::ffi::OsStr;
+
+use super::{Chunk, State};
+use crate::backing::Found;
+use crate::devdax::KeyRef;
+use crate::notify::Notice;
+
+impl State {
+    /// Shows chunk `key` of shared pool `pool`, published by another host in the
+    /// record `at` names. Charged nothing here (its extent is that host's). `false`
+    /// if it was already known, is this host's own, or its record does not hold it.
+    pub fn adopt_remote(&mut self, pool: &str, key: &OsStr, at: &KeyRef) -> bool {
+        let Some(&pool_ino) = self.pools.get(pool) else {
+            return false;
+        };
+        let found = self
+            .pool_nodes
+            .get(&pool_ino)
+            .and_then(|p| p.store.shared_devdax())
+            .and_then(|d| d.adopt_remote(key, at));
+        let Some(found) = found else {
+            return false;
+        };
+        let ino = self.alloc_ino();
+        let tick = self.next_tick();
+        let Some(p) = self.pool_nodes.get_mut(&pool_ino) else {
+            return false;
+        };
+        p.entries.insert(key.to_os_string(), ino);
+        self.chunks
+            .insert(ino, Chunk::adopted(pool_ino, Found::from(found), 0, tick));
+        // A lookup of the key before it existed left a negative entry in the
+        // kernel's cache: drop it, so the key is visible at once.
+        self.notices.push(Notice::InvalEntry {
+            parent: pool_ino,
+            name: key.to_os_string(),
+        });
+        true
+    }
+
+    /// Hides chunk `key` of shared pool `pool`, removed from the cluster (by any
+    /// host). Its handles stay valid; a chunk of this host's keeps its extent
+    /// quarantined. `false` if the pool had no such key.
+    pub fn remote_removed(&mut self, pool: &str, key: &OsStr) -> bool {
+        let Some(&pool_ino) = self.pools.get(pool) else {
+            return false;
+        };
+        let Some(p) = self.pool_nodes.get(&pool_ino) else {
+            return false;
+        };
+        let Some(&ino) = p.entries.get(key) else {
+            return false;
+        };
+        let dropped = p.store.shared_devdax().map(|d| d.remote_removed(key));
+        match dropped {
+            Some(Ok(true)) => {
+                self.unname(ino, true);
+                true
+            }
+            Some(Err(e)) => {
+                log::warn!("pool {pool}: cannot drop {key:?}, removed by the cluster: {e}");
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// The cluster revision shared pool `pool` was read at.
+    pub fn cluster_revision(&self, pool: &str) -> Option<i64> {
+        let p = self.pool_nodes.get(self.pools.get(pool)?)?;
+        p.store.shared_devdax()?.revision()
+    }
+}
