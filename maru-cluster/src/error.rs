@@ -29,6 +29,12 @@ pub enum ClusterError {
         /// What the registration says.
         holder: String,
     },
+    /// A host asked to be forgotten is still registered (its daemon is running).
+    #[error("host `{host}` is live (its daemon holds a session): stop maru-devd there first, or let its lease expire")]
+    HostLive {
+        /// The host name.
+        host: String,
+    },
     /// The runtime for the client could not be started.
     #[error("cannot start the etcd client runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -12,6 +12,9 @@
 //! pools/<pool>/uuid                 the pool header's UUID (hex), created once
 //! pools/<pool>/arenas/<n>           owning host of data/index arena n, created once
 //! pools/<pool>/keys/<hex key>       the published chunk (where it is, who wrote it)
+//! members/<host>                    every host that joined and was not forgotten
+//! pools/<pool>/removing/<writer>/<slot>-<seq>   hosts that must let go first
+//! pools/<pool>/acks/<writer>/<slot>-<seq>/<host>  a host that let go
 //! ```
 //!
 //! Nothing here is on a reader's path: lookups, opens and maps stay local.
@@ -20,4 +23,6 @@ mod error;
 mod session;
 
 pub use error::ClusterError;
-pub use session::{ClusterConfig, KeyEvent, KeyValue, PoolLink, Publish, Session, UuidCheck};
+pub use session::{
+    ClusterConfig, KeyEvent, KeyValue, PoolLink, Publish, Removal, Session, UuidCheck,
+};

@@ -92,6 +92,19 @@ pub enum UuidCheck {
     Mismatch(String),
 }
 
+/// A pending removal of a shared pool's chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The host that wrote the chunk (and frees its extent).
+    pub writer: String,
+    /// The chunk's identity on the device: `<record slot>-<publish sequence>`.
+    pub id: String,
+    /// The hosts that must acknowledge (members when the removal started).
+    pub required: Vec<String>,
+    /// The hosts that did.
+    pub acked: Vec<String>,
+}
+
 /// A published key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
@@ -237,6 +250,14 @@ impl Session {
         let mut c = self.inner.client.clone();
         let resp = self.run("cannot register this host", c.txn(txn))?;
         if resp.succeeded() {
+            // Membership outlives the lease: a host that went away may still map
+            // chunks (partitioned, not dead) until it comes back or is forgotten.
+            let member = format!("{}/members/{}", self.inner.cfg.prefix, self.inner.cfg.host);
+            let mut c = self.inner.client.clone();
+            self.run(
+                "cannot record this host as a member",
+                c.put(member, format!("pid={}", std::process::id()), None),
+            )?;
             return Ok(());
         }
         let holder = resp
@@ -290,6 +311,35 @@ impl Session {
             .iter()
             .map(|kv| String::from_utf8_lossy(&kv.key()[prefix.len()..]).into_owned())
             .collect())
+    }
+
+    /// Every host that ever joined and was not forgotten (live or not).
+    pub fn members(&self) -> Result<Vec<String>, ClusterError> {
+        let prefix = format!("{}/members/", self.inner.cfg.prefix);
+        let mut c = self.inner.client.clone();
+        let resp = self.run(
+            "cannot list the members",
+            c.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+        )?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(&kv.key()[prefix.len()..]).into_owned())
+            .collect())
+    }
+
+    /// Declares host `host` gone for good: it no longer holds up the reuse of
+    /// removed chunks' extents. Refused while it is live (registered).
+    pub fn forget(&self, host: &str) -> Result<bool, ClusterError> {
+        if self.hosts()?.iter().any(|h| h == host) {
+            return Err(ClusterError::HostLive {
+                host: host.to_string(),
+            });
+        }
+        let key = format!("{}/members/{host}", self.inner.cfg.prefix);
+        let mut c = self.inner.client.clone();
+        let resp = self.run("cannot forget the host", c.delete(key, None))?;
+        Ok(resp.deleted() > 0)
     }
 
     /// The operations on shared pool `pool`.
@@ -515,6 +565,94 @@ impl PoolLink {
         let k = format!("{}/keys/{}", self.base, hex(key));
         let mut c = self.session.inner.client.clone();
         self.session.run("cannot remove a key", c.delete(k, None))?;
+        Ok(())
+    }
+
+    /// Starts the removal of this host's chunk `id` (its record and sequence): the
+    /// hosts in `required` must acknowledge before its extent is reused.
+    pub fn start_removal(&self, id: &str, required: &[String]) -> Result<(), ClusterError> {
+        let key = format!("{}/removing/{}/{id}", self.base, self.session.host());
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, required.join(","), None)]);
+        let mut c = self.session.inner.client.clone();
+        self.session.run("cannot record a removal", c.txn(txn))?;
+        Ok(())
+    }
+
+    /// Every pending removal: `(writer host, id, hosts required, hosts that acked)`.
+    pub fn removals(&self) -> Result<Vec<Removal>, ClusterError> {
+        let list = |what: &str, prefix: String| {
+            let mut c = self.session.inner.client.clone();
+            self.session
+                .run(
+                    what,
+                    c.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+                )
+                .map(|r| {
+                    r.kvs()
+                        .iter()
+                        .map(|kv| {
+                            (
+                                String::from_utf8_lossy(&kv.key()[prefix.len()..]).into_owned(),
+                                String::from_utf8_lossy(kv.value()).into_owned(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                })
+        };
+        let pending = list("cannot list removals", format!("{}/removing/", self.base))?;
+        let acks = list(
+            "cannot list acknowledgements",
+            format!("{}/acks/", self.base),
+        )?;
+        Ok(pending
+            .into_iter()
+            .filter_map(|(path, required)| {
+                let (writer, id) = path.split_once('/')?;
+                let mine = format!("{writer}/{id}/");
+                Some(Removal {
+                    writer: writer.to_string(),
+                    id: id.to_string(),
+                    required: required
+                        .split(',')
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    acked: acks
+                        .iter()
+                        .filter_map(|(k, _)| k.strip_prefix(&mine).map(str::to_string))
+                        .collect(),
+                })
+            })
+            .collect())
+    }
+
+    /// Acknowledges that this host let go of `writer`'s removed chunk `id`.
+    pub fn ack(&self, writer: &str, id: &str) -> Result<(), ClusterError> {
+        let key = format!("{}/acks/{writer}/{id}/{}", self.base, self.session.host());
+        let mut c = self.session.inner.client.clone();
+        self.session
+            .run("cannot acknowledge a removal", c.put(key, "", None))?;
+        Ok(())
+    }
+
+    /// Ends this host's removal `id` (its extent was freed).
+    pub fn finish_removal(&self, id: &str) -> Result<(), ClusterError> {
+        let me = self.session.host();
+        let mut c = self.session.inner.client.clone();
+        self.session.run(
+            "cannot end a removal",
+            c.delete(format!("{}/removing/{me}/{id}", self.base), None),
+        )?;
+        let mut c = self.session.inner.client.clone();
+        self.session.run(
+            "cannot clear acknowledgements",
+            c.delete(
+                format!("{}/acks/{me}/{id}/", self.base),
+                Some(etcd_client::DeleteOptions::new().with_prefix()),
+            ),
+        )?;
         Ok(())
     }
 

@@ -196,3 +196,105 @@ impl Coordinator for EtcdCoordinator {
         ))
     }
 }
+
+/// How often the reclaimer looks at pending removals.
+const RECLAIM_EVERY: Duration = Duration::from_millis(500);
+
+/// Starts the thread that returns the extents of removed chunks of the shared
+/// `pools` once every other host let go of them (the removal protocol of
+/// docs/multihost.md): it records this host's quarantined chunks as pending
+/// removals with the members that must acknowledge, acknowledges other hosts'
+/// removals of chunks this host no longer has, and frees this host's extents whose
+/// removals every member acknowledged (or was forgotten).
+pub fn reclaim(
+    session: &Session,
+    control: maru_fs::Control,
+    pools: Vec<String>,
+) -> anyhow::Result<()> {
+    let session = session.clone();
+    std::thread::Builder::new()
+        .name("maru-reclaim".into())
+        .spawn(move || {
+            let mut last_err = String::new();
+            loop {
+                std::thread::sleep(RECLAIM_EVERY);
+                if session.check_live().is_err() {
+                    continue;
+                }
+                for pool in &pools {
+                    match reclaim_pool(&session, &control, pool) {
+                        Ok(()) => last_err.clear(),
+                        Err(e) => {
+                            let e = format!("pool {pool}: removal protocol: {e}");
+                            if e != last_err {
+                                log::warn!("{e}");
+                                last_err = e;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .context("cannot start the reclaimer thread")?;
+    Ok(())
+}
+
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (slot, seq) = id.split_once('-')?;
+    Some((slot.parse().ok()?, seq.parse().ok()?))
+}
+
+fn reclaim_pool(
+    session: &Session,
+    control: &maru_fs::Control,
+    pool: &str,
+) -> Result<(), maru_cluster::ClusterError> {
+    let link = session.pool(pool);
+    let me = session.host().to_string();
+    let removals = link.removals()?;
+    let quarantined = control.quarantined(pool);
+    if removals.is_empty() && quarantined.is_empty() {
+        return Ok(());
+    }
+    let members = session.members()?;
+    for (slot, seq) in &quarantined {
+        let id = format!("{slot}-{seq}");
+        if !removals.iter().any(|r| r.writer == me && r.id == id) {
+            let required: Vec<String> = members.iter().filter(|m| **m != me).cloned().collect();
+            link.start_removal(&id, &required)?;
+        }
+    }
+    for r in &removals {
+        let Some((slot, seq)) = parse_id(&r.id) else {
+            continue;
+        };
+        if r.writer != me {
+            let asked = r.required.contains(&me) && !r.acked.contains(&me);
+            if asked && !control.holds_remote(pool, &r.writer, slot, seq) {
+                link.ack(&r.writer, &r.id)?;
+            }
+            continue;
+        }
+        let waiting = r
+            .required
+            .iter()
+            .any(|h| members.contains(h) && !r.acked.contains(h));
+        if waiting {
+            continue;
+        }
+        match control.release_quarantined(pool, slot, seq) {
+            Ok(freed) => {
+                if freed {
+                    log::info!(
+                        "pool {pool}: every host let go of removed chunk {} (record {slot}); its \
+                         extent is free again",
+                        r.id
+                    );
+                }
+                link.finish_removal(&r.id)?;
+            }
+            Err(e) => log::warn!("pool {pool}: cannot free removed chunk {}: {e}", r.id),
+        }
+    }
+    Ok(())
+}

@@ -411,3 +411,104 @@ fn a_host_that_cannot_reach_etcd_refuses_writes_and_resumes() {
     assert!(!a.pool().join("during").exists());
     a.stop();
 }
+
+fn etcdctl(etcd: &Etcd, args: &[&str]) -> String {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &etcd.url])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_removed_chunk_is_reused_only_after_every_host_let_go() {
+    if !can_run_daemon() {
+        return;
+    }
+    let (etcd, dev) = (Etcd::start(), Device::new());
+    let mut a = Host::new("node-a", &dev, &etcd);
+    let mut b = Host::new("node-b", &dev, &etcd);
+    a.start(&dev);
+    b.start(&dev);
+    let bytes = data("held", "node-a", 5 * MIB as usize);
+    publish(&a.pool(), "held", &bytes).unwrap();
+    let on_b = b.pool().join("held");
+    poll("held on node-b", || on_b.exists().then_some(())).unwrap();
+    // node-b keeps the chunk open (a reader, or a zero-copy mapping's pin).
+    let mut reader = std::fs::File::open(&on_b).unwrap();
+    std::fs::remove_file(a.pool().join("held")).unwrap();
+    poll("the removal to reach node-b", || {
+        (!on_b.exists()).then_some(())
+    })
+    .unwrap();
+    // The removal waits for node-b: pending in etcd, node-b has not acknowledged.
+    poll("the removal to be recorded", || {
+        etcdctl(
+            &etcd,
+            &[
+                "get",
+                "--prefix",
+                "--keys-only",
+                "/maru/v1/pools/kv/removing/",
+            ],
+        )
+        .contains("/removing/node-a/")
+        .then_some(())
+    })
+    .unwrap();
+    let acks = || {
+        etcdctl(
+            &etcd,
+            &["get", "--prefix", "--keys-only", "/maru/v1/pools/kv/acks/"],
+        )
+    };
+    std::thread::sleep(Duration::from_secs(2)); // four reclaim rounds
+    assert!(
+        !acks().contains("node-b"),
+        "node-b acknowledged while it holds the chunk"
+    );
+    assert!(!a.log().contains("is free again"), "{}", a.log());
+    // Meanwhile other chunks are written on node-a: none may take the held extent, so
+    // node-b still reads the removed chunk's own bytes.
+    // (1 MiB chunks: first fit would put the first at the held extent's start.)
+    for i in 0..3 {
+        publish(
+            &a.pool(),
+            &format!("new{i}"),
+            &data("new", "node-a", MIB as usize),
+        )
+        .unwrap();
+    }
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut got).unwrap();
+    assert_eq!(got, bytes, "node-b's open chunk changed under it");
+    // node-b lets go: it acknowledges, node-a frees the extent.
+    drop(reader);
+    poll("node-a to free the extent", || {
+        a.log().contains("is free again").then_some(())
+    })
+    .unwrap();
+    poll("the removal to be finished in etcd", || {
+        (!etcdctl(
+            &etcd,
+            &[
+                "get",
+                "--prefix",
+                "--keys-only",
+                "/maru/v1/pools/kv/removing/",
+            ],
+        )
+        .contains("node-a"))
+        .then_some(())
+    })
+    .unwrap();
+    a.stop();
+    b.stop();
+}

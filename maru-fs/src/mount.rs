@@ -180,6 +180,30 @@ impl Control {
         self.shared.with(|s| s.cluster_revision(pool))
     }
 
+    /// This host's removed chunks of shared pool `pool` whose extents wait for the
+    /// other hosts to let go: `(record slot, publish sequence)` each.
+    pub fn quarantined(&self, pool: &str) -> Vec<(u64, u64)> {
+        self.shared.with(|s| s.quarantined(pool))
+    }
+
+    /// Bytes of this host's quarantined extents in shared pool `pool`.
+    pub fn quarantined_bytes(&self, pool: &str) -> u64 {
+        self.shared.with(|s| s.quarantined_bytes(pool))
+    }
+
+    /// Whether this host still has the chunk host `writer` published in record
+    /// `slot` with sequence `seq` of shared pool `pool` (named, or open).
+    pub fn holds_remote(&self, pool: &str, writer: &str, slot: u64, seq: u64) -> bool {
+        self.shared
+            .with(|s| s.holds_remote(pool, writer, slot, seq))
+    }
+
+    /// Frees this host's quarantined extent in record `slot` (sequence `seq`) of
+    /// shared pool `pool`, once every other host let go of it.
+    pub fn release_quarantined(&self, pool: &str, slot: u64, seq: u64) -> std::io::Result<bool> {
+        self.shared.with(|s| s.release_quarantined(pool, slot, seq))
+    }
+
     /// Adds a pool (adopting what its backing store holds): its directory appears
     /// under the mount point at once.
     pub fn add_pool(&self, cfg: PoolConfig) -> Result<(), FsError> {

@@ -291,11 +291,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot serve maru-fs on {}", plan.mount.display()))?;
     if let Some(session) = &session {
         let control = mounted.control();
+        let mut shared = Vec::new();
         for p in &pools {
             if let Some(rev) = control.cluster_revision(&p.plan.name) {
                 crate::cluster::watch(session, control.clone(), &p.plan.name, rev)?;
+                shared.push(p.plan.name.clone());
             }
         }
+        crate::cluster::reclaim(session, control, shared)?;
     }
     let (tx, rx) = channel();
     spawn("signals", tx.clone(), signals::forward)?;

@@ -1,7 +1,7 @@
 //! A devdax pool: the daemon's mapping of its byte range, the extent allocator and
 //! the on-device index, with chunk handles that behave like open files.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -82,6 +82,8 @@ struct Entry {
     /// Published by another host of a shared pool: read-only here, its record and
     /// extent are that host's (never written, never freed by this one).
     remote: bool,
+    /// The host that wrote a remote chunk.
+    origin: Option<String>,
 }
 
 /// Everything behind the pool's lock.
@@ -113,6 +115,9 @@ struct SharedPart {
     mine: BTreeSet<u32>,
     /// The cluster revision the pool's state was taken at (watch from the next).
     revision: i64,
+    /// This host's removed chunks whose extents wait for every other host to let go:
+    /// record slot -> (publish sequence, extent offset, extent length).
+    quarantine: BTreeMap<u64, (u64, u64, u64)>,
 }
 
 impl SharedPart {
@@ -456,6 +461,7 @@ fn shared_part(
         arenas,
         mine,
         revision: 0,
+        quarantine: BTreeMap::new(),
     })
 }
 
@@ -712,6 +718,7 @@ impl DevdaxStore {
             xattrs: Vec::new(),
             handles: 1,
             remote: false,
+            origin: None,
         };
         inner.entries.insert(id, entry);
         if let Err(e) = inner.write_record(id) {
@@ -859,6 +866,59 @@ impl DevdaxStore {
         inner.entries.get(&id)?.found()
     }
 
+    /// This host's removed chunks of a shared pool whose extents are quarantined:
+    /// `(record slot, publish sequence)` each.
+    pub fn quarantined(&self) -> Vec<(u64, u64)> {
+        let inner = lock(&self.inner);
+        inner.shared.as_ref().map_or_else(Vec::new, |sh| {
+            sh.quarantine
+                .iter()
+                .map(|(slot, (seq, _, _))| (*slot, *seq))
+                .collect()
+        })
+    }
+
+    /// Bytes of quarantined extents (this host's removed chunks waiting for others).
+    pub fn quarantined_bytes(&self) -> u64 {
+        let inner = lock(&self.inner);
+        inner
+            .shared
+            .as_ref()
+            .map_or(0, |sh| sh.quarantine.values().map(|(_, _, len)| len).sum())
+    }
+
+    /// Whether this host still has (named or open) the chunk host `writer` published
+    /// in record `slot` with sequence `seq`.
+    pub fn holds_remote(&self, writer: &str, slot: u64, seq: u64) -> bool {
+        let inner = lock(&self.inner);
+        inner.entries.values().any(|e| {
+            e.remote && e.slot == Some(slot) && e.seq == seq && e.origin.as_deref() == Some(writer)
+        })
+    }
+
+    /// Every other host let go of this host's removed chunk in record `slot` (with
+    /// sequence `seq`): its extent and record are free again. `false` if it was not
+    /// quarantined (any more).
+    pub fn release_quarantined(&self, slot: u64, seq: u64) -> io::Result<bool> {
+        let mut inner = lock(&self.inner);
+        let Some(sh) = inner.shared.as_mut() else {
+            return Ok(false);
+        };
+        match sh.quarantine.get(&slot) {
+            Some((s, _, _)) if *s == seq => {}
+            _ => return Ok(false),
+        }
+        let Some((_, off, len)) = sh.quarantine.remove(&slot) else {
+            return Ok(false);
+        };
+        let at = inner.header.record_offset(slot);
+        inner.map.zero(at, RECORD_SIZE)?;
+        inner.map.flush(at, RECORD_SIZE)?;
+        inner.alloc.free(off, len);
+        inner.free_slots.insert(slot);
+        Ok(true)
+    }
+
     /// The cluster revision a shared pool's state was read at; watch from the next.
     pub fn revision(&self) -> Option<i64> {
         lock(&self.inner).shared.as_ref().map(|sh| sh.revision)
@@ -951,6 +1011,10 @@ impl Inner {
                 // Removed while other hosts may map it: keep the extent out of use.
                 if in_arena && r.extent_len > 0 && self.alloc.reserve(r.extent_off, r.extent_len) {
                     rec.quarantined += 1;
+                    if let Some(sh) = self.shared.as_mut() {
+                        sh.quarantine
+                            .insert(slot, (r.seq, r.extent_off, r.extent_len));
+                    }
                     continue;
                 }
                 self.map.zero(at, RECORD_SIZE)?;
@@ -1042,6 +1106,7 @@ impl Inner {
                         .collect(),
                     handles: 0,
                     remote: false,
+                    origin: None,
                 },
             );
             rec.published += 1;
@@ -1151,6 +1216,7 @@ impl Inner {
                     .collect(),
                 handles: 0,
                 remote: true,
+                origin: Some(at.host.clone()),
             },
         );
         Some(id)
@@ -1287,8 +1353,14 @@ impl Inner {
         if unused {
             if let Some(e) = self.entries.remove(&id) {
                 // Another host's extent is not ours to free; a removed chunk of a
-                // shared pool stays quarantined (its record says removing).
-                if !e.remote && e.state != RecordState::Removing {
+                // shared pool stays quarantined (its record says removing) until
+                // every other host let go of it (`release_quarantined`).
+                if e.state == RecordState::Removing && !e.remote {
+                    if let (Some(sh), Some(slot)) = (self.shared.as_mut(), e.slot) {
+                        sh.quarantine
+                            .insert(slot, (e.seq, e.extent_off, e.extent_len));
+                    }
+                } else if !e.remote {
                     self.alloc.free(e.extent_off, e.extent_len);
                 }
             }

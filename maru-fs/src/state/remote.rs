@@ -2,6 +2,7 @@
 //! watch tells the daemon, which tells the filesystem through [`crate::Control`]).
 
 use std::ffi::OsStr;
+use std::io;
 
 use super::{Chunk, State};
 use crate::backing::Found;
@@ -65,6 +66,42 @@ impl State {
                 false
             }
             _ => false,
+        }
+    }
+
+    /// The shared devdax store of pool `pool`.
+    fn shared_store(&self, pool: &str) -> Option<&crate::devdax::DevdaxStore> {
+        self.pool_nodes
+            .get(self.pools.get(pool)?)?
+            .store
+            .shared_devdax()
+    }
+
+    /// This host's removed chunks of shared pool `pool` whose extents wait for the
+    /// other hosts: `(record slot, publish sequence)` each.
+    pub fn quarantined(&self, pool: &str) -> Vec<(u64, u64)> {
+        self.shared_store(pool)
+            .map_or_else(Vec::new, |d| d.quarantined())
+    }
+
+    /// Bytes of this host's quarantined extents in shared pool `pool`.
+    pub fn quarantined_bytes(&self, pool: &str) -> u64 {
+        self.shared_store(pool).map_or(0, |d| d.quarantined_bytes())
+    }
+
+    /// Whether this host still has the chunk `writer` published in record `slot`
+    /// with sequence `seq` (named, or open by a process).
+    pub fn holds_remote(&self, pool: &str, writer: &str, slot: u64, seq: u64) -> bool {
+        self.shared_store(pool)
+            .is_some_and(|d| d.holds_remote(writer, slot, seq))
+    }
+
+    /// Frees the quarantined extent of record `slot` (sequence `seq`): every other
+    /// host let go of it.
+    pub fn release_quarantined(&self, pool: &str, slot: u64, seq: u64) -> io::Result<bool> {
+        match self.shared_store(pool) {
+            Some(d) => d.release_quarantined(slot, seq),
+            None => Ok(false),
         }
     }
 
