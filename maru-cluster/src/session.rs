@@ -134,6 +134,16 @@ impl Session {
     /// Connects to etcd, takes a lease for this host and registers it; a background
     /// task renews the lease every third of its TTL.
     pub fn connect(cfg: ClusterConfig) -> Result<Session, ClusterError> {
+        Session::open(cfg, true)
+    }
+
+    /// Connects to etcd to look (and to forget hosts), without joining: no lease,
+    /// no registration; writes to shared pools are refused.
+    pub fn observe(cfg: ClusterConfig) -> Result<Session, ClusterError> {
+        Session::open(cfg, false)
+    }
+
+    fn open(cfg: ClusterConfig, join: bool) -> Result<Session, ClusterError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("maru-etcd")
@@ -163,19 +173,25 @@ impl Session {
             .map_err(err("cannot connect"))?;
         let ttl = cfg.lease_ttl.as_secs().max(2) as i64;
         let mut c = client.clone();
-        let lease = rt
-            .block_on(c.lease_grant(ttl, None))
-            .map_err(err("cannot take a lease"))?
-            .id();
+        let lease = if join {
+            rt.block_on(c.lease_grant(ttl, None))
+                .map_err(err("cannot take a lease"))?
+                .id()
+        } else {
+            0
+        };
         let inner = Arc::new(Inner {
             cfg,
             rt,
             client,
             lease: Mutex::new(lease),
-            live: AtomicBool::new(true),
+            live: AtomicBool::new(join),
             stop: AtomicBool::new(false),
         });
         let session = Session { inner };
+        if !join {
+            return Ok(session);
+        }
         session.register()?;
         let keeper = Arc::downgrade(&session.inner);
         session.inner.rt.spawn(keep_alive(keeper));
@@ -342,6 +358,19 @@ impl Session {
         Ok(resp.deleted() > 0)
     }
 
+    /// The value of one key under the prefix, if it exists.
+    pub fn get(&self, key: &str) -> Result<Option<String>, ClusterError> {
+        let mut c = self.inner.client.clone();
+        let resp = self.run(
+            "cannot read a key",
+            c.get(format!("{}/{key}", self.inner.cfg.prefix), None),
+        )?;
+        Ok(resp
+            .kvs()
+            .first()
+            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+    }
+
     /// The operations on shared pool `pool`.
     pub fn pool(&self, pool: &str) -> PoolLink {
         PoolLink {
@@ -355,6 +384,9 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         let lease = *self.lease.lock().unwrap_or_else(|e| e.into_inner());
+        if lease == 0 {
+            return;
+        }
         let mut c = self.client.clone();
         // A clean stop frees the host's name at once instead of after the TTL.
         let _ = self.rt.block_on(async {

@@ -3,6 +3,7 @@
 
 mod check;
 mod cluster;
+mod cluster_cli;
 mod config;
 mod daemon;
 mod discover;
@@ -62,6 +63,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Re-create a devdax pool on its device range, destroying its chunks.
     FormatDevdax(format::FormatArgs),
+    /// Look at the cluster of shared pools, or forget a host that is gone.
+    Cluster(cluster_cli::ClusterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::CheckConfig(args) => check::run(&args),
         Command::Status(args) => status::run(&args),
         Command::FormatDevdax(args) => format::run(&args),
+        Command::Cluster(args) => cluster_cli::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -512,3 +512,54 @@ fn a_removed_chunk_is_reused_only_after_every_host_let_go() {
     a.stop();
     b.stop();
 }
+
+fn cluster_cmd(h: &Host, args: &[&str]) -> (bool, String) {
+    let out = Command::new(fixtures::bin())
+        .arg("cluster")
+        .args(args)
+        .arg("--config")
+        .arg(&h.world.config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn a_host_that_is_gone_holds_up_removals_until_it_is_forgotten() {
+    if !can_run_daemon() {
+        return;
+    }
+    let (etcd, dev) = (Etcd::start(), Device::new());
+    let mut a = Host::new("node-a", &dev, &etcd);
+    let mut b = Host::new("node-b", &dev, &etcd);
+    a.start(&dev);
+    b.start(&dev);
+    publish(&a.pool(), "x", &data("x", "node-a", MIB as usize)).unwrap();
+    let (ok, text) = cluster_cmd(&a, &["forget", "node-b"]);
+    assert!(!ok && text.contains("is live"), "{text}");
+    // node-b goes away (still a member: it may come back, or be partitioned).
+    b.stop();
+    std::fs::remove_file(a.pool().join("x")).unwrap();
+    poll("the removal to wait for node-b", || {
+        let (ok, text) = cluster_cmd(&a, &["status"]);
+        assert!(ok, "{text}");
+        (text.contains("members down: node-b") && text.contains("waiting for [\"node-b\"]"))
+            .then_some(())
+    })
+    .unwrap();
+    assert!(!a.log().contains("is free again"));
+    let (ok, text) = cluster_cmd(&a, &["forget", "node-b"]);
+    assert!(ok && text.contains("forgot host node-b"), "{text}");
+    poll("node-a to free the extent", || {
+        a.log().contains("is free again").then_some(())
+    })
+    .unwrap();
+    let (_, text) = cluster_cmd(&a, &["status"]);
+    assert!(text.contains("removals waiting: 0"), "{text}");
+    a.stop();
+}
