@@ -45,7 +45,7 @@ pub enum ClusterCommand {
     },
 }
 
-fn observe(config: &PathBuf) -> anyhow::Result<(Session, Vec<String>)> {
+fn observe(config: &std::path::Path) -> anyhow::Result<(Session, Vec<String>)> {
     let cfg = Source::read(config)?.parse().map_err(anyhow::Error::new)?;
     let Some(spec) = cfg.cluster else {
         anyhow::bail!(
