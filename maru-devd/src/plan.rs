@@ -75,6 +75,8 @@ pub struct DevdaxPlan {
     pub lease_timeout: std::time::Duration,
     /// Served by several hosts at once, coordinated through the cluster.
     pub shared: bool,
+    /// The hosts' CPU caches are kept coherent by the hardware.
+    pub coherent: bool,
 }
 
 impl DevdaxPlan {
@@ -110,6 +112,11 @@ impl DevdaxPlan {
                 takeover,
             },
             shared,
+            coherence: if self.coherent {
+                maru_fs::devdax::Coherence::Hardware
+            } else {
+                maru_fs::devdax::Coherence::None
+            },
         }
     }
 
@@ -242,7 +249,12 @@ impl Plan {
                     if d.shared {
                         let _ = writeln!(
                             s,
-                            "  shared:   served by every host of the cluster at once: identity, arenas, publishes and removals coordinated through etcd; reads stay local"
+                            "  shared:   served by every host of the cluster at once: identity, arenas, publishes and removals coordinated through etcd; reads stay local; coherence {}",
+                            if d.coherent {
+                                "hardware (no cache flushes)"
+                            } else {
+                                "none (chunks written back at publish, other hosts' chunks invalidated before reading)"
+                            }
                         );
                     } else {
                         let _ = writeln!(

@@ -563,3 +563,182 @@ fn a_host_that_is_gone_holds_up_removals_until_it_is_forgotten() {
     assert!(text.contains("removals waiting: 0"), "{text}");
     a.stop();
 }
+
+/// Percentile `p` (0..=100) of sorted durations, in microseconds.
+fn pct(sorted: &[Duration], p: usize) -> f64 {
+    let i = ((sorted.len() - 1) * p) / 100;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+/// Times `rounds` publishes of `size`-byte chunks on `from` (the rename only: the
+/// bytes are written before), and how long each takes to appear on `to`.
+fn publish_rounds(
+    from: &Host,
+    to: &Host,
+    tag: &str,
+    size: usize,
+    rounds: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut publish_t, mut visible_t) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let key = format!("{tag}{i}");
+        let stage = from.pool().join(format!(".s-{key}"));
+        let mut f = std::fs::File::create_new(&stage).unwrap();
+        f.write_all(&data(&key, from.name, size)).unwrap();
+        let t = Instant::now();
+        std::fs::rename(&stage, from.pool().join(&key)).unwrap();
+        publish_t.push(t.elapsed());
+        drop(f);
+        let seen = to.pool().join(&key);
+        let t = Instant::now();
+        while !seen.exists() {
+            assert!(t.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        visible_t.push(t.elapsed());
+    }
+    publish_t.sort();
+    visible_t.sort();
+    (publish_t, visible_t)
+}
+
+/// Times `rounds` lookups (stat) and reads of `key` in `pool`.
+fn read_rounds(pool: &Path, key: &str, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut look, mut read) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        std::fs::metadata(pool.join(key)).unwrap();
+        look.push(t.elapsed());
+        let t = Instant::now();
+        buf.clear();
+        std::io::Read::read_to_end(&mut std::fs::File::open(pool.join(key)).unwrap(), &mut buf)
+            .unwrap();
+        read.push(t.elapsed());
+    }
+    look.sort();
+    read.sort();
+    (look, read)
+}
+
+/// The multi-host benchmark: run by `scripts/bench-multihost.sh` (ignored by
+/// `cargo test`: timing goals live in benchmarks, not tests). Prints one table.
+#[test]
+#[ignore]
+fn bench_multihost() {
+    if !can_run_daemon() {
+        return;
+    }
+    let etcd = Etcd::start();
+    let (dev, dev_hw) = (Device::new(), Device::new());
+    let mut a = Host::new("node-a", &dev, &etcd);
+    let mut b = Host::new("node-b", &dev, &etcd);
+    a.start(&dev);
+    b.start(&dev);
+    // The same two hosts on a second device declared cache-coherent (no write-back).
+    let hw = |name: &'static str| {
+        let world = World::new(&format!(
+            "  - name: kv\n    source: {{devdax: {{device: {}, coherence: hardware}}}}\n    size: 100%\n    mode: \"0777\"\n    shared: true\ncluster:\n  etcd: [{}]\n  host: {name}-hw\n  lease_ttl: 3\n",
+            dev_hw.path.display(),
+            etcd.url
+        ));
+        Host {
+            name,
+            world,
+            daemon: None,
+        }
+    };
+    let (mut ahw, mut bhw) = (hw("node-a"), hw("node-b"));
+    ahw.start(&dev_hw);
+    bhw.start(&dev_hw);
+    // A single-host (not shared) devdax pool for the read-path baseline.
+    let dev_single = Device::new();
+    let single_world = World::new(&format!(
+        "  - name: kv\n    source: {{devdax: {{device: {}}}}}\n    size: 100%\n    mode: \"0777\"\n",
+        dev_single.path.display()
+    ));
+    let mut single = Host {
+        name: "single",
+        world: single_world,
+        daemon: None,
+    };
+    single.start(&dev_single);
+
+    const N: usize = 200;
+    let mut rows = Vec::new();
+    for (size, label) in [(256 * 1024, "256 KiB"), (4 * MIB as usize, "4 MiB")] {
+        let (p, v) = publish_rounds(&a, &b, &format!("p{size}-"), size, N / 4);
+        let (phw, _) = publish_rounds(&ahw, &bhw, &format!("p{size}-"), size, N / 4);
+        rows.push(format!(
+            "| publish {label} (coherence none) | {:.0} | {:.0} |",
+            pct(&p, 50),
+            pct(&p, 99)
+        ));
+        rows.push(format!(
+            "| publish {label} (coherence hardware) | {:.0} | {:.0} |",
+            pct(&phw, 50),
+            pct(&phw, 99)
+        ));
+        rows.push(format!(
+            "| write-back cost {label} (difference of p50s) | {:.0} | |",
+            pct(&p, 50) - pct(&phw, 50)
+        ));
+        rows.push(format!(
+            "| published -> visible on the other host, {label} | {:.0} | {:.0} |",
+            pct(&v, 50),
+            pct(&v, 99)
+        ));
+    }
+    publish(&a.pool(), "r", &data("r", "node-a", 256 * 1024)).unwrap();
+    publish(&single.pool(), "r", &data("r", "single", 256 * 1024)).unwrap();
+    let b_r = b.pool().join("r");
+    poll("r on node-b", || b_r.exists().then_some(())).unwrap();
+    let (l1, r1) = read_rounds(&single.pool(), "r", N);
+    let (l2, r2) = read_rounds(&a.pool(), "r", N);
+    let (l3, r3) = read_rounds(&b.pool(), "r", N);
+    rows.push(format!(
+        "| lookup, single-host pool | {:.1} | {:.1} |",
+        pct(&l1, 50),
+        pct(&l1, 99)
+    ));
+    rows.push(format!(
+        "| lookup, shared pool, own chunk | {:.1} | {:.1} | ",
+        pct(&l2, 50),
+        pct(&l2, 99)
+    ));
+    rows.push(format!(
+        "| lookup, shared pool, other host's chunk | {:.1} | {:.1} |",
+        pct(&l3, 50),
+        pct(&l3, 99)
+    ));
+    rows.push(format!(
+        "| read 256 KiB, single-host pool | {:.1} | {:.1} |",
+        pct(&r1, 50),
+        pct(&r1, 99)
+    ));
+    rows.push(format!(
+        "| read 256 KiB, shared pool, own chunk | {:.1} | {:.1} |",
+        pct(&r2, 50),
+        pct(&r2, 99)
+    ));
+    rows.push(format!(
+        "| read 256 KiB, shared pool, other host's chunk | {:.1} | {:.1} |",
+        pct(&r3, 50),
+        pct(&r3, 99)
+    ));
+    println!("\nmulti-host benchmark (loopback etcd, stand-in device on /dev/shm; µs)\n");
+    println!("| what | p50 µs | p99 µs |\n| --- | --- | --- |");
+    for r in rows {
+        println!("{r}");
+    }
+    println!(
+        "\nread path, shared / single-host p50: lookup {:.2}x (own) {:.2}x (other host's), read {:.2}x (own) {:.2}x (other host's)",
+        pct(&l2, 50) / pct(&l1, 50),
+        pct(&l3, 50) / pct(&l1, 50),
+        pct(&r2, 50) / pct(&r1, 50),
+        pct(&r3, 50) / pct(&r1, 50)
+    );
+    for h in [&mut a, &mut b, &mut ahw, &mut bhw, &mut single] {
+        h.stop();
+    }
+}

@@ -106,6 +106,8 @@ pub struct DevdaxSpec {
     /// How long the owner lease's heartbeat may stand still before its holder counts
     /// as gone, in milliseconds (default 5000).
     pub lease_timeout_ms: u64,
+    /// `coherence: hardware`: the hosts' CPU caches are coherent (default: not).
+    pub coherent: bool,
 }
 
 /// How a `devdax` source names its device.

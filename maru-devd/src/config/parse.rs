@@ -34,6 +34,7 @@ const DEVDAX_KEYS: &[&str] = &[
     "format",
     "verify_data",
     "lease_timeout",
+    "coherence",
 ];
 const DEVDAX_SELECTORS: &[&str] = &["device", "region", "memdev_serial"];
 const FORMATS: &[&str] = &["if-blank", "never"];
@@ -651,10 +652,23 @@ impl Parser {
                 }
             },
         };
+        let coherent = match map.get("coherence") {
+            None => false,
+            Some(Value::String(s)) if s == "none" => false,
+            Some(Value::String(s)) if s == "hardware" => true,
+            Some(v) => {
+                self.err(
+                    at(path, val("coherence")),
+                    format!("`coherence` is `none` (the default: chunks are written back from the CPU caches at publish and another host's chunks invalidated before reading) or `hardware` (the device keeps the hosts' caches coherent); found `{}`", show(v)),
+                );
+                false
+            }
+        };
         if self.diags.len() > before {
             return None;
         }
         Some(SourceSpec::Devdax(DevdaxSpec {
+            coherent,
             select: select?,
             offset: offset?,
             length,

@@ -55,6 +55,18 @@ pub enum FormatPolicy {
     IfBlank,
 }
 
+/// Whether the CPU caches of the hosts sharing a device are kept coherent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Coherence {
+    /// Not known to be: a shared pool writes a chunk back from the CPU caches before
+    /// publishing it, and invalidates another host's chunk before this host reads it
+    /// (the safe default).
+    #[default]
+    None,
+    /// The device (or switch) keeps every host's caches coherent: no flushes.
+    Hardware,
+}
+
 /// Where a devdax pool lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevdaxConfig {
@@ -79,6 +91,8 @@ pub struct DevdaxConfig {
     /// `Some` for a pool shared by several hosts through a cluster (see
     /// `shared`); `None`: one daemon on one host at a time (the owner lease).
     pub shared: Option<SharedLink>,
+    /// Cache coherence between the hosts sharing the device (shared pools).
+    pub coherence: Coherence,
 }
 
 impl DevdaxConfig {
@@ -93,6 +107,7 @@ impl DevdaxConfig {
             verify_data: true,
             owner: OwnerPolicy::default(),
             shared: None,
+            coherence: Coherence::None,
         }
     }
 }

@@ -22,7 +22,7 @@ use super::layout::{
 use super::mapping::Mapping;
 use super::owner::{OwnerLease, Place};
 use super::shared::{Arenas, KeyRef, SharedLink};
-use super::{DevdaxConfig, DevdaxError, FormatPolicy};
+use super::{Coherence, DevdaxConfig, DevdaxError, FormatPolicy};
 
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
@@ -104,6 +104,9 @@ struct Inner {
     next_seq: u64,
     /// The cluster side of a shared pool.
     shared: Option<SharedPart>,
+    /// The hosts' CPU caches are kept coherent by the hardware (no write-back at
+    /// publish, no invalidation of other hosts' chunks).
+    coherent: bool,
 }
 
 /// What a shared pool adds to the store.
@@ -622,6 +625,7 @@ impl DevdaxStore {
             next_id: 1,
             next_seq: 1,
             shared,
+            coherent: cfg.coherence == Coherence::Hardware,
         };
         let claimed = match &inner.shared {
             None => HashMap::new(),
@@ -769,9 +773,12 @@ impl DevdaxStore {
         if publish {
             if let Some(sh) = &inner.shared {
                 sh.link.0.writable()?;
-                // The writer wrote through its own mapping: write its lines back, so a
-                // host without cache coherence reads the bytes from the device.
-                inner.map.flush(extent_off, size)?;
+                // The writer wrote through its own mapping: write its lines back (any
+                // mapping's clflush reaches this host's caches), so a host without
+                // cache coherence reads the bytes from the device.
+                if !inner.coherent {
+                    inner.map.flush(extent_off, size)?;
+                }
             }
         }
         let data_crc = if publish {
@@ -1219,6 +1226,19 @@ impl Inner {
                 origin: Some(at.host.clone()),
             },
         );
+        if !self.coherent && r.extent_len > 0 {
+            // This host may hold lines of the extent from before the other host
+            // wrote it (an earlier chunk there): drop them now, once, so every
+            // reader on this host — zero-copy mappings of the device node included —
+            // reads what the writer wrote. The chunk is sealed: nothing re-dirties it.
+            if let Err(e) = self.map.flush(r.extent_off, r.extent_len) {
+                log::warn!(
+                    "devdax pool on {}: cannot invalidate the cache lines of {:?}: {e}",
+                    self.device.display(),
+                    name
+                );
+            }
+        }
         Some(id)
     }
 
@@ -1454,7 +1474,7 @@ impl ChunkHandle {
             return Ok(0);
         }
         let n = (e.size - offset).min(buf.len() as u64) as usize;
-        if e.remote {
+        if e.remote && !inner.coherent {
             // Written by another host: read the device, not lines cached earlier.
             inner.map.flush(e.extent_off + offset, n as u64)?;
         }
