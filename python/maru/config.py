@@ -94,6 +94,10 @@ def _parse_bool(text: str) -> bool:
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
+#: Bytes of staging chunks the default reserve holds (see ``MaruConfig.reserve_chunks``).
+RESERVE_BYTES = 32 << 20
+#: Fewest and most chunks of the default reserve.
+RESERVE_MIN, RESERVE_MAX = 8, 128
 #: Bytes of chunks the default view cache may keep mapped (see ``MaruConfig.view_cache``).
 VIEW_CACHE_BYTES = 256 << 20
 #: Most mappings the default view cache keeps.
@@ -120,6 +124,10 @@ class MaruConfig:
         auto_connect: whether ``with MaruHandler(cfg)`` connects on entry.
         reserve_chunks: how many ready (created, sized, mapped, pre-faulted) staging
             chunks the handler keeps so that ``alloc`` costs no system call; 0 disables.
+            None (the default) sizes it for the chunk size: as many chunks as fit in
+            ``RESERVE_BYTES``, at least ``RESERVE_MIN`` and at most ``RESERVE_MAX``
+            (8 chunks of 4 MiB, 32 of 1 MiB, 128 of 256 KiB), so a batch of small
+            chunks does not drain it.
         cuda_register: register staging chunks in the reserve with CUDA (off the hot
             path): None = when libmaru was built with CUDA and a GPU is present.
         cuda_register_views: also register every retrieved chunk's read-only mapping
@@ -151,7 +159,7 @@ class MaruConfig:
     expand_size: int | None = None
     rm_address: str | None = None
     enable_stats: bool = False
-    reserve_chunks: int = 8
+    reserve_chunks: int | None = None
     cuda_register: bool | None = None
     cuda_register_views: bool = False
     view_cache: int | None = None
@@ -174,7 +182,7 @@ class MaruConfig:
             raise ValueError(f"chunk_size_bytes must be positive, got {self.chunk_size_bytes}")
         if self.pool_size < 0:
             raise ValueError(f"pool_size must be >= 0, got {self.pool_size}")
-        if self.reserve_chunks < 0:
+        if self.reserve_chunks is not None and self.reserve_chunks < 0:
             raise ValueError(f"reserve_chunks must be >= 0, got {self.reserve_chunks}")
         # Validate now so a bad URL fails where it is written, not at connect().
         pool_path_from_url(self.server_url)
@@ -196,5 +204,9 @@ class MaruConfig:
 
     @property
     def reserve_target(self) -> int:
-        """Ready staging chunks to keep: ``reserve_chunks``, capped by ``pool_size``."""
-        return min(self.reserve_chunks, self.pool_size // self.chunk_size_bytes)
+        """Ready staging chunks to keep: ``reserve_chunks`` (or the default for the
+        chunk size), capped by ``pool_size``."""
+        want = self.reserve_chunks
+        if want is None:
+            want = min(RESERVE_MAX, max(RESERVE_MIN, RESERVE_BYTES // self.chunk_size_bytes))
+        return min(want, self.pool_size // self.chunk_size_bytes)

@@ -564,3 +564,12 @@ def test_cuda_registration_requested_without_cuda_is_a_warning(config_for, key, 
         assert put(h, key(), b"c" * 10) and bytes(h.retrieve(key()).view) == b"c" * 10
     finally:
         h.close()
+
+
+def test_default_reserve_is_sized_for_the_chunk_size(monkeypatch):
+    monkeypatch.delenv("MARU_RESERVE_CHUNKS", raising=False)
+    sizes = {256 << 10: 128, MiB: 32, 4 * MiB: 8, 64 * MiB: 8}
+    for chunk, want in sizes.items():
+        assert MaruConfig(chunk_size_bytes=chunk, pool_size=1 << 40).reserve_target == want
+    assert MaruConfig(chunk_size_bytes=MiB, pool_size=4 * MiB).reserve_target == 4  # capped by pool_size
+    assert MaruConfig(chunk_size_bytes=MiB, reserve_chunks=0).reserve_target == 0
