@@ -503,7 +503,8 @@ def main() -> None:
     conc: list[dict] = []
     load0 = os.getloadavg()[0]
     try:
-        rust_rows(t, pool, sizes, args.n, args.batch)
+        if sizes:
+            rust_rows(t, pool, sizes, args.n, args.batch)
         for size in sizes:
             print(f"api-bench: {human(size)}", file=sys.stderr)
             size_rows(t, pool, size, args.n, args.batch)
