@@ -8,6 +8,7 @@
 mod baseline;
 mod breakdown;
 mod ops;
+mod reference;
 mod setup;
 mod stats;
 
@@ -52,6 +53,13 @@ struct Args {
     /// Internal: backend name of the client's rows.
     #[arg(long, hide = true, default_value = "")]
     client_backend: String,
+    /// Print the Rust reference rows of the Python benchmark (get, cached get,
+    /// batch get, memcpy) measured on this existing pool, as JSON.
+    #[arg(long)]
+    python_ref: Option<PathBuf>,
+    /// Keys per batch (and keys cycled over) in `--python-ref`.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
     /// Internal: run the second-process retrieve against this pool and print JSON.
     #[arg(long, hide = true)]
     child_retrieve: Option<PathBuf>,
@@ -88,6 +96,9 @@ fn main() -> Result<()> {
         bail!("--n must be at least 1");
     }
     let sizes: Vec<usize> = args.sizes_kib.iter().map(|k| k << 10).collect();
+    if let Some(pool) = &args.python_ref {
+        return reference::run(pool, &sizes, args.n, args.batch);
+    }
     if let Some(pool) = &args.client_run {
         let rows = client_rows(&args.client_backend, pool, &sizes, &args)?;
         println!("{}", serde_json::to_string(&rows)?);

@@ -114,6 +114,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "maru_last_error": ([], c_char_p),
         "maru_pool_open": ([c_char_p, pvp], c_int),
         "maru_pool_close": ([vp], None),
+        "maru_pool_set_view_cache": ([vp, c_size_t], c_int),
         "maru_chunk_create": ([vp, c_size_t, pvp, pvp, psz], c_int),
         "maru_chunk_publish": ([vp, c_char_p, c_size_t], c_int),
         "maru_chunk_free": ([vp], None),
@@ -121,6 +122,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "maru_view_release": ([vp], None),
         "maru_contains": ([vp, c_char_p, c_size_t], c_int),
         "maru_remove": ([vp, c_char_p, c_size_t], c_int),
+        "maru_store": ([vp, c_char_p, c_size_t, c_char_p, c_size_t], c_int),
         # Batch calls: the arrays are passed as raw addresses (array.array buffers).
         "maru_batch_contains": ([vp, c_char_p, vp, c_size_t, vp], c_int),
         "maru_batch_get": ([vp, c_char_p, vp, c_size_t, vp, vp, vp], c_int),

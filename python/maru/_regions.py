@@ -69,10 +69,41 @@ class PoolRef:
             pass
 
 
+class RegionTable:
+    """Live regions by id, held weakly: a region removes itself when it is freed.
+
+    A plain dict of ``weakref.ref`` (no callback) plus removal in the region's
+    ``__del__``: about a third of the cost of a ``WeakValueDictionary`` entry, which
+    matters when ``batch_retrieve`` registers hundreds of views per call.
+    """
+
+    __slots__ = ("refs",)
+
+    def __init__(self) -> None:
+        self.refs: dict[int, weakref.ref] = {}
+
+    def add(self, region: _Region) -> None:
+        self.refs[region.region_id] = weakref.ref(region)
+        region.table = self
+
+    def get(self, region_id: int) -> _Region | None:
+        ref = self.refs.get(region_id)
+        return None if ref is None else ref()
+
+    def pop(self, region_id: int) -> None:
+        self.refs.pop(region_id, None)
+
+    def __contains__(self, region_id: int) -> bool:
+        return self.get(region_id) is not None
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+
 class _Region:
     """One libmaru mapping handle (``ptr``) of ``size`` bytes at ``addr``, with its region id."""
 
-    __slots__ = ("lib", "ptr", "addr", "size", "region_id", "__weakref__")
+    __slots__ = ("lib", "ptr", "addr", "size", "region_id", "table", "__weakref__")
     #: Whether :meth:`export` gives read-only memoryviews.
     READONLY = True
 
@@ -82,10 +113,16 @@ class _Region:
         self.addr = addr
         self.size = size
         self.region_id = _next_region_id()
+        self.table: RegionTable | None = None
 
     def export(self) -> memoryview:
         """A memoryview over the whole mapping that keeps this region alive."""
         return export(self, self.addr, self.size, self.READONLY)
+
+    def _untrack(self) -> None:
+        table = self.table
+        if table is not None:
+            table.refs.pop(self.region_id, None)  # ids are never reused
 
 
 class Staging(_Region):
@@ -101,6 +138,7 @@ class Staging(_Region):
     def __del__(self) -> None:
         # Unmaps; an unpublished chunk is aborted (staging file removed, space returned).
         try:
+            self._untrack()
             self.lib.maru_chunk_free(self.ptr)
         except Exception:
             pass
@@ -113,6 +151,7 @@ class View(_Region):
 
     def __del__(self) -> None:
         try:
+            self._untrack()
             self.lib.maru_view_release(self.ptr)
         except Exception:
             pass

@@ -94,6 +94,16 @@ def _parse_bool(text: str) -> bool:
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
+#: Bytes of staging chunks the default reserve holds (see ``MaruConfig.reserve_chunks``).
+RESERVE_BYTES = 32 << 20
+#: Fewest and most chunks of the default reserve.
+RESERVE_MIN, RESERVE_MAX = 8, 128
+#: Bytes of chunks the default view cache may keep mapped (see ``MaruConfig.view_cache``).
+VIEW_CACHE_BYTES = 256 << 20
+#: Most mappings the default view cache keeps.
+VIEW_CACHE_MAX = 1024
+
+
 @dataclass
 class MaruConfig:
     """Configuration of a :class:`maru.MaruHandler`.
@@ -114,13 +124,26 @@ class MaruConfig:
         auto_connect: whether ``with MaruHandler(cfg)`` connects on entry.
         reserve_chunks: how many ready (created, sized, mapped, pre-faulted) staging
             chunks the handler keeps so that ``alloc`` costs no system call; 0 disables.
+            None (the default) sizes it for the chunk size: as many chunks as fit in
+            ``RESERVE_BYTES``, at least ``RESERVE_MIN`` and at most ``RESERVE_MAX``
+            (8 chunks of 4 MiB, 32 of 1 MiB, 128 of 256 KiB), so a batch of small
+            chunks does not drain it.
         cuda_register: register staging chunks in the reserve with CUDA (off the hot
             path): None = when libmaru was built with CUDA and a GPU is present.
         cuda_register_views: also register every retrieved chunk's read-only mapping
             with CUDA (costly per call; off by default).
+        view_cache: how many mappings of published chunks libmaru keeps after their
+            views are released, so that retrieving the key again (or pinning, then
+            retrieving it, as LMCache does) costs one cached ``stat`` instead of an
+            open and a mapping. Published chunks are immutable and a removed and
+            republished key is never served stale. Cached chunks stay open, so they
+            are not evictable while cached: None (the default) keeps as many as fit
+            in ``VIEW_CACHE_BYTES`` and in 1/32 of the pool's capacity, at most
+            ``VIEW_CACHE_MAX``; 0 disables it.
 
     Environment overrides (for engines such as LMCache that build the config
-    themselves): ``MARU_RESERVE_CHUNKS`` (an integer), ``MARU_CUDA_REGISTER`` (1/0).
+    themselves): ``MARU_RESERVE_CHUNKS`` (an integer), ``MARU_CUDA_REGISTER`` (1/0),
+    ``MARU_VIEW_CACHE`` (an integer).
     """
 
     server_url: str = DEFAULT_URL
@@ -136,9 +159,10 @@ class MaruConfig:
     expand_size: int | None = None
     rm_address: str | None = None
     enable_stats: bool = False
-    reserve_chunks: int = 8
+    reserve_chunks: int | None = None
     cuda_register: bool | None = None
     cuda_register_views: bool = False
+    view_cache: int | None = None
 
     def __post_init__(self) -> None:
         if self.instance_id is None:
@@ -146,6 +170,11 @@ class MaruConfig:
         reserve = _env_override("MARU_RESERVE_CHUNKS", int)
         if reserve is not None:
             self.reserve_chunks = reserve
+        view_cache = _env_override("MARU_VIEW_CACHE", int)
+        if view_cache is not None:
+            self.view_cache = view_cache
+        if self.view_cache is not None and self.view_cache < 0:
+            raise ValueError(f"view_cache must be >= 0, got {self.view_cache}")
         cuda = _env_override("MARU_CUDA_REGISTER", _parse_bool)
         if cuda is not None:
             self.cuda_register = cuda
@@ -153,7 +182,7 @@ class MaruConfig:
             raise ValueError(f"chunk_size_bytes must be positive, got {self.chunk_size_bytes}")
         if self.pool_size < 0:
             raise ValueError(f"pool_size must be >= 0, got {self.pool_size}")
-        if self.reserve_chunks < 0:
+        if self.reserve_chunks is not None and self.reserve_chunks < 0:
             raise ValueError(f"reserve_chunks must be >= 0, got {self.reserve_chunks}")
         # Validate now so a bad URL fails where it is written, not at connect().
         pool_path_from_url(self.server_url)
@@ -163,7 +192,21 @@ class MaruConfig:
         """The pool directory ``server_url`` names."""
         return pool_path_from_url(self.server_url)
 
+    def view_cache_target(self, pool_capacity: int | None) -> int:
+        """Mappings to keep in libmaru's view cache: ``view_cache``, or when None as
+        many chunks as fit in ``VIEW_CACHE_BYTES`` and in 1/32 of
+        ``pool_capacity`` (so cached chunks never keep most of a pool from eviction),
+        at most ``VIEW_CACHE_MAX``."""
+        if self.view_cache is not None:
+            return self.view_cache
+        budget = VIEW_CACHE_BYTES if pool_capacity is None else min(VIEW_CACHE_BYTES, pool_capacity // 32)
+        return min(VIEW_CACHE_MAX, budget // self.chunk_size_bytes)
+
     @property
     def reserve_target(self) -> int:
-        """Ready staging chunks to keep: ``reserve_chunks``, capped by ``pool_size``."""
-        return min(self.reserve_chunks, self.pool_size // self.chunk_size_bytes)
+        """Ready staging chunks to keep: ``reserve_chunks`` (or the default for the
+        chunk size), capped by ``pool_size``."""
+        want = self.reserve_chunks
+        if want is None:
+            want = min(RESERVE_MAX, max(RESERVE_MIN, RESERVE_BYTES // self.chunk_size_bytes))
+        return min(want, self.pool_size // self.chunk_size_bytes)

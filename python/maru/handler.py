@@ -37,7 +37,7 @@ from ctypes import byref, c_size_t, c_void_p
 
 from . import _lib
 from ._pins import Holds, holds_for
-from ._regions import PoolRef, Staging, View, _next_region_id, fork_generation
+from ._regions import PoolRef, RegionTable, Staging, View, _next_region_id, fork_generation
 from ._reserve import Reserve
 from .config import MaruConfig
 from .errors import MaruError
@@ -48,6 +48,8 @@ logger = logging.getLogger("maru")
 # array typecode of size_t / pointer arrays passed to batch calls.
 _SZ = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_size_t))
 _PTR = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_void_p))
+_SZ_SIZE = ctypes.sizeof(c_size_t)
+_PTR_SIZE = ctypes.sizeof(c_void_p)
 
 Key = str | bytes | int
 
@@ -62,6 +64,19 @@ def _kb(key: Key) -> bytes:
     if isinstance(key, int) and not isinstance(key, bool):
         return str(key).encode()
     raise TypeError(f"a Maru key is a str, bytes or int, not {type(key).__name__}")
+
+
+def _pool_capacity(path: str) -> int | None:
+    """The pool's capacity in bytes (maru-fs's ``user.maru.capacity``, else statvfs)."""
+    try:
+        return int(os.getxattr(path, "user.maru.capacity"))
+    except (OSError, ValueError):
+        pass
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_blocks * st.f_frsize or None
 
 
 class _Packed:
@@ -93,13 +108,17 @@ class MaruHandler:
         self._config = config or MaruConfig()
         self._lib: ctypes.CDLL | None = None
         self._pool: PoolRef | None = None
+        self._pin_pool: PoolRef | None = None
         self._closing = False
         self._generation = -1  # fork_generation at connect
         self._lock = threading.Lock()
         self._reserve: Reserve | None = None
         self._cuda = False
+        self._cuda_views = False  # cuda_register_views and CUDA is in use
+        #: Mappings libmaru's view cache keeps for reuse (set at connect).
+        self.view_cache = 0
         # region id -> Staging/View; weak: a region lives as long as its users.
-        self._regions: weakref.WeakValueDictionary[int, Staging | View] = weakref.WeakValueDictionary()
+        self._regions = RegionTable()
         # Staging chunks handed out by alloc and not yet stored or freed (weak: a
         # chunk nobody references any more is aborted and its space returned).
         self._owned: weakref.WeakValueDictionary[int, Staging] = weakref.WeakValueDictionary()
@@ -155,9 +174,20 @@ class MaruHandler:
             self.last_error = f"pin directory for pool {path}: {e} (set MARU_PIN_DIR to a shared, writable directory)"
             logger.error("maru: cannot connect to %s: %s", self._config.server_url, self.last_error)
             return False
+        # Pins map through a second handle without view cache: a pin's hold is let go
+        # (and the chunk evictable again) when the last pin goes, not when a cache
+        # ages it out.
+        pin_out = c_void_p()
+        rc = lib.maru_pool_open(path.encode(), byref(pin_out))
+        if rc < 0:
+            lib.maru_pool_close(out.value)
+            self.last_error = str(MaruError.from_errno(-rc, f"open pool {path}", _lib.last_error(lib)))
+            logger.error("maru: cannot connect to %s: %s", self._config.server_url, self.last_error)
+            return False
         self._lib = lib
         self._holds = holds
         self._pool = PoolRef(lib, out.value, path)
+        self._pin_pool = PoolRef(lib, pin_out.value, path)
         self._closing = False
         self._generation = fork_generation[0]
         self.last_error = None
@@ -166,13 +196,17 @@ class MaruHandler:
         if self._cuda and not lib.maru_cuda_available():
             logger.warning("maru: cuda_register=True but CUDA is unavailable: %s", _lib.last_error(lib))
             self._cuda = False
+        self._cuda_views = self._cuda and self._config.cuda_register_views
+        self.view_cache = self._config.view_cache_target(_pool_capacity(path))
+        lib.maru_pool_set_view_cache(out.value, self.view_cache)
         self._reserve = Reserve(self._create_full, self._config.reserve_target, os.path.basename(path))
         self._reserve.start()
         logger.info(
-            "maru: connected to pool %s (chunk %d bytes, reserve %d, cuda %s)",
+            "maru: connected to pool %s (chunk %d bytes, reserve %d, view cache %d, cuda %s)",
             path,
             self._config.chunk_size_bytes,
             self._config.reserve_target,
+            self.view_cache,
             self._cuda,
         )
         return True
@@ -194,6 +228,7 @@ class MaruHandler:
         with self._lock:
             self._owned.clear()
         self._pool = None  # closed once in-flight calls drop their reference
+        self._pin_pool = None
 
     def __enter__(self) -> MaruHandler:
         if self._config.auto_connect and not self.connect():
@@ -274,7 +309,7 @@ class MaruHandler:
             self._stats["allocs_from_reserve"] += 1
         self._stats["allocs"] += 1
         rid = st.region_id
-        self._regions[rid] = st
+        self._regions.add(st)
         self._owned[rid] = st
         cb = self._on_region_added
         if cb is not None:
@@ -296,7 +331,7 @@ class MaruHandler:
         reserve = self._reserve
         if st.size == self._config.chunk_size_bytes and reserve is not None:
             # Reused under a new region id: the freed handle no longer names it.
-            self._regions.pop(st.region_id, None)
+            self._regions.pop(st.region_id)
             st.region_id = _next_region_id()
             reserve.give_back(st)
 
@@ -368,17 +403,18 @@ class MaruHandler:
 
     def _track(self, v: View) -> View:
         """Registers a new view with CUDA (when configured) and as a live region."""
-        if self._config.cuda_register_views and self._cuda and v.lib.maru_view_cuda_register(v.ptr) < 0:
+        if self._cuda_views and v.lib.maru_view_cuda_register(v.ptr) < 0:
             logger.warning("maru: CUDA registration of a view failed: %s", _lib.last_error(v.lib))
-        self._regions[v.region_id] = v
+        self._regions.add(v)
         return v
 
     def _batch_views(self, pool: PoolRef, packed: _Packed) -> list[View | None]:
+        """Maps the packed keys with one libmaru call (``maru_batch_get``)."""
         n = packed.n
         lib = pool.lib
-        views = array(_PTR, [0]) * n
-        data = array(_PTR, [0]) * n
-        lens = array(_SZ, [0]) * n
+        views = array(_PTR, bytes(n * _PTR_SIZE))
+        data = array(_PTR, bytes(n * _PTR_SIZE))
+        lens = array(_SZ, bytes(n * _SZ_SIZE))
         rc = lib.maru_batch_get(
             pool.ptr,
             packed.buf,
@@ -389,7 +425,20 @@ class MaruHandler:
             lens.buffer_info()[0],
         )
         _lib.check(lib, rc, f"map {n} keys in pool {pool.path}")
-        return [self._track(View(lib, views[i], data[i], lens[i])) if views[i] else None for i in range(n)]
+        if self._cuda_views:
+            track = self._track
+            return [track(View(lib, v, d, ln)) if v else None for v, d, ln in zip(views, data, lens)]
+        add = self._regions.add
+        out: list[View | None] = []
+        append = out.append
+        for v, d, ln in zip(views, data, lens):
+            if v:
+                view = View(lib, v, d, ln)
+                add(view)
+                append(view)
+            else:
+                append(None)
+        return out
 
     def retrieve(self, key: Key) -> MemoryInfo | None:
         """Maps the chunk published under ``key``; None when absent.
@@ -451,6 +500,13 @@ class MaruHandler:
 
     # ------------------------------------------------------------------ pins
 
+    def _pp(self) -> PoolRef:
+        """The pool handle pins map through (no view cache); call after ``_p()``."""
+        pool = self._pin_pool
+        if pool is None:
+            raise RuntimeError("Not connected. Call connect() first.")
+        return pool
+
     def _h(self) -> Holds:
         holds = self._holds
         assert holds is not None  # set by connect() before _p() succeeds
@@ -486,7 +542,8 @@ class MaruHandler:
         ``unpin``, from any handler of any process. The chunk stays open in this process
         while this process has pins on it (maru-fs never evicts an open chunk).
         """
-        pool = self._p()
+        self._p()
+        pool = self._pp()
         holds = self._h()
         holds.maybe_sweep()
         ok = self._pin_one(pool, holds, _kb(key), None)
@@ -501,7 +558,8 @@ class MaruHandler:
         LMCache unpins exactly the prefix it matched, so nothing after a gap may stay
         pinned. One libmaru call maps the keys.
         """
-        pool = self._p()
+        self._p()
+        pool = self._pp()
         holds = self._h()
         holds.maybe_sweep()
         packed = _Packed(keys)

@@ -160,6 +160,39 @@ def test_partial_chunk_keeps_its_length(handler, key):
     assert len(info.view) == 1000 and bytes(info.view) == b"p" * 1000
 
 
+def _addr(view: memoryview) -> int:
+    """The address of the mapping a retrieved view shows (its exporter is a ctypes array)."""
+    return ctypes.addressof(view.obj)
+
+
+def test_view_cache_reuses_mappings_and_is_never_stale(handler, key, config_for, monkeypatch):
+    assert handler.view_cache > 0  # on by default, bounded by the pool's capacity
+    assert put(handler, key(), b"v1" * 100)
+    first = handler.retrieve(key()).view
+    addr = _addr(first)
+    del first
+    gc.collect()
+    again = handler.retrieve(key()).view
+    assert _addr(again) == addr and bytes(again) == b"v1" * 100  # the cached mapping
+    del again
+    got = handler.batch_retrieve([key(), key(1)])
+    assert _addr(got[0].view) == addr and got[1] is None
+    del got
+    # Removed and republished: a new chunk, never the cached one.
+    assert handler.delete(key()) and put(handler, key(), b"v2" * 100)
+    assert bytes(handler.retrieve(key()).view) == b"v2" * 100
+    assert MaruConfig(view_cache=None, chunk_size_bytes=MiB).view_cache_target(64 * MiB) == 2  # 1/32 of 64 MiB
+    with pytest.raises(ValueError, match="view_cache"):
+        MaruConfig(view_cache=-1)
+    monkeypatch.setenv("MARU_VIEW_CACHE", "0")
+    h = MaruHandler(config_for())
+    assert h.connect(), h.last_error
+    try:
+        assert h.view_cache == 0 and bytes(h.retrieve(key()).view) == b"v2" * 100
+    finally:
+        h.close()
+
+
 def test_alloc_size_limits(handler):
     with pytest.raises(ValueError, match="chunk_size"):
         handler.alloc(MiB + 1)
@@ -531,3 +564,12 @@ def test_cuda_registration_requested_without_cuda_is_a_warning(config_for, key, 
         assert put(h, key(), b"c" * 10) and bytes(h.retrieve(key()).view) == b"c" * 10
     finally:
         h.close()
+
+
+def test_default_reserve_is_sized_for_the_chunk_size(monkeypatch):
+    monkeypatch.delenv("MARU_RESERVE_CHUNKS", raising=False)
+    sizes = {256 << 10: 128, MiB: 32, 4 * MiB: 8, 64 * MiB: 8}
+    for chunk, want in sizes.items():
+        assert MaruConfig(chunk_size_bytes=chunk, pool_size=1 << 40).reserve_target == want
+    assert MaruConfig(chunk_size_bytes=MiB, pool_size=4 * MiB).reserve_target == 4  # capped by pool_size
+    assert MaruConfig(chunk_size_bytes=MiB, reserve_chunks=0).reserve_target == 0

@@ -66,16 +66,16 @@ pub unsafe extern "C" fn maru_batch_contains(
     if n > 0 && present.is_null() {
         return invalid("present is NULL");
     }
+    // One consistent snapshot of the membership index for the whole batch.
+    let got = match pool.0.batch_contains(&keys) {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
     let mut found = 0;
-    for (i, k) in keys.iter().enumerate() {
-        match pool.0.contains(k) {
-            Ok(b) => {
-                found += usize::from(b);
-                // SAFETY: present holds n bytes per the contract; i < n.
-                unsafe { present.add(i).write(u8::from(b)) };
-            }
-            Err(e) => return fail(e),
-        }
+    for (i, b) in got.into_iter().enumerate() {
+        found += usize::from(b);
+        // SAFETY: present holds n bytes per the contract; i < got.len() = n.
+        unsafe { present.add(i).write(u8::from(b)) };
     }
     count(found)
 }
