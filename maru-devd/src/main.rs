@@ -8,6 +8,8 @@ mod config;
 mod daemon;
 mod discover;
 mod format;
+#[cfg(test)]
+mod fuzz;
 mod host;
 mod logging;
 mod mounts;

@@ -410,8 +410,8 @@ impl Filesystem for MaruFs {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.shared.with(|s| s.opendir(ino.0)) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.shared.with(|s| s.opendir(ino.0, req.uid(), req.pid())) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
@@ -426,13 +426,9 @@ impl Filesystem for MaruFs {
         mut reply: ReplyDirectory,
     ) {
         let res = self.shared.with(|s| {
-            let entries = s.readdir(fh.0, offset)?;
-            for (i, e) in entries.iter().enumerate() {
-                if reply.add(INodeNo(e.ino), offset + i as u64 + 1, e.kind, &e.name) {
-                    break;
-                }
-            }
-            Ok::<(), Errno>(())
+            s.readdir(fh.0, offset, |ino, next, kind, name| {
+                reply.add(INodeNo(ino), next, kind, name)
+            })
         });
         match res {
             Ok(()) => reply.ok(),

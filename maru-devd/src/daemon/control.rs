@@ -181,7 +181,7 @@ fn send(mut conn: &UnixStream, reply: &Reply) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn handle(conn: UnixStream, events: &Sender<Event>) -> anyhow::Result<()> {
+pub(crate) fn handle(conn: UnixStream, events: &Sender<Event>) -> anyhow::Result<()> {
     conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let reply = match read_request(&conn) {
         Err(e) => Reply::Error {

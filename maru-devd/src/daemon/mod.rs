@@ -2,7 +2,7 @@
 //! device events and control requests until SIGTERM/SIGINT.
 
 pub mod control;
-mod events;
+pub(crate) mod events;
 mod hotplug;
 mod limits;
 pub mod lock;

@@ -24,7 +24,7 @@
 //! `addr=` and `len=`), so another process can inspect `/proc/<pid>/pagemap`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -320,11 +320,77 @@ fn cmd_pin(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `opendirs DIR N`: opens directory DIR up to N times (the soft descriptor limit
+/// raised to the hard one first), prints `opened=K` and `error=ERRNO` of the open
+/// that failed (`error=none` when all did), then holds them until stdin has a line.
+fn cmd_opendirs(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "dir")?);
+    let n: usize = arg(args, 1, "count")?;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    let mut held = Vec::with_capacity(n);
+    let mut error = "none".to_string();
+    for _ in 0..n {
+        match std::fs::File::open(&dir) {
+            Ok(f) => held.push(f),
+            Err(e) => {
+                error = errno_name(&e);
+                break;
+            }
+        }
+    }
+    println!("opened={}", held.len());
+    println!("error={error}");
+    hold()?;
+    drop(held);
+    Ok(())
+}
+
+/// `openkeys DIR N`: opens up to N chunks of DIR read-only and reads each one's
+/// first bytes, prints `opened=K`, `read=BYTES` and `error=ERRNO` (`none`), then
+/// holds them until stdin has a line.
+fn cmd_openkeys(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "dir")?);
+    let n: usize = arg(args, 1, "count")?;
+    let mut held = Vec::with_capacity(n);
+    let mut error = "none".to_string();
+    let mut read = 0usize;
+    for entry in std::fs::read_dir(&dir)?.take(n) {
+        let path = entry?.path();
+        match File::open(&path) {
+            Ok(mut f) => {
+                let mut buf = [0u8; 16];
+                read += f.read(&mut buf)?;
+                held.push(f);
+            }
+            Err(e) => {
+                error = errno_name(&e);
+                break;
+            }
+        }
+    }
+    println!("opened={}", held.len());
+    println!("read={read}");
+    println!("error={error}");
+    hold()?;
+    drop(held);
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
         eprintln!(
-            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow ARGS (see the source)"
+            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow|opendirs|openkeys ARGS (see the source)"
         );
         std::process::exit(1);
     };
@@ -338,6 +404,8 @@ fn main() {
         "pin" => cmd_pin(rest),
         "mapmany" => cmd_mapmany(rest),
         "grow" => cmd_grow(rest),
+        "opendirs" => cmd_opendirs(rest),
+        "openkeys" => cmd_openkeys(rest),
         other => Err(anyhow::anyhow!("unknown command {other}")),
     };
     if let Err(e) = res {

@@ -42,6 +42,8 @@ const MAX_RECORDS: u64 = 65536;
 pub(crate) const KEY_MAX: usize = 255;
 const KEY_AT: usize = 128;
 const XATTR_AT: usize = KEY_AT + 256;
+/// Bytes of a header slot the fields take (the rest of the slot is zero).
+const HEADER_LEN: usize = 112;
 /// Bytes available for the writer's xattrs in a record (each costs 4 + name + value).
 pub(crate) const XATTR_SPACE: usize = RECORD_SIZE as usize - XATTR_AT;
 
@@ -173,7 +175,7 @@ impl Header {
         if b.iter().all(|&x| x == 0) {
             return Err(SlotProblem::Blank);
         }
-        if b[0..8] != HEADER_MAGIC {
+        if b.len() < HEADER_LEN || b[0..8] != HEADER_MAGIC {
             return Err(SlotProblem::NoMagic);
         }
         let stored = get_u32(b, 12);
@@ -198,7 +200,10 @@ impl Header {
             formatted_at: get_u64(b, 96),
             opened_at: get_u64(b, 104),
         };
-        let index_end = INDEX_OFFSET + h.record_count.saturating_mul(RECORD_SIZE);
+        let index_end = h
+            .record_count
+            .saturating_mul(RECORD_SIZE)
+            .saturating_add(INDEX_OFFSET);
         let consistent = get_u64(b, 56) == INDEX_OFFSET
             && u64::from(get_u32(b, 64)) == RECORD_SIZE
             && h.align.is_power_of_two()
@@ -329,6 +334,9 @@ impl Record {
     pub fn decode(b: &[u8], uuid: &[u8; 16]) -> Slot {
         if b.iter().all(|&x| x == 0) {
             return Slot::Free;
+        }
+        if b.len() < XATTR_AT {
+            return Slot::Bad(format!("a record slot of {} bytes", b.len()));
         }
         if get_u32(b, 0) != RECORD_MAGIC {
             return Slot::Bad("no record magic".into());

@@ -24,6 +24,8 @@
 mod alloc;
 mod crc;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod geometry;
 mod host_id;
 mod layout;

@@ -154,6 +154,9 @@ impl Claim {
         if b.iter().all(|&x| x == 0) {
             return Seen::Blank;
         }
+        if b.len() != RECORD_LEN {
+            return Seen::Unreadable;
+        }
         if get_u32(b, 0) != MAGIC || get_u32(b, 4) != crc_of(b) {
             return Seen::Unreadable;
         }
@@ -582,6 +585,10 @@ pub(crate) fn foreign_claim(name: &str, machine_id: [u8; 16], beat: u64) -> Vec<
     .encode()
     .to_vec()
 }
+
+#[cfg(test)]
+#[path = "owner_fuzz.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -1,63 +1,137 @@
 //! Directory listings and statfs.
 
+use crate::ratelimit::RateLimited;
+
 use super::*;
 
-impl State {
-    /// Snapshots a directory listing and returns its handle.
-    pub fn opendir(&mut self, ino: u64) -> Result<u64, Errno> {
-        let mut list = vec![
-            DirEntry {
-                ino,
-                kind: FileType::Directory,
-                name: ".".into(),
-            },
-            DirEntry {
-                ino: ROOT,
-                kind: FileType::Directory,
-                name: "..".into(),
-            },
-        ];
-        if ino == ROOT {
-            for (name, &pino) in &self.pools {
-                list.push(DirEntry {
-                    ino: pino,
-                    kind: FileType::Directory,
-                    name: name.into(),
-                });
-            }
+/// Most directory handles one uid may hold open at once; `opendir` beyond that
+/// fails with EMFILE. A handle costs the daemon a few bytes (no listing is kept),
+/// the bound keeps a tenant from growing the handle table without limit.
+pub(crate) const MAX_DIR_HANDLES_PER_UID: u32 = 1024;
+
+/// Refused `opendir`s are logged at most 5 times a minute.
+static DIR_LIMIT: RateLimited = RateLimited::new("opendir refusals (EMFILE)");
+
+/// An open directory handle: which directory, and whose. Listings are not
+/// snapshotted: `readdir` walks the directory's entries from the offset the kernel
+/// hands back, so a handle costs O(1) memory and a page of entries O(page) work.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DirHandle {
+    ino: u64,
+    uid: u32,
+}
+
+/// Offsets (the kernel's resume points) of a listing: 1 after `.`, 2 after `..`,
+/// `ino + 2` after the entry of inode `ino` (inodes are at least 2, entries come in
+/// inode order, so offsets grow along the listing).
+const DOT: u64 = 1;
+const DOTDOT: u64 = 2;
+
+fn offset_of(ino: u64) -> u64 {
+    ino.saturating_add(2)
+}
+
+impl Pool {
+    /// Keeps [`Pool::listed`] in step with the names: `listed` says whether chunk
+    /// `ino` is now a published, listed entry.
+    pub(super) fn set_listed(&mut self, ino: u64, listed: bool) {
+        if listed {
+            self.listed.insert(ino);
         } else {
-            let pool = self.pool_nodes.get(&ino).ok_or(Errno::ENOTDIR)?;
-            for (name, &cino) in &pool.entries {
-                let published = self
-                    .chunks
-                    .get(&cino)
-                    .is_some_and(|c| c.phase == Phase::Published);
-                if published && !is_staging_name(name) {
-                    list.push(DirEntry {
-                        ino: cino,
-                        kind: FileType::RegularFile,
-                        name: name.clone(),
-                    });
-                }
-            }
+            self.listed.remove(&ino);
         }
+    }
+}
+
+impl State {
+    /// Opens directory `ino` for uid `uid` and returns its handle.
+    pub fn opendir(&mut self, ino: u64, uid: u32, pid: u32) -> Result<u64, Errno> {
+        if ino != ROOT && !self.pool_nodes.contains_key(&ino) {
+            return Err(Errno::ENOTDIR);
+        }
+        let held = self.dirs_per_uid.entry(uid).or_insert(0);
+        if *held >= MAX_DIR_HANDLES_PER_UID {
+            DIR_LIMIT.warn(|| {
+                format!(
+                    "pid {pid} (uid {uid}) holds {MAX_DIR_HANDLES_PER_UID} open directory \
+                     handles, the most one uid may hold; opendir refused (EMFILE)"
+                )
+            });
+            return Err(Errno::EMFILE);
+        }
+        *held += 1;
         let fh = self.alloc_fh();
-        self.dirs.insert(fh, list);
+        self.dirs.insert(fh, DirHandle { ino, uid });
         Ok(fh)
     }
 
-    /// The entries of directory handle `fh` from index `offset` on.
-    pub fn readdir(&self, fh: u64, offset: u64) -> Result<&[DirEntry], Errno> {
-        let list = self.dirs.get(&fh).ok_or(Errno::EBADF)?;
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(list.len());
-        Ok(&list[start..])
+    /// Lists directory handle `fh` from the kernel's `offset` on: calls `add(ino,
+    /// next offset, kind, name)` per entry until it returns `true` (reply full).
+    /// Every entry present for the whole listing is listed exactly once; entries
+    /// added or removed meanwhile may or may not be.
+    pub fn readdir(
+        &self,
+        fh: u64,
+        offset: u64,
+        mut add: impl FnMut(u64, u64, FileType, &OsStr) -> bool,
+    ) -> Result<(), Errno> {
+        let dir = self.dirs.get(&fh).ok_or(Errno::EBADF)?;
+        let ino = dir.ino;
+        if offset < DOT && add(ino, DOT, FileType::Directory, OsStr::new(".")) {
+            return Ok(());
+        }
+        if offset < DOTDOT && add(ROOT, DOTDOT, FileType::Directory, OsStr::new("..")) {
+            return Ok(());
+        }
+        // Entries whose offset is past `offset`.
+        let first = offset.saturating_sub(1);
+        if ino == ROOT {
+            let mut pools: Vec<(u64, &String)> = self
+                .pools
+                .iter()
+                .filter(|(_, &p)| p >= first)
+                .map(|(n, &p)| (p, n))
+                .collect();
+            pools.sort_unstable();
+            for (pino, name) in pools {
+                if add(pino, offset_of(pino), FileType::Directory, OsStr::new(name)) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        // A pool removed while open lists as empty.
+        let Some(pool) = self.pool_nodes.get(&ino) else {
+            return Ok(());
+        };
+        for &cino in pool.listed.range(first..) {
+            let Some(c) = self.chunks.get(&cino) else {
+                continue;
+            };
+            let Some(name) = c.name.as_deref() else {
+                continue;
+            };
+            if c.phase != Phase::Published || is_staging_name(name) {
+                continue;
+            }
+            if add(cino, offset_of(cino), FileType::RegularFile, name) {
+                break;
+            }
+        }
+        Ok(())
     }
 
-    /// Drops a directory listing snapshot.
+    /// Closes a directory handle.
     pub fn releasedir(&mut self, fh: u64) {
-        self.dirs.remove(&fh);
+        let Some(dir) = self.dirs.remove(&fh) else {
+            return;
+        };
+        if let Some(held) = self.dirs_per_uid.get_mut(&dir.uid) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                self.dirs_per_uid.remove(&dir.uid);
+            }
+        }
     }
 
     /// statfs figures for the pool holding `ino` (or all pools for the root):

@@ -8,7 +8,7 @@
 //! (charging, eviction, setattr, fallocate), `data` (READ/WRITE when the daemon
 //! serves data), `dirs` (listings, statfs) and `xattrs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
@@ -70,6 +70,10 @@ pub(crate) struct Pool {
     store: Store,
     /// Every named chunk (staging and published), by name.
     entries: BTreeMap<OsString, u64>,
+    /// The inodes of the published chunks in `entries`: what `readdir` lists, in
+    /// inode order (an inode never changes while its chunk is listed, so it is a
+    /// stable resume point for a listing; see `dirs`).
+    listed: BTreeSet<u64>,
     /// Bytes charged to chunks of this pool.
     used: u64,
     online: bool,
@@ -136,14 +140,6 @@ impl Chunk {
     }
 }
 
-/// One entry of a directory listing snapshot.
-#[derive(Debug, Clone)]
-pub(crate) struct DirEntry {
-    pub ino: u64,
-    pub kind: FileType,
-    pub name: OsString,
-}
-
 /// What an open or create hands back to the FUSE layer.
 pub(crate) struct Opened {
     pub fh: u64,
@@ -175,8 +171,10 @@ pub(crate) struct State {
     handles: HashMap<u64, u64>,
     /// The handles in `handles` opened for writing.
     writable: std::collections::HashSet<u64>,
-    /// Open directory handle -> listing snapshot.
-    dirs: HashMap<u64, Vec<DirEntry>>,
+    /// Open directory handles: which directory, and whose (no listing is kept).
+    dirs: HashMap<u64, dirs::DirHandle>,
+    /// Open directory handles per uid (bounded by [`dirs::MAX_DIR_HANDLES_PER_UID`]).
+    dirs_per_uid: HashMap<u32, u32>,
     /// Kernel cache invalidations to send once the lock is dropped.
     notices: Vec<Notice>,
     /// Returns the space of removed chunks once their memory is freed.
@@ -226,6 +224,7 @@ impl State {
             handles: HashMap::new(),
             writable: std::collections::HashSet::new(),
             dirs: HashMap::new(),
+            dirs_per_uid: HashMap::new(),
             notices: Vec::new(),
             reaper: Reaper::new(),
         }
@@ -332,6 +331,7 @@ impl State {
             used: 0,
             online: true,
             offline_reason: None,
+            listed: BTreeSet::new(),
             counters: Counters::default(),
             index: None,
         };
@@ -341,6 +341,7 @@ impl State {
             let charged = pool.store.charge_for(f.size);
             pool.used += charged;
             pool.entries.insert(f.name.clone(), ino);
+            pool.set_listed(ino, !is_staging_name(&f.name));
             self.chunks
                 .insert(ino, Chunk::adopted(pool_ino, f, charged, tick));
         }
@@ -376,6 +377,7 @@ impl State {
     pub fn close_all(&mut self) {
         self.handles.clear();
         self.dirs.clear();
+        self.dirs_per_uid.clear();
         self.chunks.clear();
         self.pool_nodes.clear();
         self.pools.clear();

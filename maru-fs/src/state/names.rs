@@ -68,6 +68,7 @@ impl State {
         };
         if let Some(pool) = self.pool_nodes.get_mut(&c.pool) {
             pool.entries.remove(&name);
+            pool.set_listed(ino, false);
             // Until its memory is freed (last descriptor and last mapping gone),
             // the chunk stays charged; the reaper returns the charge then.
             let watched = pool
@@ -213,7 +214,8 @@ impl State {
             return Err(Errno::EPERM);
         }
         let pool = self.pool_nodes.get(&c.pool).ok_or(Errno::ENOENT)?;
-        if c.file.is_none() {
+        // A registered passthrough backing needs no descriptor of ours to be shared.
+        if c.file.is_none() && c.backing.is_none() {
             let Some(name) = &c.name else {
                 // Unlinked or evicted and no handle keeps it alive.
                 return Err(Errno::ENOENT);
@@ -248,6 +250,15 @@ impl State {
                     return Err(errno_of(&e));
                 }
             }
+        }
+        if c.backing.is_some() && c.phase == Phase::Published && c.writers == 0 {
+            // The kernel holds the backing file through the registration (the
+            // backing id keeps its own reference), and a sealed chunk without
+            // writers needs nothing else from the file: no size to watch, no
+            // truncate, fallocate or xattr to apply. Keeping a descriptor per open
+            // chunk let one reader holding ~1,000 chunks exhaust the daemon's
+            // RLIMIT_NOFILE (every other user's create then failed with EMFILE).
+            c.file = None;
         }
         c.opens += 1;
         if write {
@@ -378,6 +389,7 @@ impl State {
             .map_err(|e| errno_of(&e))?;
         pool.entries.remove(name);
         pool.entries.insert(newname.to_os_string(), ino);
+        pool.set_listed(ino, publish && !is_staging_name(newname));
         if publish {
             pool.counters.publishes += 1;
         }

@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::io;
 
-use super::{Chunk, State};
+use super::{is_staging_name, Chunk, State};
 use crate::backing::Found;
 use crate::devdax::KeyRef;
 use crate::notify::Notice;
@@ -31,6 +31,7 @@ impl State {
             return false;
         };
         p.entries.insert(key.to_os_string(), ino);
+        p.set_listed(ino, !is_staging_name(key));
         self.chunks
             .insert(ino, Chunk::adopted(pool_ino, Found::from(found), 0, tick));
         // A lookup of the key before it existed left a negative entry in the
