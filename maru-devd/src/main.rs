@@ -2,13 +2,16 @@
 //! serves them through the maru-fs FUSE mount.
 
 mod check;
+mod client;
 mod cluster;
 mod config;
 mod daemon;
 mod discover;
+mod exit;
 mod format;
 mod host;
 mod logging;
+mod metrics;
 mod mounts;
 mod output;
 mod plan;
@@ -40,7 +43,12 @@ Examples:
   maru-devd run --config /etc/maru/maru.yaml   serve it (foreground, logs on stderr)
   maru-devd run                             serve the embedded default pool at /mnt/maru/default
   maru-devd status                          pools, usage, counters and capabilities of the daemon
+  maru-devd reload                          re-read the config, print what changed
+  maru-devd stop                            unmount and stop the daemon, wait until it exited
   maru-devd format-devdax -c FILE --pool P --yes   re-create a devdax pool (destroys its chunks)
+
+Exit status: 0 ok, 1 internal error, 2 usage or config error, 3 environment error (privileges,
+device, mount, no daemon), 4 another maru-devd already runs with this runtime directory.
 
 Docs: docs/config.md (the YAML), docs/daemon.md (lifecycle, signals, hotplug, privileges)."
 )]
@@ -60,6 +68,10 @@ enum Command {
     CheckConfig(check::CheckArgs),
     /// Show the running daemon's pools, usage, counters and capabilities.
     Status(status::StatusArgs),
+    /// Ask the running daemon to re-read its config; prints what changed or why not.
+    Reload(client::ClientArgs),
+    /// Ask the running daemon to unmount and exit; waits until it has.
+    Stop(client::ClientArgs),
     /// Re-create a devdax pool on its device range, destroying its chunks.
     FormatDevdax(format::FormatArgs),
 }
@@ -71,6 +83,8 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => daemon::run(args),
         Command::CheckConfig(args) => check::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Reload(args) => client::reload(&args),
+        Command::Stop(args) => client::stop(&args),
         Command::FormatDevdax(args) => format::run(&args),
     };
     match result {
@@ -79,8 +93,8 @@ fn main() -> std::process::ExitCode {
         Err(e) if output::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain on one line ("what failed: why"), without a backtrace.
-            output::stderr(&format!("maru-devd: error: {e:#}\n"));
-            std::process::ExitCode::FAILURE
+            output::stderr(&logging::error_line(&format!("{e:#}")));
+            std::process::ExitCode::from(exit::code_of(&e).status())
         }
     }
 }
