@@ -18,7 +18,7 @@ Examples:
       Check against a captured sysfs tree instead of this host.
 
 Every problem is printed as FILE:LINE:COLUMN: what is wrong; what would be right.
-Exit status: 0 = valid, 1 = problems found (nothing is touched either way).")]
+Exit status: 0 = valid, 2 = problems found (nothing is touched either way).")]
 pub struct CheckArgs {
     /// The YAML config file to check.
     pub file: PathBuf,
@@ -57,7 +57,7 @@ pub fn load(
     })
 }
 
-/// Runs the command: prints the plan (exit 0) or every problem (exit 1).
+/// Runs the command: prints the plan (exit 0) or every problem (exit 2).
 pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     let host = Host::discover(args.sysfs_root.as_deref())?;
     match load(&args.file, &host, &args.runtime_dir)? {
@@ -73,7 +73,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
                 args.file.display(),
                 errors.0.len()
             ));
-            std::process::exit(1);
+            std::process::exit(i32::from(crate::exit::Code::Usage.status()));
         }
     }
 }

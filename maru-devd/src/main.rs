@@ -2,16 +2,19 @@
 //! serves them through the maru-fs FUSE mount.
 
 mod check;
+mod client;
 mod cluster;
 mod cluster_cli;
 mod config;
 mod daemon;
 mod discover;
+mod exit;
 mod format;
 #[cfg(test)]
 mod fuzz;
 mod host;
 mod logging;
+mod metrics;
 mod mounts;
 mod output;
 mod plan;
@@ -43,7 +46,12 @@ Examples:
   maru-devd run --config /etc/maru/maru.yaml   serve it (foreground, logs on stderr)
   maru-devd run                             serve the embedded default pool at /mnt/maru/default
   maru-devd status                          pools, usage, counters and capabilities of the daemon
+  maru-devd reload                          re-read the config, print what changed
+  maru-devd stop                            unmount and stop the daemon, wait until it exited
   maru-devd format-devdax -c FILE --pool P --yes   re-create a devdax pool (destroys its chunks)
+
+Exit status: 0 ok, 1 internal error, 2 usage or config error, 3 environment error (privileges,
+device, mount, no daemon), 4 another maru-devd already runs with this runtime directory.
 
 Docs: docs/config.md (the YAML), docs/daemon.md (lifecycle, signals, hotplug, privileges)."
 )]
@@ -63,6 +71,10 @@ enum Command {
     CheckConfig(check::CheckArgs),
     /// Show the running daemon's pools, usage, counters and capabilities.
     Status(status::StatusArgs),
+    /// Ask the running daemon to re-read its config; prints what changed or why not.
+    Reload(client::ClientArgs),
+    /// Ask the running daemon to unmount and exit; waits until it has.
+    Stop(client::ClientArgs),
     /// Re-create a devdax pool on its device range, destroying its chunks.
     FormatDevdax(format::FormatArgs),
     /// Look at the cluster of shared pools, or forget a host that is gone.
@@ -76,6 +88,8 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => daemon::run(args),
         Command::CheckConfig(args) => check::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Reload(args) => client::reload(&args),
+        Command::Stop(args) => client::stop(&args),
         Command::FormatDevdax(args) => format::run(&args),
         Command::Cluster(args) => cluster_cli::run(&args),
     };
@@ -85,8 +99,8 @@ fn main() -> std::process::ExitCode {
         Err(e) if output::is_closed_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The whole chain on one line ("what failed: why"), without a backtrace.
-            output::stderr(&format!("maru-devd: error: {e:#}\n"));
-            std::process::ExitCode::FAILURE
+            output::stderr(&logging::error_line(&format!("{e:#}")));
+            std::process::ExitCode::from(exit::code_of(&e).status())
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct Plan {
     pub pools: Vec<PoolPlan>,
     /// The cluster shared pools are coordinated through.
     pub cluster: Option<crate::config::ClusterSpec>,
+    /// The Prometheus endpoint, if the config asks for one.
+    pub metrics: Option<crate::config::MetricsSpec>,
 }
 
 /// One pool, resolved.

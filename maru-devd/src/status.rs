@@ -12,8 +12,9 @@ Examples:
   maru-devd status            pools, state, capacity, usage, counters, capabilities
   maru-devd status --json     the same as one JSON object (for scripts and monitoring)
 
-It talks to the daemon through the root-only socket <runtime-dir>/control.sock
-(default /run/maru/control.sock), so run it as root.")]
+It talks to the daemon through <runtime-dir>/control.sock (default /run/maru/control.sock).
+Root sees every pool; anyone else sees the pools they own, whose group they are in, or
+that grant others access (mode o+...).")]
 pub struct StatusArgs {
     /// Print the daemon's JSON report instead of a table.
     #[arg(long)]
@@ -81,6 +82,9 @@ pub struct PoolReport {
     pub hits: u64,
     /// Evictions.
     pub evictions: u64,
+    /// Chunks removed by clients (unlink) since mount.
+    #[serde(default)]
+    pub removals: u64,
     /// READ requests the daemon served (0 while passthrough works).
     pub read_requests: u64,
     /// WRITE requests the daemon served (0 while passthrough works).
@@ -93,7 +97,12 @@ pub struct PoolReport {
 pub fn run(args: &StatusArgs) -> anyhow::Result<()> {
     let report = match request(&args.runtime_dir, &Request::Status)? {
         Reply::Status(r) => r,
-        Reply::Error { message } => anyhow::bail!("maru-devd refused: {message}"),
+        Reply::Error { message } => {
+            return Err(crate::exit::coded(
+                crate::exit::Code::Environment,
+                anyhow::anyhow!("maru-devd refused: {message}"),
+            ))
+        }
         Reply::Done { .. } => anyhow::bail!("maru-devd gave an unexpected answer to status"),
     };
     if args.json {

@@ -102,7 +102,11 @@ fn check_config_and_discover_on_a_closed_pipe_do_not_panic() {
         Some(101),
         "check-config panicked on a closed stderr"
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "check-config exits 2 on a config with problems"
+    );
 }
 
 #[test]
@@ -116,5 +120,5 @@ fn an_error_with_stderr_closed_does_not_panic() {
         .stderr(Stdio::from(closed_pipe()))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.status.code(), Some(3), "no daemon answers: {out:?}");
 }

@@ -62,7 +62,7 @@ fn every_broken_config_gets_its_exact_message() {
             .unwrap_or_else(|e| panic!("{}: no .expected file ({e})", file.display()));
         let out = check(&sysfs, &dir, file);
         let got = String::from_utf8_lossy(&out.stderr);
-        if out.status.code() != Some(1) || got != expected {
+        if out.status.code() != Some(2) || got != expected {
             failures.push(format!(
                 "{}: exit {:?}\n--- expected\n{expected}--- got\n{got}",
                 file.display(),

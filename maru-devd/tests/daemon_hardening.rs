@@ -338,7 +338,7 @@ fn run_refuses_a_mount_over_a_file_or_the_runtime_dir() {
             mount.display()
         );
         let out = w.devd(&["check-config", w.config.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains(want));
     }
 }

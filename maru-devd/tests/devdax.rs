@@ -115,7 +115,7 @@ fn check_config_refuses_bad_devdax_sources() {
             &[],
         );
         let msg = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{source}: {msg}");
+        assert_eq!(out.status.code(), Some(2), "{source}: {msg}");
         assert!(msg.contains(want), "{source}: want {want:?} in {msg}");
     }
     let out = check_config(
@@ -124,7 +124,7 @@ fn check_config_refuses_bad_devdax_sources() {
         &[],
     );
     let msg = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{msg}");
+    assert_eq!(out.status.code(), Some(2), "{msg}");
     assert!(
         msg.contains(
             "pool `b` uses bytes 33554432..268435456 of `dax0.0`, which pool `a` uses too"

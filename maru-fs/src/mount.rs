@@ -69,7 +69,10 @@ pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsE
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("maru".into()),
-        MountOption::Subtype("maru".into()),
+        // The kernel's own `subtype=` option: the mount then shows as type `fuse.maru`
+        // (findmnt, /proc/self/mountinfo). fuser hands `MountOption::Subtype` only to
+        // fusermount, never to mount(2), so it is passed as a raw kernel option.
+        MountOption::CUSTOM("subtype=maru".into()),
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,

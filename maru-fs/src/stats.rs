@@ -32,6 +32,8 @@ pub struct PoolStats {
     pub hits: u64,
     /// Chunks evicted to make room.
     pub evictions: u64,
+    /// Chunks removed by a client (unlink through the mount) since mount.
+    pub removals: u64,
     /// READ requests served by the daemon (0 while passthrough works).
     pub read_requests: u64,
     /// WRITE requests served by the daemon (0 while passthrough works).

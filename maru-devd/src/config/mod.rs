@@ -31,6 +31,18 @@ pub struct Config {
     pub pools: Vec<PoolSpec>,
     /// The cluster shared pools are coordinated through (`cluster:`).
     pub cluster: Option<ClusterSpec>,
+    /// Where the Prometheus endpoint listens (`metrics:`); `None`: no endpoint.
+    pub metrics: Option<MetricsSpec>,
+}
+
+/// The `metrics:` section: where the Prometheus text endpoint (`GET /metrics`) listens.
+/// At least one of the two is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSpec {
+    /// A loopback TCP address (`127.0.0.1:9464`, `[::1]:9464`).
+    pub listen: Option<std::net::SocketAddr>,
+    /// A unix stream socket path (mode 0666: anyone on the host may scrape).
+    pub socket: Option<PathBuf>,
 }
 
 /// The `cluster:` section: where etcd is and who this host is.
@@ -370,6 +382,7 @@ pub fn embedded(node0_mem_total: u64) -> Config {
             shared: false,
         }],
         cluster: None,
+        metrics: None,
     }
 }
 

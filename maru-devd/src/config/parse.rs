@@ -4,13 +4,14 @@ use super::locate::Seg;
 use super::size::{decimal_note, parse_bytes, parse_size, SizeSpec, SIZE_HINT};
 use super::suggest::hint;
 use super::{
-    ClusterSpec, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, NodeSel,
-    PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
+    ClusterSpec, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, MetricsSpec,
+    NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
 use serde_yaml_ng::{Mapping, Value};
 use std::path::PathBuf;
 
-const TOP_KEYS: &[&str] = &["mount", "pools", "cluster"];
+const TOP_KEYS: &[&str] = &["mount", "pools", "cluster", "metrics"];
+const METRICS_KEYS: &[&str] = &["listen", "socket"];
 const CLUSTER_KEYS: &[&str] = &["etcd", "host", "lease_ttl", "user", "password_file"];
 const POOL_KEYS: &[&str] = &[
     "name",
@@ -207,11 +208,91 @@ impl Parser {
         let cluster = map
             .get("cluster")
             .and_then(|v| self.cluster(v, &[val("cluster")]));
+        let metrics = map
+            .get("metrics")
+            .and_then(|v| self.metrics(v, &[val("metrics")]));
         Some(Config {
             mount,
             pools,
             cluster,
+            metrics,
         })
+    }
+
+    fn metrics(&mut self, v: &Value, path: &[Seg]) -> Option<MetricsSpec> {
+        let Value::Mapping(map) = v else {
+            self.err(
+                path.to_vec(),
+                format!(
+                    "`metrics` must be a mapping like `{{listen: 127.0.0.1:9464}}` or `{{socket: /run/maru/metrics.sock}}`; found {}",
+                    kind(v)
+                ),
+            );
+            return None;
+        };
+        let before = self.diags.len();
+        self.unknown_keys(map, path, METRICS_KEYS, "the metrics section");
+        let listen = match map.get("listen") {
+            None => None,
+            Some(v) => {
+                let text = match v {
+                    Value::String(s) => Some(s.as_str()),
+                    _ => None,
+                };
+                match text.map(str::parse::<std::net::SocketAddr>) {
+                    Some(Ok(addr)) if addr.ip().is_loopback() && addr.port() != 0 => Some(addr),
+                    Some(Ok(addr)) if addr.port() == 0 => {
+                        self.err(
+                            at(path, val("listen")),
+                            format!("`listen` needs a fixed port for Prometheus to scrape, e.g. `127.0.0.1:9464`; found `{addr}`"),
+                        );
+                        None
+                    }
+                    Some(Ok(addr)) => {
+                        self.err(
+                            at(path, val("listen")),
+                            format!("`listen` must be a loopback address (127.0.0.1 or [::1]): the endpoint has no authentication; found `{addr}` (scrape it through a proxy, or use `socket:`)"),
+                        );
+                        None
+                    }
+                    _ => {
+                        self.err(
+                            at(path, val("listen")),
+                            format!(
+                                "`listen` is a loopback address and port like `127.0.0.1:9464` or `[::1]:9464`; found `{}`",
+                                show(v)
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let socket = match map.get("socket") {
+            None => None,
+            Some(Value::String(s)) if s.starts_with('/') => Some(PathBuf::from(s)),
+            Some(v) => {
+                self.err(
+                    at(path, val("socket")),
+                    format!(
+                        "`socket` must be an absolute path such as /run/maru/metrics.sock; found `{}`",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        };
+        if self.diags.len() > before {
+            return None;
+        }
+        if listen.is_none() && socket.is_none() {
+            self.err(
+                path.to_vec(),
+                "the metrics section needs `listen:` (e.g. 127.0.0.1:9464) or `socket:` (e.g. /run/maru/metrics.sock), or both".into(),
+            );
+            return None;
+        }
+        Some(MetricsSpec { listen, socket })
     }
 
     fn cluster(&mut self, v: &Value, path: &[Seg]) -> Option<ClusterSpec> {

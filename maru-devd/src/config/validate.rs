@@ -71,6 +71,7 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
         mount: cfg.mount.clone(),
         pools: pools.into_iter().map(|(p, _)| p).collect(),
         cluster: cfg.cluster.clone(),
+        metrics: cfg.metrics.clone(),
     })
 }
 

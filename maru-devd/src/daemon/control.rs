@@ -1,7 +1,11 @@
-//! The control socket: a root-only unix stream socket in the runtime directory. A client
-//! sends one JSON request line and reads one JSON reply line (see docs/daemon.md).
+//! The control socket: a unix stream socket in the runtime directory, mode 0666. A client
+//! sends one JSON request line and reads one JSON reply line (see docs/daemon.md). Who may
+//! ask what is decided per connection from the peer's credentials (SO_PEERCRED): root may
+//! send every request; anyone else only `status`, which then shows only the pools they may
+//! use (see [`Peer::sees`]).
 
 use super::events::{DeviceEvent, Event};
+use crate::exit::{Code, WithCode};
 use crate::status::StatusReport;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -30,6 +34,8 @@ pub enum Request {
     Status,
     /// Re-read the config (what SIGHUP does).
     Reload,
+    /// Unmount and exit (what SIGTERM does).
+    Stop,
     /// Feed a device event through the hotplug path (only with `run --allow-inject`).
     Inject {
         /// The event.
@@ -47,6 +53,10 @@ pub enum Reply {
     Done {
         /// Messages for the operator.
         messages: Vec<String>,
+        /// 0 when it worked; else the exit status the CLI reports (see [`crate::exit`]):
+        /// a reload whose config was refused is 2, one the host refused is 3.
+        #[serde(default)]
+        exit_code: u8,
     },
     /// The request was refused or failed.
     Error {
@@ -74,9 +84,74 @@ pub fn bind(runtime_dir: &Path) -> anyhow::Result<UnixListener> {
     }
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot bind the control socket {}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make {} root-only", path.display()))?;
+    // Everyone may connect; what each may ask is decided from the peer's credentials.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))
+        .with_context(|| format!("cannot set mode 0666 on {}", path.display()))?;
     Ok(listener)
+}
+
+/// Who is on the other end of a control connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Its user id.
+    pub uid: u32,
+    /// Its primary and supplementary group ids.
+    pub gids: Vec<u32>,
+}
+
+impl Peer {
+    /// Root: may send every request and sees every pool.
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+
+    /// Whether the peer may see a pool owned by `uid`:`gid` with permission bits `mode`:
+    /// root, the pool's owner, a member of its group, or anyone when the pool grants
+    /// others access (`mode & 0o007`, e.g. the default 1777).
+    pub fn sees(&self, uid: u32, gid: u32, mode: u32) -> bool {
+        self.is_root() || self.uid == uid || self.gids.contains(&gid) || mode & 0o007 != 0
+    }
+
+    /// The credentials of the process connected to `conn` (SO_PEERCRED), with its
+    /// supplementary groups from /proc/PID/status (only the primary group if that is gone).
+    pub fn of(conn: &UnixStream) -> anyhow::Result<Peer> {
+        use std::os::fd::AsRawFd;
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `cred`, a properly sized and
+        // aligned ucred that lives across the call; the descriptor is owned by `conn`.
+        let rc = unsafe {
+            libc::getsockopt(
+                conn.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                std::ptr::addr_of_mut!(cred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .context("cannot read the control client's credentials (SO_PEERCRED)");
+        }
+        let mut gids = vec![cred.gid];
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", cred.pid)) {
+            if let Some(line) = status.lines().find(|l| l.starts_with("Groups:")) {
+                gids.extend(
+                    line.split_whitespace()
+                        .skip(1)
+                        .filter_map(|g| g.parse::<u32>().ok()),
+                );
+            }
+        }
+        Ok(Peer {
+            uid: cred.uid,
+            gids,
+        })
+    }
 }
 
 /// At most this many clients are served at once; more are answered with an error at once.
@@ -183,15 +258,22 @@ fn send(mut conn: &UnixStream, reply: &Reply) -> anyhow::Result<()> {
 
 pub(crate) fn handle(conn: UnixStream, events: &Sender<Event>) -> anyhow::Result<()> {
     conn.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let peer = Peer::of(&conn)?;
     let reply = match read_request(&conn) {
         Err(e) => Reply::Error {
             message: format!("{e:#}"),
         },
         Ok(line) => match serde_json::from_str::<Request>(&line) {
+            Ok(req) if !peer.is_root() && !matches!(req, Request::Status) => Reply::Error {
+                message: format!(
+                    "permission denied: this request needs root (uid {} may ask for `status` only, which shows the pools it may use)",
+                    peer.uid
+                ),
+            },
             Ok(req) => {
                 let (tx, rx) = channel();
                 events
-                    .send(Event::Request(req, tx))
+                    .send(Event::Request(req, peer, tx))
                     .context("daemon is shutting down")?;
                 rx.recv().context("daemon is shutting down")?
             }
@@ -206,12 +288,14 @@ pub(crate) fn handle(conn: UnixStream, events: &Sender<Event>) -> anyhow::Result
 /// Sends one request to the daemon of `runtime_dir` and returns its reply.
 pub fn request(runtime_dir: &Path, req: &Request) -> anyhow::Result<Reply> {
     let path = socket_path(runtime_dir);
-    let conn = UnixStream::connect(&path).with_context(|| {
-        format!(
-            "no maru-devd answers on {} (is it running? start it with `maru-devd run`; is --runtime-dir right? are you root?)",
-            path.display()
-        )
-    })?;
+    let conn = UnixStream::connect(&path)
+        .with_context(|| {
+            format!(
+                "no maru-devd answers on {} (is it running? start it with `maru-devd run`; is --runtime-dir right?)",
+                path.display()
+            )
+        })
+        .code(Code::Environment)?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut line = serde_json::to_string(req)?;
     line.push('\n');

@@ -2,7 +2,7 @@
 //! device events and control-socket requests. Tests drive the same path by injecting
 //! [`DeviceEvent`]s through the control socket.
 
-use super::control::{Reply, Request};
+use super::control::{Peer, Reply, Request};
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc::Sender;
 
@@ -14,8 +14,8 @@ pub enum Event {
     Reload,
     /// A device appeared, went away or changed state.
     Device(DeviceEvent),
-    /// A control-socket request and where its reply goes.
-    Request(Request, Sender<Reply>),
+    /// A control-socket request, who sent it, and where its reply goes.
+    Request(Request, Peer, Sender<Reply>),
 }
 
 /// What happened to a device.

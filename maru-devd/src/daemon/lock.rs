@@ -3,6 +3,7 @@
 //! Taking it proves that no other daemon serves this runtime directory — unlike asking the
 //! FUSE mount, whose attributes the kernel may answer from its cache after a `kill -9`.
 
+use crate::exit::WithCode;
 use anyhow::Context;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -39,24 +40,26 @@ pub fn acquire(runtime_dir: &Path) -> anyhow::Result<DaemonLock> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(&path)
-        .with_context(|| format!("cannot open the daemon lock file {}", path.display()))?;
+        .with_context(|| format!("cannot open the daemon lock file {}", path.display()))
+        .code(crate::exit::Code::Environment)?;
     // SAFETY: flock on a descriptor we own; no memory is involved.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(anyhow::Error::new(err))
-                .with_context(|| format!("cannot lock {}", path.display()));
+                .with_context(|| format!("cannot lock {}", path.display()))
+                .code(crate::exit::Code::Environment);
         }
         let mut pid = String::new();
         let _ = file.read_to_string(&mut pid);
         let pid = pid.trim();
-        anyhow::bail!(
+        return Err(crate::exit::coded(crate::exit::Code::AlreadyRunning, anyhow::anyhow!(
             "another maru-devd is running with runtime directory {} (pid {}, it holds the lock {}); stop it first (kill -TERM {}), or give this one its own --runtime-dir",
             runtime_dir.display(),
             if pid.is_empty() { "unknown" } else { pid },
             path.display(),
             if pid.is_empty() { "<pid>" } else { pid },
-        );
+        )));
     }
     let pid = format!("{}\n", std::process::id());
     file.set_len(0)

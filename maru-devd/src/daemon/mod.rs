@@ -12,6 +12,7 @@ mod signals;
 
 use crate::check;
 use crate::config;
+use crate::exit::{Code, WithCode};
 use crate::host::Host;
 use crate::mounts;
 use crate::plan::{backing_dir, DevdaxPlan, Plan, PoolPlan};
@@ -19,12 +20,16 @@ use crate::reconfigure;
 use crate::status::{PoolReport, StatusReport};
 use crate::tmpfs;
 use anyhow::Context;
-use control::{Reply, Request};
+use control::{Peer, Reply, Request};
 use events::{Action, DeviceEvent, Event};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Sender};
-use std::time::Instant;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// How much more time systemd is asked for before each piece of start work that can take
+/// long (reconfiguring devices, opening and verifying pools, adopting their chunks).
+const START_EXTENSION: Duration = Duration::from_secs(120);
 
 /// Arguments of `maru-devd run`.
 #[derive(Debug, clap::Args)]
@@ -38,7 +43,8 @@ Examples:
   MARU_RUNTIME_DIR=/tmp/maru-run maru-devd run --config test.yaml
       A second, independent daemon (own socket and pool tmpfs mounts).
 
-Runs in the foreground and logs to stderr. SIGTERM or SIGINT unmounts and exits (pool
+Runs in the foreground and logs to stderr (level: --log-level, else RUST_LOG, else info;
+timestamped lines, or journald priorities under systemd). SIGTERM or SIGINT unmounts and exits (pool
 contents stay in their tmpfs under <runtime-dir>/pools and are adopted by the next start);
 SIGHUP re-reads the config. See `maru-devd status`.")]
 pub struct RunArgs {
@@ -54,9 +60,13 @@ pub struct RunArgs {
     /// Accept `inject` requests on the control socket (fake device events, for tests).
     #[arg(long)]
     pub allow_inject: bool,
-    /// Log debug messages too.
-    #[arg(long, short)]
+    /// Log debug messages too (same as `--log-level debug`).
+    #[arg(long, short, conflicts_with = "log_level")]
     pub verbose: bool,
+    /// Lowest level logged; overrides `RUST_LOG` (which also takes per-module filters such as
+    /// `maru_fs=debug,info`). Default: `RUST_LOG`, else `info`.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<crate::logging::LogLevel>,
     /// Take the owner lease of a devdax pool from another host whose heartbeat stood
     /// still for the pool's `lease_timeout` (say so only when that host is gone: powered
     /// off or its daemon stopped). A live holder is never taken over.
@@ -226,33 +236,52 @@ fn reconfigure_devices(plan: &Plan, host: &Host) -> anyhow::Result<bool> {
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    crate::logging::init(args.verbose);
+    crate::logging::init(match (args.log_level, args.verbose) {
+        (Some(l), _) => Some(l.into()),
+        (None, true) => Some(log::LevelFilter::Debug),
+        (None, false) => None,
+    });
     if !nix::unistd::geteuid().is_root() {
-        anyhow::bail!(
+        return Err(anyhow::anyhow!(
             "maru-devd run must run as root: it mounts the pools' tmpfs and the FUSE filesystem and keeps CAP_SYS_ADMIN for FUSE passthrough (try: sudo maru-devd run)"
-        );
+        ))
+        .code(Code::Environment);
     }
     signals::block()?;
     limits::raise_nofile_and_log();
-    let mut host = Host::discover(args.sysfs_root.as_deref())?;
-    let mut plan = load_plan(&args, &host)?;
+    let mut host = Host::discover(args.sysfs_root.as_deref()).code(Code::Environment)?;
+    let mut plan = load_plan(&args, &host).code(Code::Usage)?;
     // Before changing anything: refuse if another daemon serves this runtime directory.
-    tmpfs::private_dir(&args.runtime_dir)?;
+    tmpfs::private_dir(&args.runtime_dir).code(Code::Environment)?;
     // Held until the process exits (the kernel releases it however the daemon dies).
     let lock = lock::acquire(&args.runtime_dir)?;
     log::debug!("holding the daemon lock {}", lock.path().display());
-    tmpfs::private_dir(&args.runtime_dir.join("pools"))?;
-    let listener = control::bind(&args.runtime_dir)?;
-    if reconfigure_devices(&plan, &host)? {
+    // Others may reach the control socket (status of their pools) but list nothing.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.runtime_dir, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("cannot set mode 0711 on {}", args.runtime_dir.display()))
+            .code(Code::Environment)?;
+    }
+    tmpfs::private_dir(&args.runtime_dir.join("pools")).code(Code::Environment)?;
+    let listener = control::bind(&args.runtime_dir).code(Code::Environment)?;
+    let metrics = match &plan.metrics {
+        Some(spec) => Some(crate::metrics::bind(spec)?),
+        None => None,
+    };
+    if plan.pools.iter().any(|p| p.reconfigure_devdax.is_some()) {
+        notify::extend_timeout(START_EXTENSION);
+    }
+    if reconfigure_devices(&plan, &host).code(Code::Environment)? {
         // The devices are system RAM now: plan against the host as it has become (sizes of
         // the new nodes, zones onlined as ZONE_NORMAL).
-        host = Host::discover(args.sysfs_root.as_deref())?;
-        plan = load_plan(&args, &host)?;
+        host = Host::discover(args.sysfs_root.as_deref()).code(Code::Environment)?;
+        plan = load_plan(&args, &host).code(Code::Usage)?;
     }
     for w in plan.warnings() {
         log::warn!("{w}");
     }
-    mounts::clean_stale(&plan.mount)?;
+    mounts::clean_stale(&plan.mount).code(Code::Environment)?;
     let thp = tmpfs::thp_mode(host.sysfs_root());
     let names: Vec<&str> = plan.pools.iter().map(|p| p.name.as_str()).collect();
     for dir in tmpfs::leftovers(&args.runtime_dir.join("pools"), &names)? {
@@ -264,14 +293,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut pools = Vec::new();
     for p in &plan.pools {
-        let backing = setup_backing(&args.runtime_dir, p, thp)?;
+        let backing = setup_backing(&args.runtime_dir, p, thp).code(Code::Environment)?;
         pools.push(PoolState {
             plan: p.clone(),
             backing,
             missing: BTreeSet::new(),
         });
     }
-    privileges::drop_privileges()?;
+    privileges::drop_privileges().code(Code::Environment)?;
     log::info!(
         "privileges dropped: keeping {} only, no_new_privs set",
         privileges::effective().join(", ")
@@ -280,15 +309,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .any(|p| p.plan.devdax.as_ref().is_some_and(|d| d.shared));
     let session = match &plan.cluster {
-        Some(spec) if any_shared => Some(crate::cluster::connect(spec)?),
+        Some(spec) if any_shared => Some(crate::cluster::connect(spec).code(Code::Environment)?),
         _ => None,
     };
     let configs = pools
         .iter()
         .map(|p| fs_pool(&p.plan, &p.backing, args.takeover, session.as_ref()))
         .collect();
+    // Opening the pools adopts their chunks; a devdax pool is recovered (and verified with
+    // `verify_data`) from its device: ask systemd for the time that may take.
+    notify::extend_timeout(START_EXTENSION);
     let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&plan.mount), configs)
-        .with_context(|| format!("cannot serve maru-fs on {}", plan.mount.display()))?;
+        .with_context(|| format!("cannot serve maru-fs on {}", plan.mount.display()))
+        .code(Code::Environment)?;
     if let Some(session) = &session {
         let control = mounted.control();
         let mut shared = Vec::new();
@@ -307,13 +340,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     })?;
     spawn("udev", tx.clone(), hotplug::forward)?;
     drop(tx);
+    let started = Instant::now();
+    if let Some(m) = metrics {
+        let at = m.describe();
+        m.serve(crate::metrics::Source {
+            control: mounted.control(),
+            started,
+        })?;
+        log::info!("metrics: serving {at}");
+    }
     let mut d = Daemon {
         cluster: session,
         control: mounted.control(),
         mount: plan.mount.clone(),
         pools,
         args,
-        started: Instant::now(),
+        started,
         last_reload: Vec::new(),
         thp,
     };
@@ -327,9 +369,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    notify::notify("READY=1");
+    notify::notify(&format!(
+        "READY=1\nSTATUS={}",
+        notify::status_line(&d.serving_line())
+    ));
+    // The watchdog is fed by the main loop itself: a stuck loop stops the pings.
+    let watchdog = notify::watchdog_interval();
+    let mut last_ping = Instant::now();
+    if watchdog.is_some() {
+        notify::notify("WATCHDOG=1");
+    }
     let why = loop {
-        match rx.recv() {
+        let event = match watchdog {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(every) => rx.recv_timeout(every.saturating_sub(last_ping.elapsed())),
+        };
+        if let Some(every) = watchdog {
+            if last_ping.elapsed() >= every {
+                notify::notify("WATCHDOG=1");
+                last_ping = Instant::now();
+            }
+        }
+        match event {
             Ok(Event::Stop(sig)) => break sig,
             Ok(Event::Reload) => {
                 d.reload();
@@ -337,11 +398,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             Ok(Event::Device(ev)) => {
                 d.device(&ev);
             }
-            Ok(Event::Request(req, reply)) => {
-                let answer = d.request(req);
+            Ok(Event::Request(Request::Stop, peer, reply)) => {
+                let _ = reply.send(Reply::Done {
+                    messages: vec![format!("stopping (pid {})", std::process::id())],
+                    exit_code: 0,
+                });
+                log::info!("stop requested by uid {} on the control socket", peer.uid);
+                break "stop requested";
+            }
+            Ok(Event::Request(req, peer, reply)) => {
+                let answer = d.request(req, &peer);
                 let _ = reply.send(answer);
             }
-            Err(_) => break "all event sources closed",
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break "all event sources closed",
         }
     };
     log::info!("{why}: unmounting {}", d.mount.display());
@@ -376,15 +446,40 @@ fn spawn(
 }
 
 impl Daemon {
-    fn request(&mut self, req: Request) -> Reply {
+    /// The one-line summary for `STATUS=` and the log.
+    fn serving_line(&self) -> String {
+        format!(
+            "serving {} pool(s) on {}: {}",
+            self.pools.len(),
+            self.mount.display(),
+            self.pools
+                .iter()
+                .map(|p| p.plan.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn request(&mut self, req: Request, peer: &Peer) -> Reply {
         match req {
-            Request::Status => Reply::Status(self.status()),
-            Request::Reload => Reply::Done {
-                messages: self.reload(),
+            Request::Status => Reply::Status(self.status(peer)),
+            Request::Reload => {
+                let (messages, code) = self.reload();
+                Reply::Done {
+                    messages,
+                    exit_code: code.map_or(0, Code::status),
+                }
+            }
+            // Answered by the main loop, which then stops.
+            Request::Stop => Reply::Error {
+                message: "stop is handled by the main loop".into(),
             },
             Request::Inject { event } if self.args.allow_inject => {
                 let messages = self.device(&event);
-                Reply::Done { messages }
+                Reply::Done {
+                    messages,
+                    exit_code: 0,
+                }
             }
             Request::Inject { .. } => Reply::Error {
                 message: "inject is disabled; start the daemon with --allow-inject (tests only)"
@@ -393,11 +488,14 @@ impl Daemon {
         }
     }
 
-    fn status(&self) -> StatusReport {
+    /// The status report as `peer` may see it: root everything, anyone else only the pools
+    /// [`Peer::sees`] and no reload messages (they may name other pools).
+    fn status(&self, peer: &Peer) -> StatusReport {
         let stats = self.control.stats();
         let pools = self
             .pools
             .iter()
+            .filter(|p| peer.sees(p.plan.uid, p.plan.gid, p.plan.mode))
             .map(|p| {
                 let s = stats
                     .iter()
@@ -425,6 +523,7 @@ impl Daemon {
                     lookups: s.lookups,
                     hits: s.hits,
                     evictions: s.evictions,
+                    removals: s.removals,
                     read_requests: s.read_requests,
                     write_requests: s.write_requests,
                     warnings: p.plan.warnings.clone(),
@@ -439,25 +538,49 @@ impl Daemon {
             uptime_s: self.started.elapsed().as_secs(),
             capabilities: privileges::effective(),
             no_new_privs: privileges::no_new_privs(),
-            last_reload: self.last_reload.clone(),
+            last_reload: if peer.is_root() {
+                self.last_reload.clone()
+            } else {
+                Vec::new()
+            },
             pools,
         }
     }
 
     /// SIGHUP: new pools appear, removed pools go (unless chunks are pinned), changes to
     /// existing pools wait for a restart. A config with errors changes nothing.
-    fn reload(&mut self) -> Vec<String> {
+    /// Returns the messages and, when it failed, the exit status that says why (2: the
+    /// config was refused, 3: the host refused a change). systemd hears `RELOADING=1` first
+    /// and `READY=1` with the outcome in `STATUS=` last.
+    fn reload(&mut self) -> (Vec<String>, Option<Code>) {
+        notify::reloading();
         let mut notes = Notes::new("reload: ");
-        if let Err(e) = self.try_reload(&mut notes) {
-            notes.warn(format!(
-                "reload failed, the running configuration is kept: {e:#}"
-            ));
-        }
+        let failed = match self.try_reload(&mut notes) {
+            Ok(()) => None,
+            Err(e) => {
+                notes.warn(format!(
+                    "reload failed, the running configuration is kept: {e:#}"
+                ));
+                Some(crate::exit::code_of(&e))
+            }
+        };
         if notes.msgs.is_empty() {
             notes.info("no change".into());
         }
         self.last_reload.clone_from(&notes.msgs);
-        notes.msgs
+        let outcome = match failed {
+            Some(_) => notes.msgs.last().cloned().unwrap_or_default(),
+            None => format!(
+                "reloaded: {}; {}",
+                notes.msgs.join("; "),
+                self.serving_line()
+            ),
+        };
+        notify::notify(&format!(
+            "READY=1\nSTATUS={}",
+            notify::status_line(&outcome)
+        ));
+        (notes.msgs, failed)
     }
 
     fn try_reload(&mut self, notes: &mut Notes) -> anyhow::Result<()> {
@@ -465,8 +588,8 @@ impl Daemon {
             notes.info("running the embedded default: there is no config file to re-read".into());
             return Ok(());
         }
-        let host = Host::discover(self.args.sysfs_root.as_deref())?;
-        let plan = load_plan(&self.args, &host)?;
+        let host = Host::discover(self.args.sysfs_root.as_deref()).code(Code::Environment)?;
+        let plan = load_plan(&self.args, &host).code(Code::Usage)?;
         if plan.mount != self.mount {
             notes.warn(format!(
                 "mount changed to {}: that takes effect after a restart",
@@ -531,10 +654,12 @@ impl Daemon {
                         ));
                         continue;
                     }
-                    let backing = setup_backing(&self.args.runtime_dir, p, self.thp)?;
+                    let backing = setup_backing(&self.args.runtime_dir, p, self.thp)
+                        .code(Code::Environment)?;
                     self.control
                         .add_pool(fs_pool(p, &backing, false, None))
-                        .with_context(|| format!("cannot add pool {}", p.name))?;
+                        .with_context(|| format!("cannot add pool {}", p.name))
+                        .code(Code::Environment)?;
                     notes.info(format!(
                         "pool {} added on node {} ({} bytes)",
                         p.name, p.node, p.size

@@ -58,6 +58,7 @@ struct Counters {
     lookups: u64,
     hits: u64,
     evictions: u64,
+    removals: u64,
     read_requests: u64,
     write_requests: u64,
 }
@@ -445,6 +446,7 @@ impl State {
                 lookups: p.counters.lookups,
                 hits: p.counters.hits,
                 evictions: p.counters.evictions,
+                removals: p.counters.removals,
                 read_requests: p.counters.read_requests,
                 write_requests: p.counters.write_requests,
                 ..PoolStats::default()

@@ -335,6 +335,9 @@ impl State {
         }
         // The kernel drops its own dentry for an unlink it sent.
         self.unname(ino, false);
+        if let Ok(pool) = self.pool_mut(parent) {
+            pool.counters.removals += 1;
+        }
         Ok(())
     }
 
