@@ -33,7 +33,7 @@ if [ -z "${MARU_ELEVATED:-}" ]; then
     echo "== Python package: pip install ./python (builds and bundles libmaru)"
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     # The dev profile reuses the debug libmaru built above; a user's install builds release.
-    MARU_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check pytest ./python
+    MARU_CARGO_PROFILE=dev "$venv/bin/pip" install -q --disable-pip-version-check pytest numpy ./python
     bundled="$("$venv/bin/python" -c 'import maru._lib as l; print(l.path)')"
     case "$bundled" in
         "$(realpath "$venv")"/*/site-packages/maru/_native/libmaru.so) echo "   the package loads its bundled $bundled" ;;

@@ -333,10 +333,11 @@ fn control_reply(line: &[u8]) -> Reply {
     let daemon = std::thread::spawn(move || {
         let mut requests = 0;
         while let Ok(ev) = rx.recv() {
-            if let Event::Request(_, reply) = ev {
+            if let Event::Request(_, _, reply) = ev {
                 requests += 1;
                 let _ = reply.send(Reply::Done {
                     messages: vec!["ok".into()],
+                    exit_code: 0,
                 });
             }
         }
