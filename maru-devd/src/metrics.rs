@@ -337,6 +337,20 @@ pub fn render(source: &Source) -> String {
         "Chunks removed by clients (unlink through the mount) since the mount.",
         &per_pool(&|s| s.removals),
     );
+    family(
+        &mut out,
+        "maru_pool_quarantined_bytes",
+        "gauge",
+        "Bytes of this host's removed chunks of a shared pool whose extents wait for the other hosts to let go (0 for other pools).",
+        &per_pool(&|s| source.control.quarantined_bytes(&s.name)),
+    );
+    family(
+        &mut out,
+        "maru_pool_removals_waiting",
+        "gauge",
+        "This host's removed chunks of a shared pool waiting for other hosts to let go.",
+        &per_pool(&|s| source.control.quarantined(&s.name).len() as u64),
+    );
     family(&mut out, "maru_fuse_lookups_total", "counter", "FUSE LOOKUP requests for a name in the pool that reached the daemon; the kernel answers repeated lookups from its own cache, so this is not every lookup clients make.", &per_pool(&|s| s.lookups));
     family(
         &mut out,

@@ -124,12 +124,15 @@ struct Host {
     name: &'static str,
     world: World,
     daemon: Option<Daemon>,
+    /// The loopback port of its metrics endpoint (0: none).
+    metrics: u16,
 }
 
 impl Host {
     fn new(name: &'static str, dev: &Device, etcd: &Etcd) -> Host {
+        let metrics = free_port();
         let world = World::new(&format!(
-            "  - name: kv\n    source: {{devdax: {{device: {}}}}}\n    size: 100%\n    mode: \"0777\"\n    shared: true\ncluster:\n  etcd: [{}]\n  host: {name}\n  lease_ttl: 3\n",
+            "  - name: kv\n    source: {{devdax: {{device: {}}}}}\n    size: 100%\n    mode: \"0777\"\n    shared: true\ncluster:\n  etcd: [{}]\n  host: {name}\n  lease_ttl: 3\nmetrics:\n  listen: 127.0.0.1:{metrics}\n",
             dev.path.display(),
             etcd.url
         ));
@@ -137,7 +140,20 @@ impl Host {
             name,
             world,
             daemon: None,
+            metrics,
         }
+    }
+
+    /// The value of metric `series` (name with labels) from the host's endpoint.
+    fn metric(&self, series: &str) -> Option<u64> {
+        use std::io::Read;
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.metrics)).ok()?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        c.read_to_string(&mut body).ok()?;
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
     }
 
     fn start(&mut self, dev: &Device) {
@@ -475,6 +491,11 @@ fn a_removed_chunk_is_reused_only_after_every_host_let_go() {
         "node-b acknowledged while it holds the chunk"
     );
     assert!(!a.log().contains("is free again"), "{}", a.log());
+    // The quarantine shows in node-a's metrics: one 6 MiB extent (5 MiB, 2 MiB units).
+    assert_eq!(
+        a.metric("maru_pool_quarantined_bytes{pool=\"kv\"}"),
+        Some(6 * MIB)
+    );
     // Meanwhile other chunks are written on node-a: none may take the held extent, so
     // node-b still reads the removed chunk's own bytes.
     // (1 MiB chunks: first fit would put the first at the held extent's start.)
@@ -495,6 +516,10 @@ fn a_removed_chunk_is_reused_only_after_every_host_let_go() {
         a.log().contains("is free again").then_some(())
     })
     .unwrap();
+    assert_eq!(
+        a.metric("maru_pool_quarantined_bytes{pool=\"kv\"}"),
+        Some(0)
+    );
     poll("the removal to be finished in etcd", || {
         (!etcdctl(
             &etcd,
@@ -646,6 +671,7 @@ fn bench_multihost() {
             name,
             world,
             daemon: None,
+            metrics: 0,
         }
     };
     let (mut ahw, mut bhw) = (hw("node-a"), hw("node-b"));
@@ -661,6 +687,7 @@ fn bench_multihost() {
         name: "single",
         world: single_world,
         daemon: None,
+        metrics: 0,
     };
     single.start(&dev_single);
 
