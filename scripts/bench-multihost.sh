@@ -8,4 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+cargo test --release -p maru-fs --lib -- --ignored --nocapture bench_write_back
 exec cargo test --release -p maru-devd --test multihost -- --ignored --nocapture bench_multihost

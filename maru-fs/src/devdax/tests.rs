@@ -617,3 +617,35 @@ fn a_pool_of_format_version_1_is_refused_with_what_to_do() {
     );
     assert!(err.to_string().contains("format-devdax"), "{err}");
 }
+
+/// The cache write-back cost of publishing on a shared pool with `coherence: none`
+/// (run by scripts/bench-multihost.sh; ignored by `cargo test`): time to write back
+/// and invalidate a freshly written 256 KiB / 1 MiB / 4 MiB extent, against writing it.
+#[test]
+#[ignore]
+fn bench_write_back() {
+    let dev = Dev::small();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&dev.cfg.device)
+        .unwrap();
+    let map = super::mapping::Mapping::new(&file, 0, 8 * MIB).unwrap();
+    println!("\n| extent | write (memcpy) p50 µs | write-back p50 µs | ratio |\n| --- | --- | --- | --- |");
+    for size in [256 * 1024u64, MIB, 4 * MIB] {
+        let data = pattern(size as usize, 7);
+        let (mut w, mut f) = (Vec::new(), Vec::new());
+        for _ in 0..50 {
+            let t = std::time::Instant::now();
+            map.write(0, &data).unwrap();
+            w.push(t.elapsed());
+            let t = std::time::Instant::now();
+            map.flush(0, size).unwrap();
+            f.push(t.elapsed());
+        }
+        w.sort();
+        f.sort();
+        let (w, f) = (w[25].as_secs_f64() * 1e6, f[25].as_secs_f64() * 1e6);
+        println!("| {} KiB | {w:.0} | {f:.0} | {:.2}x |", size / 1024, f / w);
+    }
+}
