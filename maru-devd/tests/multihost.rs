@@ -8,9 +8,10 @@
 
 mod devd_support;
 mod fixtures;
+mod standin;
 
 use devd_support::{can_run_daemon, poll, Daemon, World};
-use fixtures::extract_named;
+use standin::Device;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::net::TcpListener;
@@ -18,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SNAPSHOT: &str = "qemu10.0-linux6.12-ram/2-ram-region-devdax";
 const MIB: u64 = 1 << 20;
 
 /// A single-member etcd on loopback, stopped when dropped.
@@ -92,34 +92,6 @@ impl Drop for Etcd {
         );
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// One stand-in device shared by every host, and the sysfs snapshot for its geometry.
-struct Device {
-    _shm: tempfile::TempDir,
-    path: PathBuf,
-    sys: PathBuf,
-    _snap: fixtures::Snapshot,
-}
-
-impl Device {
-    fn new() -> Device {
-        let snap = extract_named(SNAPSHOT);
-        let shm = tempfile::Builder::new()
-            .prefix("maru-multihost")
-            .tempdir_in("/dev/shm")
-            .unwrap();
-        let path = shm.path().join("dax0.0");
-        std::fs::File::create_new(&path)
-            .and_then(|f| f.set_len(256 * MIB))
-            .unwrap();
-        Device {
-            sys: snap.sys(),
-            _snap: snap,
-            _shm: shm,
-            path,
-        }
     }
 }
 

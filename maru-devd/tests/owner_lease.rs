@@ -6,15 +6,13 @@
 
 mod devd_support;
 mod fixtures;
+mod standin;
 
 use devd_support::{can_run_daemon, Daemon, World};
-use fixtures::extract_named;
+use standin::Device;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-const SNAPSHOT: &str = "qemu10.0-linux6.12-ram/2-ram-region-devdax";
-const MIB: u64 = 1 << 20;
 
 /// Host B's identity (host A runs as this machine).
 const NODE_B: &[(&str, &str)] = &[
@@ -23,33 +21,13 @@ const NODE_B: &[(&str, &str)] = &[
     ("MARU_HOST_NAME", "node-b"),
 ];
 
-/// One stand-in device and the sysfs snapshot that gives it dax0.0's geometry.
-struct Device {
-    _shm: tempfile::TempDir,
-    path: PathBuf,
-    sys: PathBuf,
-    _snap: fixtures::Snapshot,
+/// What these tests do with a stand-in device: worlds (hosts) on it, daemons.
+trait Host {
+    fn world(&self) -> World;
+    fn spawn(&self, w: &World, extra: &[&str], env: &[(&str, &str)]) -> Daemon;
 }
 
-impl Device {
-    fn new() -> Device {
-        let snap = extract_named(SNAPSHOT);
-        let shm = tempfile::Builder::new()
-            .prefix("maru-owner")
-            .tempdir_in("/dev/shm")
-            .unwrap();
-        let path = shm.path().join("dax0.0");
-        std::fs::File::create_new(&path)
-            .and_then(|f| f.set_len(256 * MIB))
-            .unwrap();
-        Device {
-            sys: snap.sys(),
-            _snap: snap,
-            _shm: shm,
-            path,
-        }
-    }
-
+impl Host for Device {
     /// A host's world: its own config, runtime dir and mount, the pool on this device.
     fn world(&self) -> World {
         World::new(&format!(

@@ -79,10 +79,9 @@ struct Entry {
     xattrs: Vec<(OsString, Vec<u8>)>,
     /// Open [`ChunkHandle`]s.
     handles: u32,
-    /// Published by another host of a shared pool: read-only here, its record and
-    /// extent are that host's (never written, never freed by this one).
-    remote: bool,
-    /// The host that wrote a remote chunk.
+    /// `Some(host)` for a chunk another host of a shared pool published: read-only
+    /// here, its record and extent are that host's (never written, never freed by
+    /// this one).
     origin: Option<String>,
 }
 
@@ -721,7 +720,6 @@ impl DevdaxStore {
             created: now_secs(),
             xattrs: Vec::new(),
             handles: 1,
-            remote: false,
             origin: None,
         };
         inner.entries.insert(id, entry);
@@ -898,9 +896,10 @@ impl DevdaxStore {
     /// in record `slot` with sequence `seq`.
     pub fn holds_remote(&self, writer: &str, slot: u64, seq: u64) -> bool {
         let inner = lock(&self.inner);
-        inner.entries.values().any(|e| {
-            e.remote && e.slot == Some(slot) && e.seq == seq && e.origin.as_deref() == Some(writer)
-        })
+        inner
+            .entries
+            .values()
+            .any(|e| e.slot == Some(slot) && e.seq == seq && e.origin.as_deref() == Some(writer))
     }
 
     /// Every other host let go of this host's removed chunk in record `slot` (with
@@ -953,6 +952,36 @@ impl DevdaxStore {
 }
 
 impl Entry {
+    /// The published chunk `name` of record `r` in index slot `slot`, with no handle;
+    /// `origin`: the host that wrote it, for another host's chunk (read-only here).
+    fn published(slot: u64, name: OsString, r: Record, origin: Option<String>) -> Entry {
+        Entry {
+            slot: Some(slot),
+            name: Some(name),
+            state: RecordState::Published,
+            seq: r.seq,
+            extent_off: r.extent_off,
+            extent_len: r.extent_len,
+            size: r.size,
+            data_crc: r.data_crc,
+            uid: r.uid,
+            mode: (r.mode & 0o7777) as u16,
+            created: r.created,
+            xattrs: r
+                .xattrs
+                .into_iter()
+                .map(|(n, v)| (OsString::from_vec(n), v))
+                .collect(),
+            handles: 0,
+            origin,
+        }
+    }
+
+    /// Whether another host published it.
+    fn is_remote(&self) -> bool {
+        self.origin.is_some()
+    }
+
     /// The chunk as the filesystem adopts it; `None` without a name.
     fn found(&self) -> Option<FoundChunk> {
         Some(FoundChunk {
@@ -1092,30 +1121,8 @@ impl Inner {
             self.next_id += 1;
             self.next_seq = self.next_seq.max(r.seq + 1);
             self.names.insert(name.clone(), id);
-            self.entries.insert(
-                id,
-                Entry {
-                    slot: Some(slot),
-                    name: Some(name),
-                    state: RecordState::Published,
-                    seq: r.seq,
-                    extent_off: r.extent_off,
-                    extent_len: r.extent_len,
-                    size: r.size,
-                    data_crc: r.data_crc,
-                    uid: r.uid,
-                    mode: (r.mode & 0o7777) as u16,
-                    created: r.created,
-                    xattrs: r
-                        .xattrs
-                        .into_iter()
-                        .map(|(n, v)| (OsString::from_vec(n), v))
-                        .collect(),
-                    handles: 0,
-                    remote: false,
-                    origin: None,
-                },
-            );
+            self.entries
+                .insert(id, Entry::published(slot, name, *r, None));
             rec.published += 1;
         }
         fence(Ordering::SeqCst);
@@ -1202,36 +1209,17 @@ impl Inner {
         let id = self.next_id;
         self.next_id += 1;
         self.names.insert(name.to_os_string(), id);
+        let (extent_off, extent_len) = (r.extent_off, r.extent_len);
         self.entries.insert(
             id,
-            Entry {
-                slot: Some(at.slot),
-                name: Some(name.to_os_string()),
-                state: RecordState::Published,
-                seq: r.seq,
-                extent_off: r.extent_off,
-                extent_len: r.extent_len,
-                size: r.size,
-                data_crc: r.data_crc,
-                uid: r.uid,
-                mode: (r.mode & 0o7777) as u16,
-                created: r.created,
-                xattrs: r
-                    .xattrs
-                    .into_iter()
-                    .map(|(n, v)| (OsString::from_vec(n), v))
-                    .collect(),
-                handles: 0,
-                remote: true,
-                origin: Some(at.host.clone()),
-            },
+            Entry::published(at.slot, name.to_os_string(), *r, Some(at.host.clone())),
         );
-        if !self.coherent && r.extent_len > 0 {
+        if !self.coherent && extent_len > 0 {
             // This host may hold lines of the extent from before the other host
             // wrote it (an earlier chunk there): drop them now, once, so every
             // reader on this host — zero-copy mappings of the device node included —
             // reads what the writer wrote. The chunk is sealed: nothing re-dirties it.
-            if let Err(e) = self.map.flush(r.extent_off, r.extent_len) {
+            if let Err(e) = self.map.flush(extent_off, extent_len) {
                 log::warn!(
                     "devdax pool on {}: cannot invalidate the cache lines of {:?}: {e}",
                     self.device.display(),
@@ -1248,7 +1236,11 @@ impl Inner {
     fn unname(&mut self, id: u64) -> io::Result<()> {
         let (name, remote, published) = {
             let e = self.entry(id)?;
-            (e.name.clone(), e.remote, e.state == RecordState::Published)
+            (
+                e.name.clone(),
+                e.is_remote(),
+                e.state == RecordState::Published,
+            )
         };
         if !remote {
             if self.shared.is_some() && published {
@@ -1318,7 +1310,7 @@ impl Inner {
     /// Writes chunk `id`'s record to its index slot (if it still has one).
     fn write_record(&self, id: u64) -> io::Result<()> {
         let e = self.entry(id)?;
-        let Some(slot) = e.slot.filter(|_| !e.remote) else {
+        let Some(slot) = e.slot.filter(|_| !e.is_remote()) else {
             return Ok(());
         };
         let record = Record {
@@ -1375,12 +1367,12 @@ impl Inner {
                 // Another host's extent is not ours to free; a removed chunk of a
                 // shared pool stays quarantined (its record says removing) until
                 // every other host let go of it (`release_quarantined`).
-                if e.state == RecordState::Removing && !e.remote {
+                if e.state == RecordState::Removing && !e.is_remote() {
                     if let (Some(sh), Some(slot)) = (self.shared.as_mut(), e.slot) {
                         sh.quarantine
                             .insert(slot, (e.seq, e.extent_off, e.extent_len));
                     }
-                } else if !e.remote {
+                } else if !e.is_remote() {
                     self.alloc.free(e.extent_off, e.extent_len);
                 }
             }
@@ -1474,7 +1466,7 @@ impl ChunkHandle {
             return Ok(0);
         }
         let n = (e.size - offset).min(buf.len() as u64) as usize;
-        if e.remote && !inner.coherent {
+        if e.is_remote() && !inner.coherent {
             // Written by another host: read the device, not lines cached earlier.
             inner.map.flush(e.extent_off + offset, n as u64)?;
         }
