@@ -91,6 +91,24 @@ pub struct PoolReport {
     pub write_requests: u64,
     /// What the plan warned about: `node: auto` fell back to node 0, memory in ZONE_MOVABLE.
     pub warnings: Vec<String>,
+    /// For a shared pool: its cluster state as this host sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<PoolCluster>,
+}
+
+/// A shared pool's cluster state in the status report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PoolCluster {
+    /// This host's name in the cluster.
+    pub host: String,
+    /// Hosts whose daemons hold a live session (`None`: etcd did not answer).
+    pub live_hosts: Option<Vec<String>>,
+    /// Members (joined, not forgotten) that are not live.
+    pub members_down: Option<Vec<String>>,
+    /// Bytes of this host's removed chunks waiting for other hosts to let go.
+    pub quarantined_bytes: u64,
+    /// This host's removed chunks waiting for other hosts.
+    pub removals_waiting: u64,
 }
 
 /// Runs the command.
@@ -161,6 +179,22 @@ fn render(r: &StatusReport) -> String {
             "  daemon data requests: {} read, {} write (0 = zero-copy passthrough)",
             p.read_requests, p.write_requests
         );
+        if let Some(c) = &p.cluster {
+            let list = |v: &Option<Vec<String>>| match v {
+                None => "(etcd did not answer)".to_string(),
+                Some(v) if v.is_empty() => "none".to_string(),
+                Some(v) => v.join(", "),
+            };
+            let _ = writeln!(
+                s,
+                "  shared as host {}: hosts live {}; members down {}; {} removal(s) waiting, {} quarantined",
+                c.host,
+                list(&c.live_hosts),
+                list(&c.members_down),
+                c.removals_waiting,
+                human(c.quarantined_bytes)
+            );
+        }
         for w in &p.warnings {
             let _ = writeln!(s, "  warning: {w}");
         }

@@ -554,6 +554,15 @@ fn a_host_that_is_gone_holds_up_removals_until_it_is_forgotten() {
     })
     .unwrap();
     assert!(!a.log().contains("is free again"));
+    // The daemon's own status says the same, per shared pool.
+    let status = a.world.devd(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(
+            "shared as host node-a: hosts live node-a; members down node-b; 1 removal(s) waiting"
+        ),
+        "{text}"
+    );
     let (ok, text) = cluster_cmd(&a, &["forget", "node-b"]);
     assert!(ok && text.contains("forgot host node-b"), "{text}");
     poll("node-a to free the extent", || {

@@ -527,6 +527,26 @@ impl Daemon {
                     read_requests: s.read_requests,
                     write_requests: s.write_requests,
                     warnings: p.plan.warnings.clone(),
+                    cluster: self
+                        .cluster
+                        .as_ref()
+                        .filter(|_| p.plan.devdax.as_ref().is_some_and(|d| d.shared))
+                        .map(|session| {
+                            let live = session.hosts().ok();
+                            let members_down = session.members().ok().map(|m| {
+                                m.into_iter()
+                                    .filter(|h| live.as_ref().is_some_and(|l| !l.contains(h)))
+                                    .collect()
+                            });
+                            crate::status::PoolCluster {
+                                host: session.host().to_string(),
+                                live_hosts: live,
+                                members_down,
+                                quarantined_bytes: self.control.quarantined_bytes(&p.plan.name),
+                                removals_waiting: self.control.quarantined(&p.plan.name).len()
+                                    as u64,
+                            }
+                        }),
                 }
             })
             .collect();
