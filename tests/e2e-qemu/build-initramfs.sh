@@ -47,8 +47,8 @@ echo "root:x:0:0:root:/:/bin/sh" > "$STAGE/etc/passwd"
 echo "nogroup:x:65534:" > "$STAGE/etc/group"; echo "root:x:0:" >> "$STAGE/etc/group"
 echo "nobody:x:65534:65534:nobody:/:/bin/false" >> "$STAGE/etc/passwd"
 
-# kernel modules and their dependencies
-MODS="cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl device_dax kmem 9p 9pnet_virtio virtio_pci"
+# kernel modules and their dependencies (virtio_net: the NIC of share-run.sh's user-mode network)
+MODS="cxl_acpi cxl_pci cxl_mem cxl_pmem dax_cxl device_dax kmem 9p 9pnet_virtio virtio_pci virtio_net"
 for m in $MODS; do
     modprobe -C /dev/null -d "$KROOT" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
 done | sort -u | while read -r f; do

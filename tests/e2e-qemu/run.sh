@@ -6,6 +6,7 @@
 #   usage (root, Debian 12):  tests/e2e-qemu/run.sh
 #   env: E2E_SCRIPT (guest script, default e2e.sh)  E2E_TIMEOUT (s, default 600)  E2E_MEM (guest RAM, default 1G)  E2E_SMP (default 2)
 #        E2E_SKIP_INSTALL=1 (no apt-get)  CARGO_TARGET_DIR (default: the workspace's target/)
+#        E2E_PREPARE_ONLY=1 (install, download and build, then stop: used by share-run.sh)
 # Artifacts: tests/e2e-qemu/out/ (console.log, the guest's JSON/text outputs, timing.txt).
 # Exit status: 0 every check passed, 1 a check failed or the guest did not finish, 2 setup error.
 set -euo pipefail
@@ -68,6 +69,8 @@ export CACHE KVER BINS
 PFNMAP=$CACHE/pfnmap PFNSTOP=$CACHE/pfnstop.so OUT=$CACHE/initrd.img "$HERE/build-initramfs.sh" ||
     die "building the initramfs failed"
 phase_end
+# share-run.sh uses the two phases above to prepare its guests, then boots them itself
+if [ "${E2E_PREPARE_ONLY:-0}" = 1 ]; then echo "e2e: prepared: $CACHE/initrd.img, $QEMU" >&2; exit 0; fi
 
 # 3. boot: q35 + CXL host bridge, one root port, one volatile Type-3 device (serial 0x1234)
 #    under TCG (this project's machines have no usable KVM). -cpu ...,hypervisor=off: Linux >= 6.2

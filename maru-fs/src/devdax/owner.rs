@@ -450,9 +450,23 @@ impl OwnerLease {
         if !marked(&map)? {
             let lease = match OwnerLease::acquire(Arc::clone(&map), place.clone(), me, policy) {
                 Ok(lease) => lease,
-                // Another host of the cluster marked it meanwhile.
-                Err(_) if marked(&map)? => return Ok(OwnerLease::shared_marker(map, place)),
-                Err(e) => return Err(e),
+                // Another host of the cluster that started at the same moment holds
+                // the record between its claim and its mark (it settles for one
+                // heartbeat interval first, and acquire refuses as soon as it sees a
+                // heartbeat): wait for the mark. A daemon serving the pool alone never
+                // marks it, and is refused after the wait.
+                Err(e) => {
+                    let deadline = Instant::now() + policy.timeout + 2 * policy.interval();
+                    loop {
+                        if marked(&map)? {
+                            return Ok(OwnerLease::shared_marker(map, place));
+                        }
+                        if Instant::now() >= deadline {
+                            return Err(e);
+                        }
+                        std::thread::sleep((policy.interval() / 4).max(Duration::from_millis(5)));
+                    }
+                }
             };
             lease.mark_shared()?;
         }
@@ -625,6 +639,63 @@ mod tests {
             Seen::Claim(back) => assert_eq!(back.name.len(), NAME_MAX),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Two hosts of a cluster opening a blank shared pool at the same moment both
+    /// get it (one claims and marks it, the other waits for the mark); a daemon
+    /// serving it alone is still refused.
+    #[test]
+    fn hosts_sharing_a_pool_at_the_same_moment_both_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(1 << 20).unwrap();
+        let map = Arc::new(Mapping::new(&file, 0, 1 << 20).unwrap());
+        let place = Place {
+            device: path.clone(),
+            offset: 0,
+        };
+        let policy = OwnerPolicy {
+            timeout: Duration::from_millis(500),
+            takeover: false,
+        };
+        let host = |n: u8| HostIdentity {
+            machine_id: [n; 16],
+            boot_id: [n; 16],
+            name: format!("node-{n}"),
+            pid: std::process::id(),
+            pid_start: pid_start(std::process::id()).unwrap(),
+        };
+        for _round in 0..3 {
+            write_raw(&map, &[0; RECORD_LEN]).unwrap();
+            let results: Vec<_> = std::thread::scope(|s| {
+                let hs: Vec<_> = (1..=3u8)
+                    .map(|n| {
+                        let (map, place, policy) = (Arc::clone(&map), place.clone(), &policy);
+                        s.spawn(move || OwnerLease::share(map, place, &host(n), policy).map(|_| ()))
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for r in results {
+                r.expect("every host of the cluster gets the shared pool");
+            }
+            assert!(
+                matches!(Claim::decode(&read_raw(&map).unwrap()), Seen::Claim(c) if c.state == SHARED)
+            );
+        }
+        // A single owner never marks it: the cluster host is refused after its wait.
+        write_raw(&map, &[0; RECORD_LEN]).unwrap();
+        let alone =
+            OwnerLease::acquire(Arc::clone(&map), place.clone(), &host(9), &policy).unwrap();
+        let err = OwnerLease::share(Arc::clone(&map), place, &host(1), &policy).unwrap_err();
+        assert!(err.to_string().contains("held by"), "{err}");
+        drop(alone);
     }
 
     #[test]
