@@ -640,13 +640,17 @@ impl DevdaxStore {
             .recover(cfg.verify_data, &claimed)
             .map_err(|e| mapping_io(cfg, "cannot read the pool index of", e))?;
         inner.adopt_remote_keys(&claimed);
-        // Record this open: the next generation goes to the other header copy.
-        header.generation += 1;
-        header.opened_at = now_secs();
-        let slot_at = (header.generation % 2) * SLOT_SIZE;
-        let update = |e| mapping_io(cfg, "cannot update the pool header of", e);
-        inner.map.write(slot_at, &header.encode()).map_err(update)?;
-        inner.map.flush(slot_at, SLOT_SIZE).map_err(update)?;
+        // Record this open: the next generation goes to the other header copy. Not
+        // on a shared pool: the header is the cluster's, and two hosts opening at
+        // once would write the same copy at the same moment.
+        if inner.shared.is_none() {
+            header.generation += 1;
+            header.opened_at = now_secs();
+            let slot_at = (header.generation % 2) * SLOT_SIZE;
+            let update = |e| mapping_io(cfg, "cannot update the pool header of", e);
+            inner.map.write(slot_at, &header.encode()).map_err(update)?;
+            inner.map.flush(slot_at, SLOT_SIZE).map_err(update)?;
+        }
         inner.header = header;
         log::info!(
             "devdax pool on {} at byte {}: {} published chunk(s) recovered, {} staging and {} \
