@@ -592,6 +592,14 @@ impl PoolLink {
         Ok(if won { Publish::Won } else { Publish::Exists })
     }
 
+    /// The value of published `key`, if any.
+    pub fn key(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ClusterError> {
+        let k = format!("{}/keys/{}", self.base, hex(key));
+        let mut c = self.session.inner.client.clone();
+        let resp = self.session.run("cannot read a key", c.get(k, None))?;
+        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
     /// Removes a published key (its writer's host does this).
     pub fn remove(&self, key: &[u8]) -> Result<(), ClusterError> {
         let k = format!("{}/keys/{}", self.base, hex(key));

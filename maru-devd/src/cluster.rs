@@ -175,9 +175,14 @@ impl Coordinator for EtcdCoordinator {
             slot,
         }
         .encode();
-        match self.link.publish(key, &value).map_err(eio)? {
-            Publish::Won => Ok(()),
-            Publish::Exists => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+        match self.link.publish(key, &value) {
+            Ok(Publish::Won) => Ok(()),
+            Ok(Publish::Exists) => Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            // The answer may have been lost after etcd applied the transaction: ask.
+            Err(e) => match self.link.key(key) {
+                Ok(Some(v)) if v == value => Ok(()),
+                _ => Err(eio(e)),
+            },
         }
     }
 
@@ -216,13 +221,18 @@ pub fn reclaim(
         .name("maru-reclaim".into())
         .spawn(move || {
             let mut last_err = String::new();
-            loop {
+            for round in 0u64.. {
                 std::thread::sleep(RECLAIM_EVERY);
                 if session.check_live().is_err() {
                     continue;
                 }
                 for pool in &pools {
-                    match reclaim_pool(&session, &control, pool) {
+                    let swept = if round % SWEEP_EVERY == SWEEP_EVERY - 1 {
+                        sweep_orphans(&session, &control, pool)
+                    } else {
+                        Ok(())
+                    };
+                    match swept.and_then(|()| reclaim_pool(&session, &control, pool)) {
                         Ok(()) => last_err.clear(),
                         Err(e) => {
                             let e = format!("pool {pool}: removal protocol: {e}");
@@ -236,6 +246,44 @@ pub fn reclaim(
             }
         })
         .context("cannot start the reclaimer thread")?;
+    Ok(())
+}
+
+/// Every how many reclaim rounds (10 s) the orphan sweep runs.
+const SWEEP_EVERY: u64 = 20;
+
+/// Deletes keys the cluster gives to this host that no published chunk of this host
+/// backs: a publish whose transaction was applied but whose answer was lost (and
+/// could not be confirmed) was undone locally, and its key would otherwise keep
+/// every host from publishing that key again. A record is published before its
+/// transaction, so a key whose chunk is live is never taken for an orphan.
+fn sweep_orphans(
+    session: &Session,
+    control: &maru_fs::Control,
+    pool: &str,
+) -> Result<(), maru_cluster::ClusterError> {
+    let link = session.pool(pool);
+    let (keys, _) = link.keys()?;
+    for (key, value) in keys {
+        let Some(at) = KeyRef::decode(&value) else {
+            continue;
+        };
+        if at.host == session.host() && !control.owns_published(pool, &key, at.slot) {
+            // Re-check after reading: a publish may have completed since the listing.
+            if link.key(&key)?.as_deref() == Some(&value[..])
+                && !control.owns_published(pool, &key, at.slot)
+            {
+                log::warn!(
+                    "pool {pool}: removing key {:?} from the cluster: it names this host's \
+                     record {} but no published chunk of this host is there (a publish undone \
+                     after its answer was lost)",
+                    String::from_utf8_lossy(&key),
+                    at.slot
+                );
+                link.remove(&key)?;
+            }
+        }
+    }
     Ok(())
 }
 

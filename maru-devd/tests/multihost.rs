@@ -939,3 +939,30 @@ fn a_host_killed_mid_publish_leaves_no_partial_key_anywhere() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn a_key_no_chunk_backs_is_swept_so_the_key_can_be_published_again() {
+    if !can_run_daemon() {
+        return;
+    }
+    let (etcd, dev) = (Etcd::start(), Device::new());
+    let mut a = Host::new("node-a", &dev, &etcd);
+    a.start(&dev);
+    // A transaction applied whose answer node-a never got (the publish was undone
+    // locally): the key names node-a's record 3, where no chunk is.
+    let key = "/maru/v1/pools/kv/keys/".to_string() + &hex(b"orphan");
+    etcdctl(&etcd, &["put", &key, "host=node-a;slot=3"]);
+    assert_eq!(publish(&a.pool(), "orphan", b"x"), Err(libc::EEXIST));
+    poll("the orphan key to be swept", || {
+        (!etcdctl(&etcd, &["get", "--keys-only", &key]).contains("keys")).then_some(())
+    })
+    .unwrap();
+    assert!(
+        a.log().contains("removing key \"orphan\" from the cluster"),
+        "{}",
+        a.log()
+    );
+    publish(&a.pool(), "orphan", b"now real").unwrap();
+    assert_eq!(std::fs::read(a.pool().join("orphan")).unwrap(), b"now real");
+    a.stop();
+}

@@ -201,6 +201,14 @@ impl Control {
             .with(|s| s.holds_remote(pool, writer, slot, seq))
     }
 
+    /// Whether `key` is this host's published chunk in record `slot` of shared pool
+    /// `pool` (a cluster key naming this host and slot otherwise is an orphan).
+    pub fn owns_published(&self, pool: &str, key: &[u8], slot: u64) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        self.shared
+            .with(|s| s.owns_published(pool, std::ffi::OsStr::from_bytes(key), slot))
+    }
+
     /// Frees this host's quarantined extent in record `slot` (sequence `seq`) of
     /// shared pool `pool`, once every other host let go of it.
     pub fn release_quarantined(&self, pool: &str, slot: u64, seq: u64) -> std::io::Result<bool> {

@@ -896,6 +896,18 @@ impl DevdaxStore {
             .map_or(0, |sh| sh.quarantine.values().map(|(_, _, len)| len).sum())
     }
 
+    /// Whether `name` is this host's published chunk in index record `slot`.
+    pub fn owns_published(&self, name: &OsStr, slot: u64) -> bool {
+        let inner = lock(&self.inner);
+        inner
+            .names
+            .get(name)
+            .and_then(|id| inner.entries.get(id))
+            .is_some_and(|e| {
+                !e.is_remote() && e.slot == Some(slot) && e.state == RecordState::Published
+            })
+    }
+
     /// Whether this host still has (named or open) the chunk host `writer` published
     /// in record `slot` with sequence `seq`.
     pub fn holds_remote(&self, writer: &str, slot: u64, seq: u64) -> bool {

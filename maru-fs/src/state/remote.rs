@@ -97,6 +97,13 @@ impl State {
             .is_some_and(|d| d.holds_remote(writer, slot, seq))
     }
 
+    /// Whether `key` is this host's published chunk in record `slot` of shared pool
+    /// `pool`.
+    pub fn owns_published(&self, pool: &str, key: &OsStr, slot: u64) -> bool {
+        self.shared_store(pool)
+            .is_some_and(|d| d.owns_published(key, slot))
+    }
+
     /// Frees the quarantined extent of record `slot` (sequence `seq`): every other
     /// host let go of it.
     pub fn release_quarantined(&self, pool: &str, slot: u64, seq: u64) -> io::Result<bool> {
