@@ -966,3 +966,118 @@ fn a_key_no_chunk_backs_is_swept_so_the_key_can_be_published_again() {
     assert_eq!(std::fs::read(a.pool().join("orphan")).unwrap(), b"now real");
     a.stop();
 }
+
+/// A TCP relay on loopback in front of etcd for one host, so that host alone can be
+/// cut off from etcd (a partition) and reconnected.
+struct Relay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn start(to: &str) -> Relay {
+        use std::sync::atomic::Ordering;
+        let target = to.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c2, k2) = (cut.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if c2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused in effect
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut held = k2.lock().unwrap();
+                for s in [&client, &server] {
+                    held.push(s.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, cut, conns }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts every connection and refuses new ones until `restore`.
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.conns.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_host_cut_off_from_etcd_refuses_writes_while_the_others_go_on() {
+    if !can_run_daemon() {
+        return;
+    }
+    let (etcd, dev) = (Etcd::start(), Device::new());
+    let relay = Relay::start(&etcd.url);
+    let via_relay = Etcd {
+        child: Command::new("true").spawn().unwrap(),
+        url: relay.url(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let mut a = Host::new("node-a", &dev, &etcd);
+    let mut b = Host::new("node-b", &dev, &via_relay);
+    a.start(&dev);
+    b.start(&dev);
+    publish(&a.pool(), "k0", b"before").unwrap();
+    poll("k0 on node-b", || {
+        b.pool().join("k0").exists().then_some(())
+    })
+    .unwrap();
+
+    relay.cut();
+    poll("node-b to notice", || {
+        b.log()
+            .contains("cannot renew its etcd lease")
+            .then_some(())
+    })
+    .unwrap();
+    assert_eq!(publish(&b.pool(), "from-b", b"x"), Err(libc::EIO));
+    // node-a goes on: it publishes, and node-b still reads what it had.
+    publish(&a.pool(), "k1", b"during").unwrap();
+    assert_eq!(std::fs::read(b.pool().join("k0")).unwrap(), b"before");
+    assert!(!a.pool().join("from-b").exists());
+
+    // Reconnected: node-b writes again and catches up on what it missed.
+    relay.restore();
+    poll("node-b to write again", || {
+        publish(&b.pool(), "from-b", b"after").ok()
+    })
+    .unwrap();
+    poll("k1 on node-b", || {
+        b.pool().join("k1").exists().then_some(())
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(b.pool().join("k1")).unwrap(), b"during");
+    poll("from-b on node-a", || {
+        a.pool().join("from-b").exists().then_some(())
+    })
+    .unwrap();
+    a.stop();
+    b.stop();
+}
