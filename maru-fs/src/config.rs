@@ -86,14 +86,25 @@ pub struct MountOptions {
     pub mountpoint: PathBuf,
     /// Number of FUSE request threads (2 to 4 is plenty: only metadata reaches them).
     pub threads: usize,
+    /// Most staging chunks (created, not yet published, still held open) one
+    /// non-root uid may have across all pools; `create` beyond it fails with
+    /// `EMFILE` for that uid only. The daemon keeps a descriptor per such chunk,
+    /// so this keeps one tenant from spending the daemon's `RLIMIT_NOFILE`.
+    /// Root (uid 0) is not counted. Default [`DEFAULT_MAX_STAGING_PER_UID`].
+    pub max_staging_per_uid: u32,
 }
 
+/// Default of [`MountOptions::max_staging_per_uid`].
+pub const DEFAULT_MAX_STAGING_PER_UID: u32 = 4096;
+
 impl MountOptions {
-    /// Options for `mountpoint` with the default number of request threads (2).
+    /// Options for `mountpoint` with the default number of request threads (2) and
+    /// the default staging cap per uid ([`DEFAULT_MAX_STAGING_PER_UID`]).
     pub fn new(mountpoint: impl Into<PathBuf>) -> Self {
         MountOptions {
             mountpoint: mountpoint.into(),
             threads: 2,
+            max_staging_per_uid: DEFAULT_MAX_STAGING_PER_UID,
         }
     }
 }

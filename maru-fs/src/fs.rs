@@ -282,9 +282,15 @@ impl Filesystem for MaruFs {
     ) {
         let open_backing = |f: &File| reply.open_backing(f);
         let uid = req.uid();
-        let res = self
-            .shared
-            .with(|s| s.create(parent.0, name, mode & !umask, uid, &open_backing));
+        let res = self.shared.with(|s| {
+            s.create(
+                parent.0,
+                name,
+                mode & !umask,
+                (uid, req.pid()),
+                &open_backing,
+            )
+        });
         match res {
             Ok(o) => match &o.backing {
                 Some(id) => reply.created_passthrough(

@@ -25,7 +25,7 @@ mod stats;
 mod test_file;
 mod xattr;
 
-pub use config::{Backing, Eviction, MountOptions, PoolConfig};
+pub use config::{Backing, Eviction, MountOptions, PoolConfig, DEFAULT_MAX_STAGING_PER_UID};
 pub use error::FsError;
 pub use mount::{mount, Control, Mounted};
 pub use stats::{ChunkCharge, PoolCharges, PoolStats};

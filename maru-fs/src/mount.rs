@@ -53,6 +53,7 @@ fn clear_stale_mount(mountpoint: &Path) {
 /// staging files are deleted. This is how chunks survive a daemon restart.
 pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsError> {
     let mut state = State::new();
+    state.set_max_staging_per_uid(opts.max_staging_per_uid);
     for cfg in pools {
         state.add_pool(cfg)?;
     }

@@ -386,11 +386,49 @@ fn cmd_openkeys(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `stagings DIR N [publish]`: creates up to N staging chunks `.stg-PID-I` in DIR
+/// and holds them open, prints `created=K` and `error=ERRNO` of the create that
+/// failed (`error=none` when all did), then waits for a line on stdin; with
+/// `publish` each is then published as `stg-PID-I` before it is closed.
+fn cmd_stagings(args: &[String]) -> Result<()> {
+    let dir = PathBuf::from(arg::<String>(args, 0, "dir")?);
+    let n: usize = arg(args, 1, "count")?;
+    let publish = args.get(2).is_some_and(|a| a == "publish");
+    let pid = std::process::id();
+    let mut held = Vec::with_capacity(n);
+    let mut error = "none".to_string();
+    for i in 0..n {
+        let path = dir.join(format!(".stg-{pid}-{i}"));
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => held.push((path, f)),
+            Err(e) => {
+                error = errno_name(&e);
+                break;
+            }
+        }
+    }
+    println!("created={}", held.len());
+    println!("error={error}");
+    hold()?;
+    for (i, (path, f)) in held.into_iter().enumerate() {
+        if publish {
+            std::fs::rename(&path, dir.join(format!("stg-{pid}-{i}")))?;
+        }
+        drop(f);
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
         eprintln!(
-            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow|opendirs|openkeys ARGS (see the source)"
+            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow|opendirs|openkeys|stagings ARGS (see the source)"
         );
         std::process::exit(1);
     };
@@ -398,6 +436,7 @@ fn main() {
     let res = match cmd.as_str() {
         "publish" => cmd_publish(rest),
         "map" => cmd_map(rest),
+        "stagings" => cmd_stagings(rest),
         "race" => cmd_race(rest),
         "stall" => cmd_stall(rest),
         "sealed" => cmd_sealed(rest),

@@ -115,6 +115,10 @@ pub(crate) struct Chunk {
     last_used: u64,
     /// The writer's own `user.*` xattrs.
     xattrs: Vec<(OsString, Vec<u8>)>,
+    /// The uid whose staging slot this chunk holds (see
+    /// [`State::staging_per_uid`]); `None` once published with no writer left,
+    /// or closed, and for root's and adopted chunks.
+    slot: Option<u32>,
 }
 
 impl Chunk {
@@ -137,6 +141,7 @@ impl Chunk {
             nlookup: 0,
             last_used: tick,
             xattrs: f.xattrs,
+            slot: None,
         }
     }
 }
@@ -176,6 +181,10 @@ pub(crate) struct State {
     dirs: HashMap<u64, dirs::DirHandle>,
     /// Open directory handles per uid (bounded by [`dirs::MAX_DIR_HANDLES_PER_UID`]).
     dirs_per_uid: HashMap<u32, u32>,
+    /// Staging chunks each non-root uid holds (a descriptor of the daemon's
+    /// each), bounded by `max_staging_per_uid`: `create` beyond it is EMFILE.
+    staging_per_uid: HashMap<u32, u32>,
+    max_staging_per_uid: u32,
     /// Kernel cache invalidations to send once the lock is dropped.
     notices: Vec<Notice>,
     /// Returns the space of removed chunks once their memory is freed.
@@ -226,6 +235,8 @@ impl State {
             writable: std::collections::HashSet::new(),
             dirs: HashMap::new(),
             dirs_per_uid: HashMap::new(),
+            staging_per_uid: HashMap::new(),
+            max_staging_per_uid: crate::DEFAULT_MAX_STAGING_PER_UID,
             notices: Vec::new(),
             reaper: Reaper::new(),
         }
@@ -266,6 +277,11 @@ impl State {
     /// Records whether the kernel accepted FUSE passthrough.
     pub fn set_passthrough(&mut self, on: bool) {
         self.passthrough = on;
+    }
+
+    /// Sets the most staging chunks one non-root uid may hold open.
+    pub fn set_max_staging_per_uid(&mut self, max: u32) {
+        self.max_staging_per_uid = max;
     }
 
     /// Takes the kernel notifications queued by the last operations.
@@ -379,6 +395,7 @@ impl State {
         self.handles.clear();
         self.dirs.clear();
         self.dirs_per_uid.clear();
+        self.staging_per_uid.clear();
         self.chunks.clear();
         self.pool_nodes.clear();
         self.pools.clear();

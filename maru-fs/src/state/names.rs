@@ -1,6 +1,11 @@
 //! Names and handles: lookup, create, open, release, unlink, rename (publish).
 
+use crate::ratelimit::RateLimited;
+
 use super::*;
+
+/// Refused `create`s (a uid at its staging cap) are logged at most 5 times a minute.
+static STAGING_LIMIT: RateLimited = RateLimited::new("create refusals (EMFILE)");
 
 impl State {
     /// Looks `name` up in directory `parent`; `Ok(None)` means "no such entry"
@@ -107,10 +112,12 @@ impl State {
         parent: u64,
         name: &OsStr,
         mode: u32,
-        uid: u32,
+        (uid, pid): (u32, u32),
         open_backing: OpenBacking<'_>,
     ) -> Result<Opened, Errno> {
         let passthrough = self.passthrough;
+        let max_staging = self.max_staging_per_uid;
+        let held = self.staging_per_uid.get(&uid).copied().unwrap_or(0);
         let pool = self.pool_mut(parent)?;
         if !is_staging_name(name) {
             // Keys only come into being by publishing a staging chunk.
@@ -124,6 +131,15 @@ impl State {
         }
         if pool.entries.contains_key(name) || index::is_index_name(name) {
             return Err(Errno::EEXIST);
+        }
+        if uid != 0 && held >= max_staging {
+            STAGING_LIMIT.warn(|| {
+                format!(
+                    "pid {pid} (uid {uid}) holds {held} staging chunks open, the most one uid \
+                     may hold ({max_staging}); create refused (EMFILE)"
+                )
+            });
+            return Err(Errno::EMFILE);
         }
         let meta = ChunkMeta {
             uid,
@@ -183,7 +199,11 @@ impl State {
             nlookup: 1,
             last_used: tick,
             xattrs: Vec::new(),
+            slot: (uid != 0).then_some(uid),
         };
+        if uid != 0 {
+            *self.staging_per_uid.entry(uid).or_insert(0) += 1;
+        }
         let attr = self.chunk_attr(ino, &chunk);
         self.chunks.insert(ino, chunk);
         self.handles.insert(fh, ino);
@@ -303,6 +323,10 @@ impl State {
             return;
         };
         c.opens = c.opens.saturating_sub(1);
+        self.settle_slot(ino);
+        let Some(c) = self.chunks.get_mut(&ino) else {
+            return;
+        };
         if c.opens > 0 {
             return;
         }
@@ -405,8 +429,31 @@ impl State {
             }
         }
         if publish {
+            self.settle_slot(ino);
             self.index_insert(parent, newname);
         }
         Ok(())
+    }
+
+    /// Gives back chunk `ino`'s staging slot once the daemon no longer keeps a
+    /// descriptor for its creator: when it is published and no writer is left, or
+    /// when its last handle is gone.
+    fn settle_slot(&mut self, ino: u64) {
+        let Some(c) = self.chunks.get_mut(&ino) else {
+            return;
+        };
+        let done = c.opens == 0 || (c.phase == Phase::Published && c.writers == 0);
+        if !done {
+            return;
+        }
+        let Some(uid) = c.slot.take() else {
+            return;
+        };
+        if let Some(held) = self.staging_per_uid.get_mut(&uid) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                self.staging_per_uid.remove(&uid);
+            }
+        }
     }
 }

@@ -66,11 +66,22 @@ impl Fixture {
 
     /// Mounts the given pool configs, taking ownership of their backing root.
     pub fn mount_with(backing_root: TempDir, cfgs: Vec<PoolConfig>) -> Fixture {
+        Self::mount_with_options(backing_root, cfgs, |_| {})
+    }
+
+    /// Like [`Fixture::mount_with`], with the mount options changed by `tweak`.
+    pub fn mount_with_options(
+        backing_root: TempDir,
+        cfgs: Vec<PoolConfig>,
+        tweak: impl FnOnce(&mut MountOptions),
+    ) -> Fixture {
         let mnt = tempfile::Builder::new()
             .prefix("maru-fs-mnt-")
             .tempdir()
             .expect("mount point");
-        let mounted = maru_fs::mount(&MountOptions::new(mnt.path()), cfgs).expect("mount maru-fs");
+        let mut opts = MountOptions::new(mnt.path());
+        tweak(&mut opts);
+        let mounted = maru_fs::mount(&opts, cfgs).expect("mount maru-fs");
         let control = mounted.control();
         Fixture {
             mounted: Some(mounted),
@@ -160,13 +171,21 @@ pub fn run_probe(args: &[&str], unprivileged: bool) -> (i32, Vec<(String, String
 }
 
 fn probe_command(args: &[&str], unprivileged: bool) -> Command {
-    let mut cmd = if unprivileged {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(probe());
-        c
-    } else {
-        Command::new(probe())
+    probe_command_as(args, unprivileged.then_some(65534))
+}
+
+/// The probe with `args`, run as `uid` (and gid `uid`, no groups), or as root.
+fn probe_command_as(args: &[&str], uid: Option<u32>) -> Command {
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={uid}"))
+                .arg("--clear-groups")
+                .arg(probe());
+            c
+        }
+        None => Command::new(probe()),
     };
     cmd.args(args);
     cmd
@@ -195,7 +214,12 @@ pub struct Held {
 
 impl Held {
     pub fn start(args: &[&str], unprivileged: bool, until: &str) -> Held {
-        let mut child = probe_command(args, unprivileged)
+        Self::start_as(args, unprivileged.then_some(65534), until)
+    }
+
+    /// Like [`Held::start`], run as `uid` (`None`: as root).
+    pub fn start_as(args: &[&str], uid: Option<u32>, until: &str) -> Held {
+        let mut child = probe_command_as(args, uid)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
