@@ -316,25 +316,20 @@ impl Session {
 
     /// The hosts registered now (their leases alive), by name.
     pub fn hosts(&self) -> Result<Vec<String>, ClusterError> {
-        let prefix = format!("{}/hosts/", self.inner.cfg.prefix);
-        let mut c = self.inner.client.clone();
-        let resp = self.run(
-            "cannot list the hosts",
-            c.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
-        )?;
-        Ok(resp
-            .kvs()
-            .iter()
-            .map(|kv| String::from_utf8_lossy(&kv.key()[prefix.len()..]).into_owned())
-            .collect())
+        self.names_under("hosts", "cannot list the hosts")
     }
 
     /// Every host that ever joined and was not forgotten (live or not).
     pub fn members(&self) -> Result<Vec<String>, ClusterError> {
-        let prefix = format!("{}/members/", self.inner.cfg.prefix);
+        self.names_under("members", "cannot list the members")
+    }
+
+    /// The last path components of the keys under `<prefix>/<dir>/`.
+    fn names_under(&self, dir: &str, what: &str) -> Result<Vec<String>, ClusterError> {
+        let prefix = format!("{}/{dir}/", self.inner.cfg.prefix);
         let mut c = self.inner.client.clone();
         let resp = self.run(
-            "cannot list the members",
+            what,
             c.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
         )?;
         Ok(resp

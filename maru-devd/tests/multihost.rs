@@ -35,18 +35,40 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Waits until etcd at `endpoints` (comma-separated) reports healthy.
+fn wait_healthy(endpoints: &str) {
+    poll("etcd to answer", || {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", endpoints, "endpoint", "health"])
+            .output()
+            .ok()?;
+        out.status.success().then_some(())
+    })
+    .unwrap();
+}
+
 impl Etcd {
+    /// A single-member etcd, answering.
     fn start() -> Etcd {
+        let (client, peer) = (free_port(), free_port());
+        let e = Etcd::member("t", client, peer, &format!("t=http://127.0.0.1:{peer}"));
+        wait_healthy(&e.url);
+        e
+    }
+
+    /// Starts member `name` of the cluster `initial` (`name=peer-url,...`), listening for
+    /// clients on `client` and for peers on `peer`; does not wait for it.
+    fn member(name: &str, client: u16, peer: u16, initial: &str) -> Etcd {
         let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("etcd is not installed: scripts/setup.sh installs Debian's etcd-server");
         let dir = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
         let url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let child = Command::new(bin)
-            .args(["--name", "t", "--data-dir"])
+            .args(["--name", name, "--data-dir"])
             .arg(dir.path().join("data"))
             .args([
                 "--listen-client-urls",
@@ -56,26 +78,21 @@ impl Etcd {
             ])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("t={peer_url}")])
+            .args([
+                "--initial-cluster",
+                initial,
+                "--initial-cluster-state",
+                "new",
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("etcd.log")).unwrap())
             .spawn()
             .expect("start etcd");
-        let e = Etcd {
+        Etcd {
             child,
             url,
             _dir: dir,
-        };
-        poll("etcd to answer", || {
-            let out = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &e.url, "endpoint", "health"])
-                .output()
-                .ok()?;
-            out.status.success().then_some(())
-        })
-        .unwrap();
-        e
+        }
     }
 
     fn signal(&self, sig: nix::sys::signal::Signal) {
@@ -763,7 +780,6 @@ struct EtcdCluster {
 
 impl EtcdCluster {
     fn start() -> EtcdCluster {
-        let bin = "/usr/bin/etcd";
         let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
         let initial = ports
             .iter()
@@ -771,47 +787,13 @@ impl EtcdCluster {
             .map(|(i, (_, p))| format!("m{i}=http://127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(",");
-        let members: Vec<Etcd> = ports
+        let members = ports
             .iter()
             .enumerate()
-            .map(|(i, (client, peer))| {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("http://127.0.0.1:{client}");
-                let peer_url = format!("http://127.0.0.1:{peer}");
-                let child = Command::new(bin)
-                    .args(["--name", &format!("m{i}"), "--data-dir"])
-                    .arg(dir.path().join("data"))
-                    .args([
-                        "--listen-client-urls",
-                        &url,
-                        "--advertise-client-urls",
-                        &url,
-                    ])
-                    .args(["--listen-peer-urls", &peer_url])
-                    .args(["--initial-advertise-peer-urls", &peer_url])
-                    .args(["--initial-cluster", &initial])
-                    .args(["--initial-cluster-state", "new"])
-                    .stdout(Stdio::null())
-                    .stderr(std::fs::File::create(dir.path().join("etcd.log")).unwrap())
-                    .spawn()
-                    .expect("start etcd");
-                Etcd {
-                    child,
-                    url,
-                    _dir: dir,
-                }
-            })
+            .map(|(i, (client, peer))| Etcd::member(&format!("m{i}"), *client, *peer, &initial))
             .collect();
         let c = EtcdCluster { members };
-        poll("the etcd cluster to be healthy", || {
-            let out = Command::new("etcdctl")
-                .env("ETCDCTL_API", "3")
-                .args(["--endpoints", &c.endpoints(), "endpoint", "health"])
-                .output()
-                .ok()?;
-            out.status.success().then_some(())
-        })
-        .unwrap();
+        wait_healthy(&c.endpoints());
         c
     }
 
