@@ -353,19 +353,6 @@ impl Session {
         Ok(resp.deleted() > 0)
     }
 
-    /// The value of one key under the prefix, if it exists.
-    pub fn get(&self, key: &str) -> Result<Option<String>, ClusterError> {
-        let mut c = self.inner.client.clone();
-        let resp = self.run(
-            "cannot read a key",
-            c.get(format!("{}/{key}", self.inner.cfg.prefix), None),
-        )?;
-        Ok(resp
-            .kvs()
-            .first()
-            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
-    }
-
     /// The operations on shared pool `pool`.
     pub fn pool(&self, pool: &str) -> PoolLink {
         PoolLink {

@@ -131,10 +131,6 @@ impl Coordinator for EtcdCoordinator {
         })
     }
 
-    fn identity(&self) -> io::Result<Option<[u8; 16]>> {
-        Ok(self.link.uuid().map_err(eio)?.and_then(|t| unhex16(&t)))
-    }
-
     fn arenas(&self, count: u32) -> io::Result<Vec<u32>> {
         let me = self.host().to_string();
         let grants = self.link.arenas().map_err(eio)?;

@@ -245,7 +245,7 @@ impl Store {
     /// The shared devdax pool's store, if this is one.
     pub fn shared_devdax(&self) -> Option<&DevdaxStore> {
         match self {
-            Store::Devdax(d) if d.revision().is_some() => Some(d),
+            Store::Devdax(d) if d.is_shared() => Some(d),
             _ => None,
         }
     }

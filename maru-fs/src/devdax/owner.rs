@@ -274,7 +274,6 @@ impl OwnerLease {
     ) -> Result<OwnerLease, DevdaxError> {
         let interval = policy.interval();
         let first = read_raw(&map).map_err(|e| place.io(e))?;
-        let mut last = first;
         match Claim::decode(&first) {
             Seen::Blank => {}
             Seen::Claim(c) if c.state == RELEASED => {}
@@ -331,7 +330,6 @@ impl OwnerLease {
                         )));
                     }
                 }
-                last = first;
                 match seen {
                     Seen::Claim(c)
                         if c.machine_id == me.machine_id
@@ -403,7 +401,7 @@ impl OwnerLease {
         };
         // The claim: right after a last read that still shows what we decided on.
         let now = read_raw(&shared.map).map_err(|e| shared.place.io(e))?;
-        if now != last {
+        if now != first {
             return Err(raced(&now));
         }
         write_raw(&shared.map, &claim.encode()).map_err(|e| shared.place.io(e))?;

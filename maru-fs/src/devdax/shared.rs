@@ -29,8 +29,6 @@ pub trait Coordinator: Send + Sync {
     /// `Ok(None)` when it is (now) the cluster's, `Ok(Some(other))` when the cluster
     /// knows the pool under another UUID.
     fn check_identity(&self, uuid: &[u8; 16]) -> io::Result<Option<[u8; 16]>>;
-    /// The UUID the cluster records for the pool, if any.
-    fn identity(&self) -> io::Result<Option<[u8; 16]>>;
     /// The arenas granted to this host, out of `count`; claims a free one when it
     /// holds none (and returns an empty list when none is free).
     fn arenas(&self, count: u32) -> io::Result<Vec<u32>>;

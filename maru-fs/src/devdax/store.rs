@@ -139,6 +139,8 @@ impl SharedPart {
 pub(crate) struct DevdaxStore {
     inner: Arc<Mutex<Inner>>,
     device: PathBuf,
+    /// Served by several hosts through a cluster (fixed at open).
+    shared: bool,
 }
 
 /// An open chunk: reads, writes and sizes go to the pool's mapping. The chunk's
@@ -668,8 +670,14 @@ impl DevdaxStore {
         let store = DevdaxStore {
             inner: Arc::new(Mutex::new(inner)),
             device: cfg.device.clone(),
+            shared: cfg.shared.is_some(),
         };
         Ok((store, recovery))
+    }
+
+    /// Whether the pool is served by several hosts through a cluster.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The device node (or stand-in file) clients map.
@@ -1482,10 +1490,6 @@ impl ChunkHandle {
             return Ok(0);
         }
         let n = (e.size - offset).min(buf.len() as u64) as usize;
-        if e.is_remote() && !inner.coherent {
-            // Written by another host: read the device, not lines cached earlier.
-            inner.map.flush(e.extent_off + offset, n as u64)?;
-        }
         inner.map.read(e.extent_off + offset, &mut buf[..n])?;
         Ok(n)
     }
