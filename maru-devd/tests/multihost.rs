@@ -597,6 +597,16 @@ fn pct(sorted: &[Duration], p: usize) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
+/// A table row `| what | p50 | p99 |` of `sorted` durations, in µs with `digits`
+/// decimals.
+fn row(what: &str, sorted: &[Duration], digits: usize) -> String {
+    format!(
+        "| {what} | {:.digits$} | {:.digits$} |",
+        pct(sorted, 50),
+        pct(sorted, 99)
+    )
+}
+
 /// Times `rounds` publishes of `size`-byte chunks on `from` (the rename only: the
 /// bytes are written before), and how long each takes to appear on `to`.
 fn publish_rounds(
@@ -699,24 +709,20 @@ fn bench_multihost() {
     for (size, label) in [(256 * 1024, "256 KiB"), (4 * MIB as usize, "4 MiB")] {
         let (p, v) = publish_rounds(&a, &b, &format!("p{size}-"), size, 20);
         let (phw, _) = publish_rounds(&ahw, &bhw, &format!("p{size}-"), size, 20);
-        rows.push(format!(
-            "| publish {label} (coherence none) | {:.0} | {:.0} |",
-            pct(&p, 50),
-            pct(&p, 99)
-        ));
-        rows.push(format!(
-            "| publish {label} (coherence hardware) | {:.0} | {:.0} |",
-            pct(&phw, 50),
-            pct(&phw, 99)
+        rows.push(row(&format!("publish {label} (coherence none)"), &p, 0));
+        rows.push(row(
+            &format!("publish {label} (coherence hardware)"),
+            &phw,
+            0,
         ));
         rows.push(format!(
             "| write-back cost {label} (difference of p50s) | {:.0} | |",
             pct(&p, 50) - pct(&phw, 50)
         ));
-        rows.push(format!(
-            "| published -> visible on the other host, {label} | {:.0} | {:.0} |",
-            pct(&v, 50),
-            pct(&v, 99)
+        rows.push(row(
+            &format!("published -> visible on the other host, {label}"),
+            &v,
+            0,
         ));
     }
     publish(&a.pool(), "r", &data("r", "node-a", 256 * 1024)).unwrap();
@@ -726,36 +732,12 @@ fn bench_multihost() {
     let (l1, r1) = read_rounds(&single.pool(), "r", N);
     let (l2, r2) = read_rounds(&a.pool(), "r", N);
     let (l3, r3) = read_rounds(&b.pool(), "r", N);
-    rows.push(format!(
-        "| lookup, single-host pool | {:.1} | {:.1} |",
-        pct(&l1, 50),
-        pct(&l1, 99)
-    ));
-    rows.push(format!(
-        "| lookup, shared pool, own chunk | {:.1} | {:.1} | ",
-        pct(&l2, 50),
-        pct(&l2, 99)
-    ));
-    rows.push(format!(
-        "| lookup, shared pool, other host's chunk | {:.1} | {:.1} |",
-        pct(&l3, 50),
-        pct(&l3, 99)
-    ));
-    rows.push(format!(
-        "| read 256 KiB, single-host pool | {:.1} | {:.1} |",
-        pct(&r1, 50),
-        pct(&r1, 99)
-    ));
-    rows.push(format!(
-        "| read 256 KiB, shared pool, own chunk | {:.1} | {:.1} |",
-        pct(&r2, 50),
-        pct(&r2, 99)
-    ));
-    rows.push(format!(
-        "| read 256 KiB, shared pool, other host's chunk | {:.1} | {:.1} |",
-        pct(&r3, 50),
-        pct(&r3, 99)
-    ));
+    rows.push(row("lookup, single-host pool", &l1, 1));
+    rows.push(row("lookup, shared pool, own chunk", &l2, 1));
+    rows.push(row("lookup, shared pool, other host's chunk", &l3, 1));
+    rows.push(row("read 256 KiB, single-host pool", &r1, 1));
+    rows.push(row("read 256 KiB, shared pool, own chunk", &r2, 1));
+    rows.push(row("read 256 KiB, shared pool, other host's chunk", &r3, 1));
     println!("\nmulti-host benchmark (loopback etcd, stand-in device on /dev/shm; µs)\n");
     println!("| what | p50 µs | p99 µs |\n| --- | --- | --- |");
     for r in rows {

@@ -4,36 +4,10 @@
 mod common;
 
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
-use common::books::{assert_books_balance, statfs_used};
+use common::books::{assert_books_balance, put_written as put, statfs_used};
 use common::*;
-use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-
-/// Publishes `key` with `size` bytes written through write(2) after ftruncate.
-fn put(dir: &Path, key: &str, size: u64) {
-    let staging = format!(".put-{key}");
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(dir.join(&staging))
-        .expect("create staging");
-    f.set_len(size).expect("size staging");
-    f.write_all(&vec![0x5a; size as usize])
-        .expect("write staging");
-    renameat2(
-        AT_FDCWD,
-        &dir.join(&staging),
-        AT_FDCWD,
-        &dir.join(key),
-        RenameFlags::RENAME_NOREPLACE,
-    )
-    .expect("publish");
-}
 
 /// Sets a sysctl for as long as it lives, restoring the old value on drop.
 struct Sysctl {

@@ -3,10 +3,37 @@
 //! sum of the daemon's charges, and no backing file holds a byte it is not
 //! charged for.
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Fixture;
+
+/// Publishes `key` in `dir` with `size` bytes written through write(2) after
+/// ftruncate (the path whose growth the daemon must charge without seeing it).
+pub fn put_written(dir: &Path, key: &str, size: u64) {
+    let staging = format!(".put-{key}");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(dir.join(&staging))
+        .expect("create staging");
+    f.set_len(size).expect("size staging");
+    f.write_all(&vec![0x5a; size as usize])
+        .expect("write staging");
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &dir.join(&staging),
+        nix::fcntl::AT_FDCWD,
+        &dir.join(key),
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .expect("publish");
+}
 
 /// The pool's used bytes as `statvfs` shows them (whole 4 KiB blocks).
 pub fn statfs_used(path: &std::path::Path) -> u64 {

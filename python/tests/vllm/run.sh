@@ -10,23 +10,12 @@
 # CARGO_TARGET_DIR. vLLM pulls torch (PyPI's Linux wheels are CUDA builds, ~5 GiB with
 # the nvidia-* wheels); a GPU is not needed for these tests.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/../../.." && pwd)
-venv=${MARU_VLLM_VENV:-$repo/.venv-vllm}
-spec=vllm${VLLM_VERSION:+==$VLLM_VERSION}
-[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-
-echo "== build libmaru and maru-devd"
-(cd "$repo" && cargo build --release -p libmaru -p maru-devd)
-
-echo "== venv $venv: $spec, maru"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-pip=("$venv/bin/pip" install -q --disable-pip-version-check)
-"${pip[@]}" "$spec" numpy pytest
-"${pip[@]}" "$repo/python"
-"$venv/bin/python" -c "import vllm.distributed.kv_transfer.kv_connector.v1.base as b; print('vLLM base:', b.__file__)"
+. "$(dirname "$0")/../engine-venv.sh"
+engine_venv "${MARU_VLLM_VENV:-$repo/.venv-vllm}" "vllm${VLLM_VERSION:+==$VLLM_VERSION}"
+"$py" -c "import vllm.distributed.kv_transfer.kv_connector.v1.base as b; print('vLLM base:', b.__file__)"
 
 cd "$repo"
 echo "== MaruKVConnector on the real KVConnectorBase_V1 (numpy caches)"
-"$venv/bin/python" -m pytest -v -rs -p no:cacheprovider python/tests/test_vllm_connector.py "$@"
+"$py" -m pytest -v -rs -p no:cacheprovider python/tests/test_vllm_connector.py "$@"
 echo "== same, torch CPU caches"
-MARU_TEST_TORCH=1 "$venv/bin/python" -m pytest -v -rs -p no:cacheprovider python/tests/test_vllm_connector.py "$@"
+MARU_TEST_TORCH=1 "$py" -m pytest -v -rs -p no:cacheprovider python/tests/test_vllm_connector.py "$@"
