@@ -9,8 +9,8 @@
 # Knobs: MARU_LMCACHE_VENV (default <repo>/.venv-lmcache, reused when present),
 # LMCACHE_VERSION (default 0.5.6, the release whose maru_backend.py this package targets),
 # CARGO_TARGET_DIR (where the Rust binaries are built and then looked up),
-# LMCACHE_SRC (an LMCache source checkout of that release; default: cloned with git into
-# <venv>/src/LMCache-<version>, tag v<version>).
+# LMCACHE_SRC (an LMCache source tree of that release; default: the release's sdist from
+# PyPI, which carries tests/, unpacked into <venv>/src/lmcache-<version>).
 #
 # torch comes from PyPI, whose Linux wheels are CUDA builds: with the nvidia-* wheels about
 # 5 GiB installed; they run on CPU, which is all this test needs. LMCache is installed
@@ -38,10 +38,22 @@ cd "$repo"
 "$venv/bin/python" -m pytest -v -p no:cacheprovider python/tests/test_lmcache_backend.py "$@"
 
 echo "== LMCache $lmcache_version's own tests/v1/storage_backend/test_maru_backend.py"
-src=${LMCACHE_SRC:-$venv/src/LMCache-$lmcache_version}
+src=${LMCACHE_SRC:-$venv/src/lmcache-$lmcache_version}
 if [ ! -f "$src/tests/v1/storage_backend/test_maru_backend.py" ]; then
+    # The sdist on PyPI is the release's source, tests included; PyPI is reachable where
+    # GitHub may not be. Its address comes from the simple index (PEP 503).
     rm -rf "$src"
-    git clone -q --depth 1 --branch "v$lmcache_version" https://github.com/LMCache/LMCache "$src"
+    mkdir -p "$(dirname "$src")"
+    "$venv/bin/python" - "$lmcache_version" "$(dirname "$src")" <<'PY'
+import re, sys, tarfile, urllib.request, io
+version, dest = sys.argv[1], sys.argv[2]
+index = urllib.request.urlopen("https://pypi.org/simple/lmcache/").read().decode()
+urls = [u for u in re.findall(r'href="([^"#]+)', index) if u.endswith(f"/lmcache-{version}.tar.gz")]
+if not urls:
+    sys.exit(f"run.sh: PyPI has no sdist lmcache-{version}.tar.gz; set LMCACHE_SRC to a source tree")
+with tarfile.open(fileobj=io.BytesIO(urllib.request.urlopen(urls[0]).read())) as tar:
+    tar.extractall(dest, filter="data")
+PY
 fi
 # The test imports `tests.v1.utils` and the *installed* lmcache (the wheel, with its
 # compiled parts), so it runs from a directory holding only the test file, the helpers
