@@ -283,7 +283,8 @@ fn attribute_text() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn fuzz_discovery_readers_never_panic_on_attribute_contents() {
-    let snap = crate::test_fixtures::extract("qemu10.0-linux6.12-ram/1-ram-region-kmem-online");
+    let snap =
+        maru_testkit::fixtures::extract_snapshot("qemu10.0-linux6.12-ram/1-ram-region-kmem-online");
     let sys = snap.path().join("root/sys");
     let mut files = Vec::new();
     attribute_files(&sys, &mut files);
