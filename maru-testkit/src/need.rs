@@ -52,7 +52,7 @@ pub fn root_for(what: &str) -> bool {
     let missing = if nix::unistd::geteuid().is_root() {
         "/dev/fuse is missing (modprobe fuse)"
     } else {
-        "it needs root (it mounts FUSE and tmpfs filesystems and switches users)"
+        "it needs root (to mount FUSE and tmpfs, switch users, read page frames or be the daemon's root client)"
     };
     if skip_asked(SKIP_ROOT_ENV) {
         skipped("not root", what, &missing);
