@@ -75,6 +75,12 @@ pub fn no_gpu(why: &dyn std::fmt::Display) {
     skipped("no GPU", &test, why);
 }
 
+/// Reports that the running test skipped its work because `reason` (e.g. `no
+/// io_uring`), with `detail`: see [`skipped`].
+pub fn skip(reason: &str, detail: &dyn std::fmt::Display) {
+    skipped(reason, &current_test(), detail);
+}
+
 /// Prints `SKIPPED (<reason>): <what>: <detail>` straight to stderr, where the test
 /// harness does not capture it, so a skip shows in every `cargo test` run.
 pub fn skipped(reason: &str, what: &str, detail: &dyn std::fmt::Display) {
