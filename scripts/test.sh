@@ -45,8 +45,10 @@ maru_reexec_as_root "the Rust and Python tests (they mount FUSE filesystems and 
 if [ -n "${MARU_ELEVATED:-}" ]; then export PYTHONDONTWRITEBYTECODE=1; fi
 
 echo "== Rust tests"
-# Includes maru-fs's capacity fault suite (maru-fs/tests/faults.rs), which prints
-# its own "N passed, M failed" line.
+# As root every test runs: the root gate (maru-testkit's need::root) only skips when
+# not root and MARU_TEST_SKIP_ROOT=1. Tests that could not run print "SKIPPED (...)"
+# (a GPU test without a GPU). Includes the fault suites (maru-fs/tests/faults.rs,
+# maru-devd/tests/daemon_faults.rs), which print their own "N passed, M failed" line.
 cargo test --workspace --locked
 
 echo "== Python package (maru, maru_lmcache)"

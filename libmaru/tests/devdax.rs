@@ -23,15 +23,6 @@ struct DaxPool {
     _tmp: tempfile::TempDir,
 }
 
-fn skip_unless_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIP: the devdax tests need root and /dev/fuse (they mount maru-fs)");
-        return true;
-    }
-    false
-}
-
 fn dax_pool() -> DaxPool {
     let tmp = tempfile::Builder::new()
         .prefix("libmaru-dax-")
@@ -94,7 +85,7 @@ fn device_pfn(device: &Path, offset: u64) -> u64 {
 
 #[test]
 fn chunks_map_the_device_at_their_extent() {
-    if skip_unless_root() {
+    if !common::root() {
         return;
     }
     let dp = dax_pool();
@@ -135,7 +126,7 @@ fn chunks_map_the_device_at_their_extent() {
 
 #[test]
 fn store_and_get_round_trip_and_keys_survive_in_the_device() {
-    if skip_unless_root() {
+    if !common::root() {
         return;
     }
     let dp = dax_pool();

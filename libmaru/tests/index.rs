@@ -79,6 +79,9 @@ fn dirs() -> Dirs {
 
 #[test]
 fn index_agrees_with_the_pool_across_publish_unlink_growth_and_restart() {
+    if !common::root() {
+        return;
+    }
     let d = dirs();
     let m = mount(&d.mnt, &d.backing, 1 << 30, maru_fs::Eviction::None);
     let pool = Pool::open(d.mnt.join("pool")).unwrap();
@@ -126,6 +129,9 @@ fn index_agrees_with_the_pool_across_publish_unlink_growth_and_restart() {
 
 #[test]
 fn index_follows_eviction() {
+    if !common::root() {
+        return;
+    }
     let d = dirs();
     // Room for 40 chunks of 64 KiB: publishing 120 evicts the oldest.
     let _m = mount(&d.mnt, &d.backing, 40 << 16, maru_fs::Eviction::Lru);
@@ -144,6 +150,9 @@ fn index_follows_eviction() {
 
 #[test]
 fn concurrent_writers_and_readers_never_see_removed_keys() {
+    if !common::root() {
+        return;
+    }
     let d = dirs();
     let _m = mount(&d.mnt, &d.backing, 1 << 30, maru_fs::Eviction::None);
     let path = d.mnt.join("pool");
@@ -197,6 +206,9 @@ fn concurrent_writers_and_readers_never_see_removed_keys() {
 
 #[test]
 fn an_unprivileged_reader_uses_the_index() {
+    if !common::root() {
+        return;
+    }
     let fx = Fixture::new(Kind::MaruFs, 0o755);
     let pool = Pool::open(&fx.pool).unwrap();
     put(&pool, b"for/nobody");
@@ -212,6 +224,9 @@ fn an_unprivileged_reader_uses_the_index() {
 
 #[test]
 fn the_index_file_is_read_only_and_cannot_be_replaced() {
+    if !common::root() {
+        return;
+    }
     let fx = Fixture::new(Kind::MaruFs, 0o777);
     let idx = fx.pool.join(".maru-index");
     assert!(std::fs::metadata(&idx).unwrap().len() >= 4096);

@@ -288,7 +288,7 @@ fn cuda_registration_reports_clearly_without_a_driver() {
             v.cuda_register().unwrap(); // unregistered on drop
         }
         Err(e) => {
-            eprintln!("SKIP CUDA registration: {e}");
+            maru_testkit::need::no_gpu(&e);
             let msg = e.to_string();
             assert!(matches!(e.errno(), libc::ENOTSUP | libc::ENODEV), "{msg}");
             let r = v.cuda_register().unwrap_err();
@@ -442,7 +442,7 @@ fn pins(fx: &Fixture, key: &str) -> String {
     String::from_utf8_lossy(&buf[..n as usize]).into_owned()
 }
 
-/// Waits (up to [`common::WAIT`]) for the pin count to become `want`: the
+/// Waits (up to `maru_testkit::wait::TIMEOUT`) for the pin count to become `want`: the
 /// kernel sends FUSE RELEASE asynchronously after the last close.
 fn wait_pins(fx: &Fixture, key: &str, want: &str) {
     poll(|| (pins(fx, key) == want).then_some(()));
@@ -451,6 +451,9 @@ fn wait_pins(fx: &Fixture, key: &str, want: &str) {
 
 #[test]
 fn views_and_chunks_hold_the_pools_pin_until_dropped() {
+    if !common::root() {
+        return;
+    }
     // With FUSE passthrough a mapping refers to the backing file, not the FUSE
     // file: only the descriptor a view keeps open tells maru-fs it is pinned.
     let fx = Fixture::new(Kind::MaruFs, 0o777);
@@ -536,6 +539,9 @@ fn the_view_cache_reuses_mappings_and_never_serves_stale_chunks() {
 
 #[test]
 fn cached_views_keep_their_chunk_pinned_until_dropped_from_the_cache() {
+    if !common::root() {
+        return;
+    }
     let fx = Fixture::new(Kind::MaruFs, 0o777);
     let pool = Pool::open(&fx.pool).unwrap();
     put(&pool, b"q", 8192, 1);
@@ -579,6 +585,9 @@ fn store_copies_and_publishes_in_one_call() {
 
 #[test]
 fn a_full_pool_and_an_oversized_chunk_fail_cleanly() {
+    if !common::root() {
+        return;
+    }
     let fx = Fixture::with_limits(Kind::MaruFs, 0o777, 4 << 20, Some(2 << 20));
     let pool = Pool::open(&fx.pool).unwrap();
     let e = pool.create(3 << 20).unwrap_err();

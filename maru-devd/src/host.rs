@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_cxl_node_depends_on_its_dax_device_region_and_memdev() {
-        let tmp = crate::test_fixtures::extract(SNAPSHOT);
+        let tmp = maru_testkit::fixtures::extract_snapshot(SNAPSHOT);
         let host = fixture_host(tmp.path());
         assert_eq!(host.auto_node(), Some(1));
         assert_eq!(host.devices_for_node(1), ["dax0.0", "mem0", "region0"]);
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn the_embedded_default_fits_a_small_host() {
-        let tmp = crate::test_fixtures::extract(SNAPSHOT);
+        let tmp = maru_testkit::fixtures::extract_snapshot(SNAPSHOT);
         let host = fixture_host(tmp.path());
         let mem = host.node(0).and_then(|n| n.mem_total).unwrap();
         let plan = crate::config::validate(&crate::config::embedded(mem), &host).unwrap();

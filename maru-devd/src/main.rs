@@ -20,8 +20,6 @@ mod output;
 mod plan;
 mod reconfigure;
 mod status;
-#[cfg(test)]
-mod test_fixtures;
 mod tmpfs;
 mod units;
 

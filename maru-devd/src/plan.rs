@@ -310,7 +310,9 @@ mod tests {
 
     #[test]
     fn a_reload_names_what_changed() {
-        let tmp = crate::test_fixtures::extract("qemu10.0-linux6.12-ram/1-ram-region-kmem-online");
+        let tmp = maru_testkit::fixtures::extract_snapshot(
+            "qemu10.0-linux6.12-ram/1-ram-region-kmem-online",
+        );
         let host = Host::discover(Some(&tmp.path().join("root/sys"))).unwrap();
         let mem = host.node(0).and_then(|n| n.mem_total).unwrap();
         let plan = config::validate(&config::embedded(mem), &host).unwrap();

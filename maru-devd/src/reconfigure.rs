@@ -168,7 +168,8 @@ mod tests {
     /// The devdax snapshot, extracted, with what the kernel would provide on bind: the
     /// write-only driver files and the two memory blocks (offline) of dax0.0's range.
     fn fixture() -> (tempfile::TempDir, Roots) {
-        let tmp = crate::test_fixtures::extract("qemu10.0-linux6.12-ram/2-ram-region-devdax");
+        let tmp =
+            maru_testkit::fixtures::extract_snapshot("qemu10.0-linux6.12-ram/2-ram-region-devdax");
         let sysfs = tmp.path().join("root/sys");
         for f in ["device_dax/unbind", "kmem/new_id", "kmem/bind"] {
             fs::write(sysfs.join("bus/dax/drivers").join(f), "").unwrap();

@@ -10,14 +10,13 @@ mod fixtures;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::panic::AssertUnwindSafe;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use devd_support::{can_run_daemon, poll, World};
+use devd_support::{poll, World};
+use maru_testkit::user::NOBODY;
 
-const NOBODY: u32 = 65534;
 /// Kill/restart rounds (the issue asks for 20; about 10 s here).
 const ROUNDS: usize = 20;
 /// Writer processes per round (half root, half uid 65534).
@@ -256,40 +255,11 @@ fn daemon_killed_under_publish_load() {
 }
 
 fn main() {
-    if !can_run_daemon() {
-        println!("0 passed, 0 failed (skipped: needs root and /dev/fuse)");
-        return;
-    }
-    let cases: [(&str, fn()); 1] = [(
-        "daemon_kill9_under_publish_load_x20",
-        daemon_killed_under_publish_load,
-    )];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        let start = Instant::now();
-        match std::panic::catch_unwind(AssertUnwindSafe(case)) {
-            Ok(()) => {
-                passed += 1;
-                println!(
-                    "fault {name} ... ok ({:.1} s)",
-                    start.elapsed().as_secs_f64()
-                );
-            }
-            Err(_) => {
-                failed += 1;
-                println!("fault {name} ... FAILED");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    maru_testkit::faults::run(
+        "maru-devd daemon",
+        &[(
+            "daemon_kill9_under_publish_load_x20",
+            daemon_killed_under_publish_load,
+        )],
+    );
 }

@@ -49,7 +49,10 @@ fn a_kernel_memory_event_takes_the_pool_offline_and_back() {
         return;
     }
     let Some(block) = node0_block() else {
-        eprintln!("SKIP: no memory blocks under /sys/devices/system/node/node0");
+        maru_testkit::need::skip(
+            "no memory blocks",
+            &"/sys/devices/system/node/node0 has none",
+        );
         return;
     };
     let uevent = PathBuf::from("/sys/devices/system/memory")

@@ -8,10 +8,9 @@
 
 mod devd_support;
 mod fixtures;
-mod standin;
 
 use devd_support::{can_run_daemon, poll, Daemon, World};
-use standin::Device;
+use maru_testkit::devdax::StandIn as Device;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::net::TcpListener;

@@ -6,10 +6,9 @@
 
 mod devd_support;
 mod fixtures;
-mod standin;
 
 use devd_support::{can_run_daemon, Daemon, World};
-use standin::Device;
+use maru_testkit::devdax::StandIn as Device;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;

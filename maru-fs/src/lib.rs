@@ -17,6 +17,7 @@ pub mod index;
 mod lease;
 mod mount;
 mod notify;
+pub mod pattern;
 mod ratelimit;
 mod reaper;
 mod state;

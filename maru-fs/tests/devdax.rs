@@ -17,38 +17,13 @@ use maru_fs::devdax::{DevdaxConfig, Geometry};
 use maru_fs::{Backing, Eviction, FsError, MountOptions, PoolConfig};
 use tempfile::TempDir;
 
-#[path = "support/devdax_fixture.rs"]
-mod devdax_fixture;
-use devdax_fixture::{fixture_tarball, FIXTURE_ALIGN, FIXTURE_DAX_DIR, FIXTURE_SIZE};
+use maru_testkit::devdax::{ALIGN as FIXTURE_ALIGN, SIZE as FIXTURE_SIZE};
 
 /// A stand-in device in `root` (on /dev/shm) sized like the fixture's `dax0.0`,
 /// whose extracted sysfs directory the pool reads its geometry from (when the
 /// fixture cannot be found: a sysfs-like directory holding the same values).
 fn stand_in(root: &Path) -> DevdaxConfig {
-    let sysfs = match fixture_tarball() {
-        Some(tarball) => {
-            let st = Command::new("tar")
-                .arg("xzf")
-                .arg(&tarball)
-                .arg("-C")
-                .arg(root)
-                .status()
-                .expect("run tar");
-            assert!(st.success(), "tar could not extract {}", tarball.display());
-            root.join(FIXTURE_DAX_DIR)
-        }
-        None => {
-            eprintln!(
-                "NOTE: sysfs fixture not found (set MARU_SHARED_DIR to shared/); using its \
-                 known dax0.0 geometry"
-            );
-            let dir = root.join("sysfs-dax0.0");
-            std::fs::create_dir(&dir).expect("sysfs dir");
-            std::fs::write(dir.join("size"), format!("{FIXTURE_SIZE}\n")).expect("size");
-            std::fs::write(dir.join("align"), format!("{FIXTURE_ALIGN}\n")).expect("align");
-            dir
-        }
-    };
+    let sysfs = maru_testkit::devdax::sysfs_in(root);
     let geo = Geometry::from_sysfs(&sysfs).expect("fixture geometry");
     assert_eq!((geo.size, geo.align), (FIXTURE_SIZE, FIXTURE_ALIGN));
     let device = root.join("dax0.0");

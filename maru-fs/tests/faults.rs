@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::panic::AssertUnwindSafe;
-
 use common::books::{assert_books_balance, put_written as put, statfs_used};
 use common::*;
 
@@ -110,42 +108,13 @@ fn pwrite_after_publish() {
 }
 
 fn main() {
-    if skip_unless_root() {
-        println!("0 passed, 0 failed (skipped: not root)");
-        return;
-    }
-    let cases: [(&str, fn()); 4] = [
-        ("killed_writers_x100", killed_writers),
-        ("reaper_overflow", reaper_overflow),
-        ("write_past_eof", write_past_eof),
-        ("pwrite_after_publish", pwrite_after_publish),
-    ];
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        let start = std::time::Instant::now();
-        match std::panic::catch_unwind(AssertUnwindSafe(case)) {
-            Ok(()) => {
-                passed += 1;
-                println!(
-                    "fault {name} ... ok ({:.1} s)",
-                    start.elapsed().as_secs_f64()
-                );
-            }
-            Err(_) => {
-                failed += 1;
-                println!("fault {name} ... FAILED");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    maru_testkit::faults::run(
+        "maru-fs capacity",
+        &[
+            ("killed_writers_x100", killed_writers),
+            ("reaper_overflow", reaper_overflow),
+            ("write_past_eof", write_past_eof),
+            ("pwrite_after_publish", pwrite_after_publish),
+        ],
+    );
 }

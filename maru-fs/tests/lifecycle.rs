@@ -1,4 +1,4 @@
-//! The chunk lifecycle contract (ARCHITECTURE.md "Chunk lifecycle"), rule by rule,
+//! The chunk lifecycle contract (docs/architecture.md "Chunk lifecycle"), rule by rule,
 //! on a real mount with real processes.
 
 mod common;
@@ -7,8 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
-use common::pattern::pattern;
 use common::*;
+use maru_fs::pattern::byte as pattern;
 use maru_fs::Eviction;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 

@@ -4,8 +4,8 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 
-use common::pattern::pattern;
 use common::*;
+use maru_fs::pattern::byte as pattern;
 
 #[test]
 fn remount_adopts_published_chunks_byte_for_byte() {

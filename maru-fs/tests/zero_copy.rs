@@ -127,7 +127,7 @@ fn long_term_pin_on_chunk_mapping() {
         "len",
     );
     if let Some((_, why)) = pin.kv.iter().find(|(k, _)| k == "uring") {
-        eprintln!("SKIP: io_uring is not available here: {why}");
+        maru_testkit::need::skip("no io_uring", why);
         pin.finish();
         return;
     }

@@ -1,34 +1,30 @@
 //! Test fixtures: a pool on a real maru-fs mount, or on a plain tmpfs directory
 //! (same POSIX contract minus the fs's own policies), and a way to run test code
-//! in a child process (optionally as an unprivileged user).
+//! in a child process (optionally as an unprivileged user). The plumbing every
+//! crate shares (root gate, polling, pagemap) is `maru-testkit`'s.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
-#[path = "../../../maru-fs/tests/common/pagemap.rs"]
-mod pagemap;
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-/// How long a test waits for what the kernel does asynchronously (FUSE RELEASE
-/// after the last close, a backing file deleted after the last mapping):
-/// generous for a loaded 2-core machine; polling returns as soon as it holds.
-pub const WAIT: Duration = Duration::from_secs(20);
+use maru_testkit::user::NOBODY;
+use maru_testkit::wait::TIMEOUT;
 
-/// Calls `f` every 10 ms until it returns `Some`, for up to [`WAIT`].
-pub fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+pub use maru_testkit::pagemap::pfn;
+
+/// Calls `f` until it returns `Some`, for up to `maru_testkit::wait::TIMEOUT`
+/// (what the kernel does asynchronously: FUSE RELEASE after the last close, a
+/// backing file deleted after the last mapping).
+pub fn poll<T>(f: impl FnMut() -> Option<T>) -> Option<T> {
+    maru_testkit::wait::poll(TIMEOUT, "a condition", f).ok()
+}
+
+/// Whether the running test can run here: true as root with /dev/fuse (it mounts
+/// maru-fs, reads pagemap or switches users); otherwise it fails unless
+/// `MARU_TEST_SKIP_ROOT=1` asks to skip it (see `maru_testkit::need::root`).
+pub fn root() -> bool {
+    maru_testkit::need::root()
 }
 
 /// Which kind of pool a fixture gives.
@@ -123,7 +119,7 @@ impl Fixture {
             .clone()
     }
 
-    /// Waits (up to [`WAIT`]) until the backing directory's names satisfy `ok`,
+    /// Waits (up to `maru_testkit::wait::TIMEOUT`) until the backing directory's names satisfy `ok`,
     /// and returns them (the last listing if they never do): maru-fs deletes a
     /// backing file only once its last descriptor and mapping are gone, which
     /// the kernel reports asynchronously.
@@ -154,8 +150,12 @@ impl Drop for Fixture {
 }
 
 /// Every kind of pool the tests run against; `LIBMARU_TEST_ONLY=shm` or
-/// `=maru-fs` narrows it down while debugging one side.
+/// `=maru-fs` narrows it down while debugging one side. Both need root (a mount,
+/// pagemap): none when the running test is skipped (see [`root`]).
 pub fn kinds() -> Vec<Kind> {
+    if !root() {
+        return Vec::new();
+    }
     match std::env::var("LIBMARU_TEST_ONLY").as_deref() {
         Ok("shm") => vec![Kind::Shm],
         Ok("maru-fs") => vec![Kind::MaruFs],
@@ -173,12 +173,9 @@ pub const CHILD_ENV: &str = "LIBMARU_TEST_CHILD";
 pub fn run_child(action: &str, fx: &Fixture, key: &[u8], unprivileged: bool) -> String {
     let pool = &fx.pool;
     let mut cmd = if unprivileged {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(fx.exe_for_nobody());
-        c
+        maru_testkit::user::command_as(fx.exe_for_nobody(), Some(NOBODY))
     } else {
-        Command::new(std::env::current_exe().unwrap())
+        maru_testkit::user::command_as(std::env::current_exe().unwrap(), None)
     };
     cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, action)
@@ -212,22 +209,13 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Physical frame number of the page at `addr` in this process (needs root;
-/// 0 if hidden or not present).
-pub fn pfn(addr: *const u8) -> u64 {
-    pagemap::pfns(std::process::id(), addr as usize, 1)[0]
-}
-
-/// A deterministic byte pattern for chunk `seed`.
+/// Fills a chunk with the deterministic pattern of `seed` (`maru_fs::pattern`,
+/// the bytes maru-fs-probe writes).
 pub fn fill(buf: &mut [u8], seed: u8) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = (i as u8).wrapping_mul(31).wrapping_add(seed);
-    }
+    maru_fs::pattern::fill(buf, seed.into());
 }
 
 /// Checks a buffer holds the pattern of `seed`.
 pub fn check(buf: &[u8], seed: u8) -> bool {
-    buf.iter()
-        .enumerate()
-        .all(|(i, &b)| b == (i as u8).wrapping_mul(31).wrapping_add(seed))
+    maru_fs::pattern::check(buf, seed.into())
 }

@@ -31,9 +31,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use memmap2::{MmapMut, MmapOptions};
 
-#[path = "../../tests/common/pattern.rs"]
-mod pattern;
-use pattern::pattern;
+use maru_fs::pattern;
 
 fn errno_name(e: &io::Error) -> String {
     match e.raw_os_error() {
@@ -108,9 +106,7 @@ fn publish_one(
     seed: u64,
 ) -> Result<(bool, File, MmapMut)> {
     let (file, mut map) = create_mapped(dir, staging, size)?;
-    for (i, b) in map.iter_mut().enumerate() {
-        *b = pattern(seed, i);
-    }
+    pattern::fill(&mut map, seed);
     match rename_noreplace(dir, staging, key) {
         Ok(()) => Ok((true, file, map)),
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {

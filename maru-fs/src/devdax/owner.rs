@@ -599,7 +599,6 @@ pub(crate) fn foreign_claim(name: &str, machine_id: [u8; 16], beat: u64) -> Vec<
 }
 
 #[cfg(test)]
-#[path = "owner_fuzz.rs"]
 mod fuzz;
 
 #[cfg(test)]

@@ -14,9 +14,10 @@ use super::*;
 
 const MIB: u64 = 1 << 20;
 
-#[path = "../../tests/support/devdax_fixture.rs"]
-mod devdax_fixture;
-use devdax_fixture::{fixture_tarball, FIXTURE_ALIGN, FIXTURE_DAX_DIR, FIXTURE_SIZE};
+use maru_testkit::devdax::{
+    tarball as fixture_tarball, ALIGN as FIXTURE_ALIGN, DAX_DIR as FIXTURE_DAX_DIR,
+    SIZE as FIXTURE_SIZE,
+};
 
 /// What that snapshot's `dax0.0` says (checked by the test below when it is there).
 const FIXTURE_GEOMETRY: Geometry = Geometry {
@@ -152,10 +153,8 @@ fn read_all(store: &DevdaxStore, key: &str) -> Vec<u8> {
 #[test]
 fn fixture_geometry_is_the_captured_dax_device() {
     let Some(tarball) = fixture_tarball() else {
-        eprintln!(
-            "SKIP: sysfs fixture not found under $MARU_SHARED_DIR, shared/ beside the repository \
-             or /work/shared"
-        );
+        let missing = maru_testkit::fixtures::missing(&maru_testkit::fixtures::sysfs_dir());
+        maru_testkit::need::skip("no fixture", &missing);
         return;
     };
     assert_eq!(read_fixture(&tarball), FIXTURE_GEOMETRY);

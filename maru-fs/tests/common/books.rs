@@ -7,7 +7,8 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
-use std::time::{Duration, Instant};
+
+use maru_testkit::wait::{poll, TIMEOUT};
 
 use super::Fixture;
 
@@ -112,14 +113,11 @@ pub fn books_balance(fx: &Fixture, pool: &str) -> Result<(), String> {
 
 /// Asserts [`books_balance`] (polling a while: charges return asynchronously).
 pub fn assert_books_balance(fx: &Fixture, pool: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match books_balance(fx, pool) {
-            Ok(()) => return,
-            Err(e) if Instant::now() >= deadline => {
-                panic!("pool {pool}: books do not balance: {e}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
+    let mut why = String::new();
+    let balanced = poll(TIMEOUT, "the books to balance", || {
+        books_balance(fx, pool).map_err(|e| why = e).ok()
+    });
+    if balanced.is_err() {
+        panic!("pool {pool}: books do not balance: {why}");
     }
 }

@@ -1,18 +1,18 @@
 //! Shared fixture for maru-fs's integration tests: a real FUSE mount backed by
-//! directories on /dev/shm, plus helpers to run the `maru-fs-probe` client.
-#![allow(dead_code)]
+//! directories on /dev/shm, plus helpers to run the `maru-fs-probe` client. The
+//! plumbing every crate shares (root gate, polling, pagemap) is `maru-testkit`'s.
+#![allow(dead_code, unused_imports)] // each test binary uses a different part
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub mod books;
-pub mod pagemap;
-pub mod pattern;
+pub use maru_testkit::pagemap;
 
 use maru_fs::{Backing, Control, MountOptions, Mounted, PoolConfig, PoolStats};
+use maru_testkit::user::NOBODY;
 use tempfile::TempDir;
 
 pub const MIB: u64 = 1 << 20;
@@ -25,15 +25,11 @@ pub struct Fixture {
     pub backing_root: TempDir,
 }
 
-/// Returns true (after printing why) when the test cannot run here.
+/// True when the running test is skipped (they mount a real FUSE filesystem):
+/// not root and `MARU_TEST_SKIP_ROOT=1`; without root it fails unless skipping
+/// was asked for (see `maru_testkit::need::root`).
 pub fn skip_unless_root() -> bool {
-    if !nix::unistd::geteuid().is_root() || !Path::new("/dev/fuse").exists() {
-        eprintln!(
-            "SKIP: maru-fs tests need root and /dev/fuse (they mount a real FUSE filesystem)"
-        );
-        return true;
-    }
-    false
+    !maru_testkit::need::root()
 }
 
 /// A pool config with sane test defaults, backed by `dir`.
@@ -120,12 +116,9 @@ impl Fixture {
 }
 
 /// Polls `cond` until it holds (FUSE releases arrive asynchronously after close).
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+#[track_caller]
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    maru_testkit::wait::wait_until(maru_testkit::wait::TIMEOUT, what, cond);
 }
 
 /// Path of the probe client, copied somewhere every user can execute it.
@@ -171,22 +164,12 @@ pub fn run_probe(args: &[&str], unprivileged: bool) -> (i32, Vec<(String, String
 }
 
 fn probe_command(args: &[&str], unprivileged: bool) -> Command {
-    probe_command_as(args, unprivileged.then_some(65534))
+    probe_command_as(args, unprivileged.then_some(NOBODY))
 }
 
 /// The probe with `args`, run as `uid` (and gid `uid`, no groups), or as root.
 fn probe_command_as(args: &[&str], uid: Option<u32>) -> Command {
-    let mut cmd = match uid {
-        Some(uid) => {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={uid}"))
-                .arg(format!("--regid={uid}"))
-                .arg("--clear-groups")
-                .arg(probe());
-            c
-        }
-        None => Command::new(probe()),
-    };
+    let mut cmd = maru_testkit::user::command_as(probe(), uid);
     cmd.args(args);
     cmd
 }
@@ -214,7 +197,7 @@ pub struct Held {
 
 impl Held {
     pub fn start(args: &[&str], unprivileged: bool, until: &str) -> Held {
-        Self::start_as(args, unprivileged.then_some(65534), until)
+        Self::start_as(args, unprivileged.then_some(NOBODY), until)
     }
 
     /// Like [`Held::start`], run as `uid` (`None`: as root).
@@ -261,7 +244,7 @@ impl Held {
 
 /// The sum of the first `len` bytes of a chunk the probe wrote with `seed`.
 pub fn pattern_sum(seed: u64, len: usize) -> u64 {
-    (0..len).map(|i| u64::from(pattern::pattern(seed, i))).sum()
+    maru_fs::pattern::sum(seed, len)
 }
 
 pub fn xattr_get(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
