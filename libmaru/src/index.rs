@@ -11,8 +11,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-pub(crate) use maru_index::INDEX_CNAME as INDEX_NAME;
-use maru_index::{word, EMPTY, HEADER_LEN, MAGIC, VERSION};
+pub(crate) use maru_proto::index::INDEX_CNAME as INDEX_NAME;
+use maru_proto::index::{word, EMPTY, HEADER_LEN, MAGIC, VERSION};
 
 /// Read attempts before a batch falls back to `stat` while the daemon writes.
 const ATTEMPTS: usize = 64;
@@ -134,7 +134,7 @@ impl IndexMap {
 
     /// The table value of a file name.
     pub fn hash(&self, name: &[u8]) -> u64 {
-        maru_index::hash(self.k0, self.k1, name)
+        maru_proto::index::hash(self.k0, self.k1, name)
     }
 
     fn probe(&self, h: u64) -> bool {

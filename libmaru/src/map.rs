@@ -1,6 +1,7 @@
 //! Memory mappings of chunk files: huge-page aligned, pre-faulted, unmapped on drop.
 
 use crate::error::{Error, Result};
+use maru_proto::xattr;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -96,7 +97,7 @@ impl Mapping {
 
     /// Maps a chunk of a devdax pool zero-copy: the chunk's extent of the pool's
     /// device node `device`, at the offset and length the chunk file `fd` names in
-    /// its `user.maru.devdax.offset` / `.len` xattrs (maru-fs cannot hand a
+    /// its [`xattr::DEVDAX_OFFSET`] / [`xattr::DEVDAX_LEN`] xattrs (maru-fs cannot hand a
     /// character device to the kernel, and refuses shared mappings of the file
     /// itself). The first `len` bytes are the chunk. The caller keeps `fd` open
     /// while the mapping lives: that open file is the chunk's pin.
@@ -112,13 +113,8 @@ impl Mapping {
                 "cannot map {object}: it is empty (0 bytes)"
             )));
         }
-        let offset = xattr_number(
-            fd,
-            DEVDAX_OFFSET,
-            "read xattr user.maru.devdax.offset",
-            object,
-        )?;
-        let map_len = xattr_number(fd, DEVDAX_LEN, "read xattr user.maru.devdax.len", object)?;
+        let offset = xattr_number(fd, xattr::DEVDAX_OFFSET_C, object)?;
+        let map_len = xattr_number(fd, xattr::DEVDAX_LEN_C, object)?;
         let (Ok(off), Ok(map_len)) = (libc::off_t::try_from(offset), usize::try_from(map_len))
         else {
             return Err(Error::InvalidArgument(format!(
@@ -340,13 +336,8 @@ fn aligned_map(fd: BorrowedFd<'_>, len: usize, prot: i32) -> io::Result<*mut lib
     Ok(p)
 }
 
-/// Xattr of a devdax chunk: byte offset of its extent in the device.
-const DEVDAX_OFFSET: &CStr = c"user.maru.devdax.offset";
-/// Xattr of a devdax chunk: length of its extent.
-const DEVDAX_LEN: &CStr = c"user.maru.devdax.len";
-
-/// The decimal number in xattr `name` of the file `fd` (`op` names the read in errors).
-fn xattr_number(fd: BorrowedFd<'_>, name: &CStr, op: &'static str, object: &str) -> Result<u64> {
+/// The decimal number in xattr `name` of the file `fd`.
+fn xattr_number(fd: BorrowedFd<'_>, name: &CStr, object: &str) -> Result<u64> {
     let mut buf = [0u8; 32];
     // SAFETY: valid fd and NUL-terminated name; `buf` is writable for its length.
     let n = unsafe {
@@ -358,7 +349,10 @@ fn xattr_number(fd: BorrowedFd<'_>, name: &CStr, op: &'static str, object: &str)
         )
     };
     if n < 0 {
-        return Err(Error::last_os(op, object));
+        return Err(Error::last_os(
+            "read xattr",
+            format!("{} of {object}", name.to_string_lossy()),
+        ));
     }
     std::str::from_utf8(&buf[..n as usize])
         .ok()

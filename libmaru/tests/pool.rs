@@ -6,6 +6,7 @@ mod common;
 
 use common::{check, fill, hex, kinds, pfn, poll, run_child, unhex, Fixture, Kind, CHILD_ENV};
 use maru::{ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
+use maru_proto::{name, xattr};
 
 /// Publishes a chunk of `size` bytes filled with the pattern of `seed`.
 fn put(pool: &Pool, key: &[u8], size: usize, seed: u8) -> Publish {
@@ -90,7 +91,7 @@ fn dropping_an_unpublished_chunk_removes_its_staging_file() {
         let pool = Pool::open(&fx.pool).unwrap();
         let c = pool.create(4096).unwrap();
         let staging = c.staging_name();
-        assert!(staging.starts_with(".stage-"), "{staging}");
+        assert!(staging.starts_with(name::STAGING_PREFIX), "{staging}");
         assert_eq!(fx.backing_names().len(), 1, "{kind:?}");
         drop(c);
         let names = fx.wait_backing(|n| n.is_empty());
@@ -194,14 +195,14 @@ fn arbitrary_keys_round_trip_through_the_pool() {
         let mut want = keys.clone();
         want.sort();
         assert_eq!(listed, want, "{kind:?}");
-        // No name in the pool starts with '.' or exceeds 255 bytes.
+        // No key's name in the pool is a staging name or exceeds NAME_MAX bytes.
         for e in std::fs::read_dir(&fx.backing).unwrap() {
             let n = e.unwrap().file_name();
             let n = std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()).to_vec();
             if n == maru_fs::index::INDEX_NAME.as_bytes() {
                 continue; // maru-fs's membership index, not a chunk
             }
-            assert!(!n.starts_with(b".") && n.len() <= 255, "{n:?}");
+            assert!(!name::is_staging(&n) && n.len() <= name::NAME_MAX, "{n:?}");
         }
         // A long key's name is checked against its xattr: a different long key
         // never reads it, and a file under that name without the xattr is not it.
@@ -228,7 +229,7 @@ fn long_key_name_with_a_foreign_xattr_is_not_the_key() {
     let rc = unsafe {
         libc::setxattr(
             c.as_ptr(),
-            c"user.maru.key".as_ptr(),
+            xattr::KEY_C.as_ptr(),
             wrong.as_ptr().cast(),
             wrong.len(),
             0,
@@ -421,7 +422,7 @@ fn child() {
     let _ = hex(&key);
 }
 
-/// The pool's pin count of a key (maru-fs xattr `user.maru.pins`).
+/// The pool's pin count of a key (maru-fs xattr [`xattr::PINS`]).
 fn pins(fx: &Fixture, key: &str) -> String {
     let path = std::ffi::CString::new(fx.pool.join(key).to_str().unwrap()).unwrap();
     let mut buf = [0u8; 32];
@@ -429,14 +430,15 @@ fn pins(fx: &Fixture, key: &str) -> String {
     let n = unsafe {
         libc::getxattr(
             path.as_ptr(),
-            c"user.maru.pins".as_ptr(),
+            xattr::PINS_C.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
     };
     assert!(
         n >= 0,
-        "getxattr user.maru.pins: {}",
+        "getxattr {}: {}",
+        xattr::PINS,
         std::io::Error::last_os_error()
     );
     String::from_utf8_lossy(&buf[..n as usize]).into_owned()
@@ -569,9 +571,9 @@ fn store_copies_and_publishes_in_one_call() {
         assert!(check(pool.get(&long).unwrap().unwrap().as_slice(), 42));
         assert_eq!(pool.store(b"s/2", &[]).unwrap_err().errno(), libc::EINVAL);
         // Nothing is left behind: the loser's staging file is gone.
-        let names = fx.wait_backing(|n| !n.iter().any(|x| x.starts_with('.')));
+        let names = fx.wait_backing(|n| !n.iter().any(|x| name::is_staging(x.as_bytes())));
         assert!(
-            !names.iter().any(|x| x.starts_with('.')),
+            !names.iter().any(|x| name::is_staging(x.as_bytes())),
             "{kind:?}: {names:?}"
         );
     }
@@ -638,7 +640,7 @@ fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
         let staging = |fx: &Fixture| {
             fx.backing_names()
                 .iter()
-                .filter(|n| n.starts_with(".stage-"))
+                .filter(|n| n.starts_with(name::STAGING_PREFIX))
                 .count()
         };
         assert_eq!(pool.reserve(300_000, 3).unwrap(), 3, "{kind:?}");
@@ -662,7 +664,7 @@ fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
         // A clone shares the reserve; clearing removes the staging files.
         pool.clone().clear_reserve();
         assert_eq!(pool.reserved(300_000) + pool.reserved(4096), 0);
-        fx.wait_backing(|n| !n.iter().any(|n| n.starts_with(".stage-")));
+        fx.wait_backing(|n| !n.iter().any(|n| n.starts_with(name::STAGING_PREFIX)));
         assert_eq!(staging(&fx), 0, "{kind:?}");
     }
 }

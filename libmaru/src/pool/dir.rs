@@ -6,6 +6,7 @@ use super::Publish;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName};
 use crate::map::{Access, Mapping};
+use maru_proto::xattr;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -16,20 +17,20 @@ use std::path::{Path, PathBuf};
 pub(crate) struct PoolDir {
     pub(super) dir: OwnedFd,
     pub(super) path: PathBuf,
-    /// The device node of a devdax pool (its `user.maru.devdax.path` xattr):
+    /// The device node of a devdax pool (its [`xattr::DEVDAX_PATH`] xattr):
     /// chunks are mapped from it at their extents instead of through their files.
     pub(super) devdax: Option<PathBuf>,
 }
 
 /// The device node a devdax pool's chunks are mapped from (the pool directory's
-/// `user.maru.devdax.path` xattr), or `None` for any other pool.
+/// [`xattr::DEVDAX_PATH`] xattr), or `None` for any other pool.
 pub(super) fn devdax_device(dir: BorrowedFd<'_>, object: &str) -> Result<Option<PathBuf>> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: valid fd and NUL-terminated name; `buf` is writable for its length.
     let n = unsafe {
         libc::fgetxattr(
             dir.as_raw_fd(),
-            c"user.maru.devdax.path".as_ptr(),
+            xattr::DEVDAX_PATH_C.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
@@ -39,7 +40,11 @@ pub(super) fn devdax_device(dir: BorrowedFd<'_>, object: &str) -> Result<Option<
         return match err.raw_os_error() {
             // Not a devdax pool (or not maru-fs at all: a plain directory).
             Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-            _ => Err(Error::os("read xattr user.maru.devdax.path", object, err)),
+            _ => Err(Error::os(
+                "read xattr",
+                format!("{} of {object}", xattr::DEVDAX_PATH),
+                err,
+            )),
         };
     }
     buf.truncate(n as usize);
@@ -128,8 +133,8 @@ impl PoolDir {
         };
         if rc != 0 {
             return Err(Error::last_os(
-                "store long key in xattr user.maru.key",
-                path.display().to_string(),
+                "store long key in xattr",
+                format!("{} of {}", xattr::KEY, path.display()),
             ));
         }
         Ok(())

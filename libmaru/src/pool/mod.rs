@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 use crate::key::{self, KeyName, Unescaped};
 use crate::map::Access;
 use crate::view::{Mapped, View, ViewCache};
+use maru_proto::name::{is_staging, STAGING_PREFIX};
+use maru_proto::xattr;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -20,7 +22,7 @@ mod membership;
 pub(crate) use dir::PoolDir;
 use membership::IndexSlot;
 
-/// Process-wide counter for staging names (`.stage-<pid>-<n>`).
+/// Process-wide counter for staging names ([`STAGING_PREFIX`]`<pid>-<n>`).
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Mode of new chunk files (before umask); access is governed by the pool directory.
@@ -265,7 +267,7 @@ impl Pool {
         let pid = unsafe { libc::getpid() };
         let (fd, staging) = loop {
             let n = STAGING_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let name = CString::new(format!(".stage-{pid}-{n}"))
+            let name = CString::new(format!("{STAGING_PREFIX}{pid}-{n}"))
                 .map_err(|_| Error::InvalidArgument("staging name".into()))?;
             // SAFETY: valid dir fd and NUL-terminated name; result checked.
             let fd = unsafe {
@@ -417,8 +419,8 @@ impl Pool {
                 return Ok(false);
             }
             return Err(Error::os(
-                "read xattr user.maru.key",
-                key::display_prefix(key),
+                "read xattr",
+                format!("{} of key {}", xattr::KEY, key::display_prefix(key)),
                 err,
             ));
         }
@@ -496,7 +498,7 @@ impl Pool {
             }
             // SAFETY: d_name of a valid dirent is NUL-terminated.
             let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-            if !name.to_bytes().starts_with(b".") {
+            if !is_staging(name.to_bytes()) {
                 names.push(name.to_bytes().to_vec());
             }
         };
@@ -538,8 +540,8 @@ impl Pool {
             return match err.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ENODATA) => Ok(None),
                 _ => Err(Error::os(
-                    "read xattr user.maru.key",
-                    path.display().to_string(),
+                    "read xattr",
+                    format!("{} of {}", xattr::KEY, path.display()),
                     err,
                 )),
             };
