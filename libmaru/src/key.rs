@@ -13,6 +13,7 @@
 use crate::error::{Error, Result};
 use maru_proto::name::{is_staging, STAGING_MARK};
 use sha2::{Digest, Sha256};
+use std::ffi::CStr;
 
 /// Longest key libmaru accepts: the xattr holding a long key must fit the
 /// pool's 4 KiB xattr budget ([`maru_proto::name::KEY_MAX`]).

@@ -26,6 +26,7 @@ mod index;
 pub mod key;
 mod map;
 mod pool;
+mod sys;
 mod uring;
 mod view;
 
@@ -33,7 +34,7 @@ pub use chunk::{Chunk, ChunkState};
 pub use cuda::available as cuda_available;
 pub use error::{Error, Result};
 pub use map::HUGE_PAGE;
-pub use pool::{Pool, Publish};
+pub use pool::{NumaNode, Pool, PoolInfo, Publish};
 pub use uring::{UringPin, UringPinner};
 pub use view::View;
 

@@ -1,6 +1,7 @@
 //! Memory mappings of chunk files: huge-page aligned, pre-faulted, unmapped on drop.
 
 use crate::error::{Error, Result};
+use crate::sys;
 use maru_proto::xattr;
 use std::ffi::{CStr, CString};
 use std::io;
@@ -339,22 +340,14 @@ fn aligned_map(fd: BorrowedFd<'_>, len: usize, prot: i32) -> io::Result<*mut lib
 /// The decimal number in xattr `name` of the file `fd`.
 fn xattr_number(fd: BorrowedFd<'_>, name: &CStr, object: &str) -> Result<u64> {
     let mut buf = [0u8; 32];
-    // SAFETY: valid fd and NUL-terminated name; `buf` is writable for its length.
-    let n = unsafe {
-        libc::fgetxattr(
-            fd.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(Error::last_os(
+    let n = sys::xattr::fget(fd, name, &mut buf).map_err(|e| {
+        Error::os(
             "read xattr",
             format!("{} of {object}", name.to_string_lossy()),
-        ));
-    }
-    std::str::from_utf8(&buf[..n as usize])
+            e,
+        )
+    })?;
+    std::str::from_utf8(&buf[..n])
         .ok()
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| {

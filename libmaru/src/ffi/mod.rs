@@ -170,8 +170,11 @@ pub extern "C" fn maru_last_error() -> *const c_char {
 
 mod chunk;
 mod escape;
+mod info;
 mod key_list;
 mod lookup;
 mod pin;
 mod pool;
 mod view;
+
+pub use info::{MaruInfo, INFO_CAPACITY, INFO_NODE, INFO_ONLINE, INFO_USED};

@@ -6,6 +6,7 @@ use super::Publish;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName};
 use crate::map::{Access, Mapping};
+use crate::sys;
 use maru_proto::xattr;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -26,28 +27,21 @@ pub(crate) struct PoolDir {
 /// [`xattr::DEVDAX_PATH`] xattr), or `None` for any other pool.
 pub(super) fn devdax_device(dir: BorrowedFd<'_>, object: &str) -> Result<Option<PathBuf>> {
     let mut buf = vec![0u8; 4096];
-    // SAFETY: valid fd and NUL-terminated name; `buf` is writable for its length.
-    let n = unsafe {
-        libc::fgetxattr(
-            dir.as_raw_fd(),
-            xattr::DEVDAX_PATH_C.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
+    let n = match sys::xattr::fget(dir, xattr::DEVDAX_PATH_C, &mut buf) {
+        Ok(n) => n,
+        Err(err) => {
+            return match err.raw_os_error() {
+                // Not a devdax pool (or not maru-fs at all: a plain directory).
+                Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+                _ => Err(Error::os(
+                    "read xattr",
+                    format!("{} of {object}", xattr::DEVDAX_PATH),
+                    err,
+                )),
+            };
+        }
     };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            // Not a devdax pool (or not maru-fs at all: a plain directory).
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-            _ => Err(Error::os(
-                "read xattr",
-                format!("{} of {object}", xattr::DEVDAX_PATH),
-                err,
-            )),
-        };
-    }
-    buf.truncate(n as usize);
+    buf.truncate(n);
     Ok(Some(PathBuf::from(OsStr::from_bytes(&buf))))
 }
 
@@ -121,23 +115,13 @@ impl PoolDir {
         let path = self.child(staging.to_bytes());
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::InvalidArgument("pool path contains NUL".into()))?;
-        // SAFETY: NUL-terminated path and name; value pointer and length of `key`.
-        let rc = unsafe {
-            libc::setxattr(
-                c.as_ptr(),
-                key::KEY_XATTR.as_ptr(),
-                key.as_ptr().cast(),
-                key.len(),
-                0,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::last_os(
+        sys::xattr::set(&c, key::KEY_XATTR, key).map_err(|e| {
+            Error::os(
                 "store long key in xattr",
                 format!("{} of {}", xattr::KEY, path.display()),
-            ));
-        }
-        Ok(())
+                e,
+            )
+        })
     }
 
     /// Removes a name from the pool directory.

@@ -5,6 +5,7 @@ use crate::chunk::Chunk;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName, Unescaped};
 use crate::map::Access;
+use crate::sys;
 use crate::view::{Mapped, View, ViewCache};
 use maru_proto::name::{is_staging, STAGING_PREFIX};
 use maru_proto::xattr;
@@ -17,9 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod dir;
+mod info;
 mod membership;
 
 pub(crate) use dir::PoolDir;
+pub use info::{NumaNode, PoolInfo};
 use membership::IndexSlot;
 
 /// Process-wide counter for staging names ([`STAGING_PREFIX`]`<pid>-<n>`).
@@ -404,27 +407,15 @@ impl Pool {
     /// Whether the file named for a long key really holds `key` (its xattr).
     fn xattr_key_matches(&self, fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool> {
         let mut buf = vec![0u8; key::KEY_MAX + 1];
-        // SAFETY: valid fd, NUL-terminated attribute name, buffer and its length.
-        let n = unsafe {
-            libc::fgetxattr(
-                fd.as_raw_fd(),
-                key::KEY_XATTR.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ENODATA) {
-                return Ok(false);
-            }
-            return Err(Error::os(
+        match sys::xattr::fget(fd, key::KEY_XATTR, &mut buf) {
+            Ok(n) => Ok(&buf[..n] == key),
+            Err(err) if err.raw_os_error() == Some(libc::ENODATA) => Ok(false),
+            Err(err) => Err(Error::os(
                 "read xattr",
                 format!("{} of key {}", xattr::KEY, key::display_prefix(key)),
                 err,
-            ));
+            )),
         }
-        Ok(&buf[..n as usize] == key)
     }
 
     /// Removes `key` from the pool. Returns false if there was no such key.
@@ -526,28 +517,20 @@ impl Pool {
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::InvalidArgument("path with NUL".into()))?;
         let mut buf = vec![0u8; key::KEY_MAX + 1];
-        // SAFETY: NUL-terminated path and attribute name, buffer and its length.
-        let n = unsafe {
-            libc::getxattr(
-                c.as_ptr(),
-                key::KEY_XATTR.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return match err.raw_os_error() {
+        match sys::xattr::get(&c, key::KEY_XATTR, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+            Err(err) => match err.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ENODATA) => Ok(None),
                 _ => Err(Error::os(
                     "read xattr",
                     format!("{} of {}", xattr::KEY, path.display()),
                     err,
                 )),
-            };
+            },
         }
-        buf.truncate(n as usize);
-        Ok(Some(buf))
     }
 
     /// "key <name> in pool <path>" for messages.

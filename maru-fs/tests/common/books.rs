@@ -69,7 +69,8 @@ pub fn books_balance(fx: &Fixture, pool: &str) -> Result<(), String> {
     let xattr = super::xattr_get(&dir, xattr::USED).map_err(|e| e.to_string())?;
     if xattr != books.used_bytes.to_string().into_bytes() {
         return Err(format!(
-            "user.maru.used {:?} != {}",
+            "{} {:?} != {}",
+            xattr::USED,
             String::from_utf8_lossy(&xattr),
             books.used_bytes
         ));
