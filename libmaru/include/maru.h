@@ -175,8 +175,8 @@ size_t maru_chunk_len(const maru_chunk *chunk);
 /**
  * Copies `len` bytes from `data` into the chunk at byte `offset` (before
  * publishing): for callers that do not write through maru_chunk_data().
- * Returns 0, or -EINVAL if the range is not inside the chunk or an argument
- * is NULL.
+ * Returns 0, or -EINVAL if the range is not inside the chunk, an argument
+ * is NULL, or the chunk was already published (or aborted).
  */
 int maru_chunk_write(maru_chunk *chunk, size_t offset, const void *data,
                      size_t len);

@@ -10,7 +10,8 @@
 //! let pool = maru::Pool::open("/mnt/maru/llama")?;
 //! let mut chunk = pool.create(1 << 20)?;
 //! chunk.as_mut_slice().fill(7);
-//! chunk.publish(b"model@1@0@abc/def")?;
+//! let sealed = chunk.publish(b"model@1@0@abc/def")?; // read-only from here
+//! assert_eq!(sealed.as_slice()[0], 7);
 //! let view = pool.get(b"model@1@0@abc/def")?.expect("just published");
 //! assert_eq!(view.as_slice()[0], 7);
 //! # Ok::<(), maru::Error>(())
@@ -19,6 +20,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 mod chunk;
+mod chunk_handle;
 mod cuda;
 mod error;
 pub mod ffi;
@@ -30,7 +32,8 @@ mod sys;
 mod uring;
 mod view;
 
-pub use chunk::{Chunk, ChunkState};
+pub use chunk::{Chunk, ChunkState, Sealed, Unpublished};
+pub use chunk_handle::ChunkHandle;
 pub use cuda::available as cuda_available;
 pub use error::{Error, Result};
 pub use map::HUGE_PAGE;

@@ -108,7 +108,8 @@ fn chunks_map_the_device_at_their_extent() {
         "fresh chunk is zeroed"
     );
     fill(c.as_mut_slice(), 42);
-    assert_eq!(c.publish(b"dax-key").unwrap(), Publish::Published);
+    let c = c.publish(b"dax-key").unwrap();
+    assert_eq!(c.outcome(), Publish::Published);
 
     let v = pool.get(b"dax-key").unwrap().expect("published key");
     assert_eq!(v.len(), size);

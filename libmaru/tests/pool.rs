@@ -5,14 +5,14 @@
 mod common;
 
 use common::{check, fill, hex, kinds, pfn, poll, run_child, unhex, Fixture, Kind, CHILD_ENV};
-use maru::{ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
+use maru::{ChunkHandle, ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
 use maru_proto::{name, xattr};
 
 /// Publishes a chunk of `size` bytes filled with the pattern of `seed`.
 fn put(pool: &Pool, key: &[u8], size: usize, seed: u8) -> Publish {
     let mut c = pool.create(size).unwrap();
     fill(c.as_mut_slice(), seed);
-    c.publish(key).unwrap()
+    c.publish(key).unwrap().outcome()
 }
 
 #[test]
@@ -29,12 +29,13 @@ fn publish_then_get_maps_the_same_bytes() {
                 "{kind:?}: fresh chunk is zeroed"
             );
             fill(c.as_mut_slice(), i as u8);
-            assert_eq!(
-                c.publish(key.as_bytes()).unwrap(),
-                Publish::Published,
-                "{kind:?}"
-            );
+            let c = c.publish(key.as_bytes()).unwrap();
+            assert_eq!(c.outcome(), Publish::Published, "{kind:?}");
             assert!(matches!(c.state(), ChunkState::Published(_)));
+            assert!(
+                check(c.as_slice(), i as u8),
+                "the writer reads what it sealed"
+            );
             let v = pool.get(key.as_bytes()).unwrap().expect("published key");
             assert_eq!(v.len(), size);
             assert!(check(v.as_slice(), i as u8), "{kind:?} size {size}");
@@ -70,13 +71,24 @@ fn first_writer_wins_and_the_loser_is_cleaned_up() {
         let mut b = pool.create(8192).unwrap();
         fill(a.as_mut_slice(), 1);
         fill(b.as_mut_slice(), 2);
-        assert_eq!(a.publish(b"k").unwrap(), Publish::Published);
-        assert_eq!(b.publish(b"k").unwrap(), Publish::AlreadyExists, "{kind:?}");
+        let a = a.publish(b"k").unwrap();
+        assert_eq!(a.outcome(), Publish::Published);
+        let b = b.publish(b"k").unwrap();
+        assert_eq!(b.outcome(), Publish::AlreadyExists, "{kind:?}");
         assert_eq!(*b.state(), ChunkState::Aborted);
         // The loser's mapping stays readable until dropped.
         assert!(check(b.as_slice(), 2));
-        assert_eq!(b.publish(b"other").unwrap_err().errno(), libc::EINVAL);
-        assert_eq!(a.publish(b"again").unwrap_err().errno(), libc::EINVAL);
+        // Publishing (or writing) again: in Rust the chunk is gone (publish
+        // consumed it); through the C ABI's handle it is refused with EINVAL.
+        let mut lost = ChunkHandle::from(pool.create(8192).unwrap());
+        assert_eq!(lost.publish(b"k").unwrap(), Publish::AlreadyExists);
+        assert_eq!(lost.publish(b"other").unwrap_err().errno(), libc::EINVAL);
+        let mut won = ChunkHandle::from(pool.create(8192).unwrap());
+        assert_eq!(won.publish(b"k2").unwrap(), Publish::Published);
+        assert_eq!(won.publish(b"again").unwrap_err().errno(), libc::EINVAL);
+        assert_eq!(won.write(0, b"x").unwrap_err().errno(), libc::EINVAL);
+        drop((lost, won, a));
+        assert!(pool.remove(b"k2").unwrap());
         drop(b);
         assert!(check(pool.get(b"k").unwrap().unwrap().as_slice(), 1));
         let names = fx.wait_backing(|n| n == ["k"]);
@@ -257,7 +269,7 @@ fn pinning_with_mlock_and_io_uring() {
             .pin(c.as_slice())
             .unwrap_or_else(|e| panic!("{kind:?}: io_uring long-term pin of a chunk: {e}"));
         pin.unpin().unwrap();
-        c.publish(b"pinned").unwrap();
+        let _c = c.publish(b"pinned").unwrap();
         let v = pool.get(b"pinned").unwrap().unwrap();
         v.mlock().unwrap();
         v.prefault().unwrap();
@@ -275,8 +287,7 @@ fn pinning_with_mlock_and_io_uring() {
 fn cuda_registration_reports_clearly_without_a_driver() {
     let fx = Fixture::new(Kind::Shm, 0o777);
     let pool = Pool::open(&fx.pool).unwrap();
-    let mut c = pool.create(1 << 20).unwrap();
-    c.publish(b"g").unwrap();
+    let mut c = pool.create(1 << 20).unwrap().publish(b"g").unwrap();
     let v = pool.get(b"g").unwrap().unwrap();
     match maru::cuda_available() {
         Ok(()) => {
@@ -410,7 +421,7 @@ fn child() {
             "put" => {
                 let mut c = pool.create(8192)?;
                 fill(c.as_mut_slice(), 77);
-                Ok(format!("ok {:?}", c.publish(&key)?).to_lowercase())
+                Ok(format!("ok {:?}", c.publish(&key)?.outcome()).to_lowercase())
             }
             other => panic!("unknown child action {other}"),
         }
@@ -457,8 +468,7 @@ fn views_and_chunks_hold_the_pools_pin_until_dropped() {
     // file: only the descriptor a view keeps open tells maru-fs it is pinned.
     let fx = Fixture::new(Kind::MaruFs, 0o777);
     let pool = Pool::open(&fx.pool).unwrap();
-    let mut c = pool.create(1 << 20).unwrap();
-    c.publish(b"p").unwrap();
+    let c = pool.create(1 << 20).unwrap().publish(b"p").unwrap();
     assert_eq!(pins(&fx, "p"), "1", "the writer's chunk pins it");
     drop(c);
     wait_pins(&fx, "p", "0");
@@ -613,7 +623,7 @@ fn concurrent_writers_of_one_key_have_exactly_one_winner() {
                     s.spawn(move || {
                         let mut c = pool.create(65536).unwrap();
                         fill(c.as_mut_slice(), t);
-                        (t, c.publish(b"race/key").unwrap())
+                        (t, c.publish(b"race/key").unwrap().outcome())
                     })
                 })
                 .collect();
@@ -653,7 +663,7 @@ fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
         assert_eq!(pool.reserved(300_000), 1, "{kind:?}: create took one");
         c.write(0, &data).unwrap();
         assert!(c.write(1, &data).is_err(), "{kind:?}: out of range");
-        assert_eq!(c.publish(b"r/2").unwrap(), Publish::Published);
+        assert_eq!(c.publish(b"r/2").unwrap().outcome(), Publish::Published);
         for k in [&b"r/1"[..], b"r/2"] {
             assert_eq!(
                 pool.get(k).unwrap().unwrap().as_slice(),
@@ -666,5 +676,25 @@ fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
         assert_eq!(pool.reserved(300_000) + pool.reserved(4096), 0);
         fx.wait_backing(|n| !n.iter().any(|n| n.starts_with(name::STAGING_PREFIX)));
         assert_eq!(staging(&fx), 0, "{kind:?}");
+    }
+}
+
+#[test]
+fn a_failed_publish_gives_the_chunk_back_unpublished() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let mut c = pool.create(4096).unwrap();
+        fill(c.as_mut_slice(), 3);
+        let back = c.publish(b"").unwrap_err();
+        assert_eq!(back.error.errno(), libc::EINVAL, "{kind:?}: empty key");
+        let mut c = *back.chunk;
+        c.as_mut_slice()[0] = 3; // still writable: still staging
+        let sealed = c.publish(b"after/retry").unwrap();
+        assert_eq!(sealed.outcome(), Publish::Published);
+        assert!(check(
+            pool.get(b"after/retry").unwrap().unwrap().as_slice(),
+            3
+        ));
     }
 }

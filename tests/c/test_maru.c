@@ -98,6 +98,9 @@ int main(int argc, char **argv) {
     CHECK(strstr(maru_last_error(), "already exists") != NULL);
     CHECK(holds(ldata, 4096, 9));
     CHECK(maru_chunk_publish(loser, "other", 5) == -EINVAL);
+    /* Sealed once published (or aborted): no more writes through the API. */
+    CHECK(maru_chunk_write(loser, 0, "x", 1) == -EINVAL);
+    CHECK(strstr(maru_last_error(), "aborted") != NULL);
     maru_chunk_free(loser);
     CHECK(maru_chunk_create(pool, 0, &loser, NULL, NULL) == -EINVAL);
 

@@ -10,7 +10,7 @@
 
 use crate::error::Error;
 use crate::key::{self, KeyName, Unescaped};
-use crate::{Chunk, Pool, Publish, View};
+use crate::{ChunkHandle, Pool, Publish, View};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -21,7 +21,7 @@ pub const ABI_VERSION: u32 = 1;
 /// An open pool (`maru_pool` in C).
 pub struct MaruPool(Pool);
 /// A staging chunk (`maru_chunk` in C).
-pub struct MaruChunk(Chunk);
+pub struct MaruChunk(ChunkHandle);
 /// A read-only view (`maru_view` in C).
 pub struct MaruView(View);
 /// A snapshot of a pool's keys (`maru_key_list` in C).

@@ -214,7 +214,7 @@ impl Pool {
         let name = KeyName::new(key)?;
         if let Some(mut c) = self.take_reserved(data.len()) {
             c.write(0, data)?;
-            return c.publish(key);
+            return Ok(c.publish(key)?.outcome());
         }
         let (fd, staging) = self.create_staging(data.len(), false)?;
         let abort = |e: Error| {
