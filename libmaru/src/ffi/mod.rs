@@ -1,4 +1,9 @@
-//! The C ABI (`include/maru.h`): thin wrappers over the Rust API.
+//! The C ABI (`include/maru.h`): thin wrappers over the Rust API. Each
+//! `extern "C"` function checks its arguments, makes one call into the Rust
+//! API (`maru_prefix_contains` one of two: with or without views), and
+//! converts the result; no behaviour lives here, so C and Rust callers get the
+//! same guarantees (e.g. `maru_batch_contains` is one snapshot). The
+//! header is checked against these signatures by `tests/header.rs`.
 //!
 //! Every `int` function returns 0 or a non-negative count on success and
 //! `-errno` on failure, with the message in [`maru_last_error`]. Handles are
