@@ -4,11 +4,11 @@
 //! (readers map the same pages). [`ChunkHandle`] is the same life as one
 //! value, for the C ABI, which cannot give a value up.
 
-use crate::cuda::Registration;
 use crate::error::{Error, Result};
 use crate::key::KeyName;
 use crate::map::Mapping;
 use crate::pool::{PoolDir, Publish};
+use crate::sys::cuda::Registration;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;

@@ -18,27 +18,28 @@
 //! ```
 
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+// Raw system calls live in `sys` (and raw pointers from C in `ffi`) only.
+#![deny(unsafe_code)]
 
 mod chunk;
 mod chunk_handle;
-mod cuda;
 mod error;
+#[allow(unsafe_code)] // the C ABI takes raw pointers
 pub mod ffi;
 mod index;
 pub mod key;
 mod map;
 mod pool;
 mod sys;
-mod uring;
 mod view;
 
 pub use chunk::{Chunk, ChunkState, Sealed, Unpublished};
 pub use chunk_handle::ChunkHandle;
-pub use cuda::available as cuda_available;
 pub use error::{Error, Result};
 pub use map::HUGE_PAGE;
 pub use pool::{NumaNode, Pool, PoolInfo, Publish};
-pub use uring::{UringPin, UringPinner};
+pub use sys::cuda::available as cuda_available;
+pub use sys::uring::{UringPin, UringPinner};
 pub use view::View;
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::sys;
 use maru_proto::xattr;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -84,22 +84,10 @@ impl PoolDir {
         if name.is_hashed() {
             self.set_key_xattr(staging, key)?;
         }
-        // SAFETY: valid dir fd twice and NUL-terminated names; result checked.
-        let rc = unsafe {
-            libc::renameat2(
-                self.dir.as_raw_fd(),
-                staging.as_ptr(),
-                self.dir.as_raw_fd(),
-                name.as_cstr().as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(Publish::Published);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EEXIST) {
-            return Err(Error::os("publish", object(), err));
+        match sys::fs::rename_noreplace(self.fd(), staging, name.as_cstr()) {
+            Ok(()) => return Ok(Publish::Published),
+            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(err) => return Err(Error::os("publish", object(), err)),
         }
         if let Err(e) = self.unlink(staging) {
             // The pool reclaims it anyway when the last handle goes; report only oddities.
@@ -126,10 +114,6 @@ impl PoolDir {
 
     /// Removes a name from the pool directory.
     pub(crate) fn unlink(&self, name: &CStr) -> io::Result<()> {
-        // SAFETY: valid dir fd and NUL-terminated name.
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        sys::fs::unlinkat(self.fd(), name)
     }
 }
