@@ -6,6 +6,13 @@
 //! DMA (mlock, io_uring registration, CUDA registration with feature `cuda`).
 //! A C ABI over the same calls is in [`ffi`] (header `include/maru.h`).
 //!
+//! Words: a *key* is the caller's byte string; its *key name* ([`key::KeyName`])
+//! is the file name it is escaped to. The *membership index* is maru-fs's
+//! per-pool table of hashed key names (`<pool>/.maru-index`, format in
+//! `maru_proto::index`), mapped read-only by `membership_index` to answer
+//! `contains` without a `stat`; it is unrelated to maru-fs's devdax record
+//! table and to positions in a list (called positions here, `i` in the C ABI).
+//!
 //! ```no_run
 //! let pool = maru::Pool::open("/mnt/maru/llama")?;
 //! let mut chunk = pool.create(1 << 20)?;
@@ -26,9 +33,9 @@ mod chunk_handle;
 mod error;
 #[allow(unsafe_code)] // the C ABI takes raw pointers
 pub mod ffi;
-mod index;
 pub mod key;
 mod map;
+mod membership_index;
 mod pool;
 mod sys;
 mod view;

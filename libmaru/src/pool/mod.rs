@@ -23,7 +23,7 @@ mod membership;
 
 pub(crate) use dir::PoolDir;
 pub use info::{NumaNode, PoolInfo};
-use membership::IndexSlot;
+use membership::MembershipSlot;
 
 /// Process-wide counter for staging names ([`STAGING_PREFIX`]`<pid>-<n>`).
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -46,7 +46,8 @@ pub enum Publish {
 pub struct Pool {
     dir: Arc<PoolDir>,
     cache: Arc<Mutex<ViewCache>>,
-    index: Arc<Mutex<IndexSlot>>,
+    /// The pool's membership index (`.maru-index`), as far as this process knows it.
+    membership: Arc<Mutex<MembershipSlot>>,
     /// Staging chunks created ahead of need (see [`Pool::reserve`]).
     reserve: Arc<Mutex<Vec<Chunk>>>,
 }
@@ -83,7 +84,7 @@ impl Pool {
                 devdax,
             }),
             cache: Arc::new(Mutex::new(ViewCache::new(0))),
-            index: Arc::new(Mutex::new(IndexSlot::Unknown)),
+            membership: Arc::new(Mutex::new(MembershipSlot::Unknown)),
             reserve: Arc::new(Mutex::new(Vec::new())),
         })
     }

@@ -31,7 +31,7 @@ pub(crate) enum Read {
 
 /// A mapped index file.
 #[derive(Debug)]
-pub(crate) struct IndexMap {
+pub(crate) struct MembershipIndex {
     /// Read-only shared mapping of the whole file.
     region: Region,
     slots: u64,
@@ -45,10 +45,10 @@ pub(crate) struct IndexMap {
 /// every slot lies inside).
 static OUTSIDE: AtomicU64 = AtomicU64::new(EMPTY);
 
-impl IndexMap {
+impl MembershipIndex {
     /// Opens and maps the index of the pool directory `dir`; `Ok(None)` if the
     /// pool has none or it is not a valid index of a version we read.
-    pub fn open(dir: BorrowedFd<'_>) -> io::Result<Option<IndexMap>> {
+    pub fn open(dir: BorrowedFd<'_>) -> io::Result<Option<MembershipIndex>> {
         let fd = match sys::fs::openat(dir, INDEX_NAME, libc::O_RDONLY | libc::O_NOFOLLOW, 0) {
             Ok(fd) => fd,
             Err(e) => {
@@ -69,7 +69,7 @@ impl IndexMap {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut map = IndexMap {
+        let mut map = MembershipIndex {
             region,
             slots: 0,
             k0: 0,
