@@ -33,10 +33,11 @@ fn main() -> Result<()> {
         for (j, b) in chunk.as_mut_slice().iter_mut().enumerate() {
             *b = (j as u8) ^ (i as u8);
         }
-        match chunk
+        // Publishing seals the chunk: the handle it returns only reads.
+        let sealed = chunk
             .publish(key.as_bytes())
-            .with_context(|| format!("publishing {key}"))?
-        {
+            .with_context(|| format!("publishing {key}"))?;
+        match sealed.outcome() {
             // Keys are escaped into file names ('/' -> "%2F"): `ls` shows the file name.
             Publish::Published => println!(
                 "  published key {key}: file {}",

@@ -119,6 +119,36 @@ int maru_pool_reserve(maru_pool *pool, size_t size, size_t count);
 /** Removes every reserved chunk of the pool. Returns 0, or -EINVAL. */
 int maru_pool_clear_reserve(maru_pool *pool);
 
+/** maru_info.fields: which members the pool shows. */
+#define MARU_INFO_CAPACITY 1u
+#define MARU_INFO_USED 2u
+#define MARU_INFO_ONLINE 4u
+#define MARU_INFO_NODE 8u
+
+/** A pool's capacity, use, state and NUMA node, as maru-fs shows them. */
+typedef struct maru_info {
+    uint64_t capacity; /**< bytes (MARU_INFO_CAPACITY) */
+    uint64_t used;     /**< bytes charged to the pool (MARU_INFO_USED) */
+    uint32_t fields;   /**< MARU_INFO_* bits: the members that are set */
+    int32_t online;    /**< 1 online, 0 offline (MARU_INFO_ONLINE) */
+    int32_t node;      /**< NUMA node, -1 if not known (MARU_INFO_NODE) */
+} maru_info;
+
+/**
+ * Fills *out with what maru-fs shows about the pool now (read through the
+ * pool's path: a pool removed since maru_pool_open fails with -ENOENT). A
+ * plain directory shows nothing: fields is 0. Returns 0, or -errno.
+ */
+int maru_pool_info(maru_pool *pool, maru_info *out);
+
+/**
+ * The number of open descriptors (pins, all processes) of the chunk
+ * published under the key, as maru-fs counts them, read without opening
+ * (pinning) it. Returns the count, -ENOENT if there is no such key,
+ * -ENODATA or -EOPNOTSUPP where the pool does not count pins (not maru-fs).
+ */
+int maru_pins(maru_pool *pool, const void *key, size_t key_len);
+
 /**
  * Creates a staging chunk of `size` bytes (> 0) in the pool: a hidden
  * staging file, sized (the pool charges the size now), mapped read-write
@@ -145,8 +175,8 @@ size_t maru_chunk_len(const maru_chunk *chunk);
 /**
  * Copies `len` bytes from `data` into the chunk at byte `offset` (before
  * publishing): for callers that do not write through maru_chunk_data().
- * Returns 0, or -EINVAL if the range is not inside the chunk or an argument
- * is NULL.
+ * Returns 0, or -EINVAL if the range is not inside the chunk, an argument
+ * is NULL, or the chunk was already published (or aborted).
  */
 int maru_chunk_write(maru_chunk *chunk, size_t offset, const void *data,
                      size_t len);

@@ -1,10 +1,14 @@
-//! A staging chunk: the writer's read-write mapping, published under a key once written.
+//! A staging chunk: the writer's read-write mapping, published under a key once
+//! written. Publishing consumes the [`Chunk`] and returns a [`Sealed`] handle
+//! that only reads, so no `&mut [u8]` to a published chunk's pages survives
+//! (readers map the same pages). [`ChunkHandle`] is the same life as one
+//! value, for the C ABI, which cannot give a value up.
 
-use crate::cuda::Registration;
 use crate::error::{Error, Result};
 use crate::key::KeyName;
 use crate::map::Mapping;
 use crate::pool::{PoolDir, Publish};
+use crate::sys::cuda::Registration;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -20,11 +24,11 @@ pub enum ChunkState {
     Aborted,
 }
 
-/// A chunk created by this process. Write into it, then [`Chunk::publish`] it.
+/// A chunk created by this process and not published yet. Write into it, then
+/// [`Chunk::publish`] it, which turns it into a read-only [`Sealed`] handle.
 ///
 /// Dropping an unpublished chunk removes its staging file (the pool returns the
-/// space). After publishing, the mapping stays valid until drop; the writer must
-/// not modify the bytes any more (readers map the same pages).
+/// space).
 pub struct Chunk {
     // Field order matters: the CUDA registration goes before the mapping.
     cuda: Option<Registration>,
@@ -92,35 +96,46 @@ impl Chunk {
         Ok(())
     }
 
-    /// Where the chunk stands.
-    pub fn state(&self) -> &ChunkState {
-        &self.state
-    }
-
     /// The staging file's name in the pool (e.g. `.stage-123-0`).
     pub fn staging_name(&self) -> String {
         self.staging.to_string_lossy().into_owned()
     }
 
-    /// Publishes the chunk under `key`: atomic rename without replace.
+    /// Publishes the chunk under `key`: atomic rename without replace. Returns
+    /// the chunk as a read-only [`Sealed`] handle (its mapping stays valid
+    /// until that is dropped), whose [`Sealed::outcome`] is
     /// [`Publish::AlreadyExists`] when the key existed (first writer wins; this
-    /// chunk's staging file is removed at once).
-    pub fn publish(&mut self, key: &[u8]) -> Result<Publish> {
-        match self.state {
-            ChunkState::Staging => {}
-            ChunkState::Published(_) => {
-                return Err(Error::NotStaging {
-                    staging: self.staging_name(),
-                    state: "published",
-                })
-            }
-            ChunkState::Aborted => {
-                return Err(Error::NotStaging {
-                    staging: self.staging_name(),
-                    state: "aborted",
-                })
-            }
+    /// chunk's staging file is removed at once). On failure the chunk comes
+    /// back unpublished in the [`Unpublished`] error (`?` turns that into an
+    /// [`Error`] and drops the chunk, removing its staging file).
+    pub fn publish(mut self, key: &[u8]) -> std::result::Result<Sealed, Unpublished> {
+        match self.publish_in_place(key) {
+            Ok(_) => Ok(Sealed { chunk: self }),
+            Err(error) => Err(Unpublished {
+                chunk: Box::new(self),
+                error,
+            }),
         }
+    }
+
+    /// Fails with [`Error::NotStaging`] unless the chunk is still staging.
+    pub(crate) fn check_staging(&self) -> Result<()> {
+        let state = match self.state {
+            ChunkState::Staging => return Ok(()),
+            ChunkState::Published(_) => "published",
+            ChunkState::Aborted => "aborted",
+        };
+        Err(Error::NotStaging {
+            staging: self.staging_name(),
+            state,
+        })
+    }
+
+    /// Publishes without giving the chunk up (for [`crate::ChunkHandle`]):
+    /// the state changes to published or aborted; a chunk that is not
+    /// staging any more is refused.
+    pub(crate) fn publish_in_place(&mut self, key: &[u8]) -> Result<Publish> {
+        self.check_staging()?;
         let name = KeyName::new(key)?;
         let outcome = self.dir.publish(&self.staging, key, &name)?;
         self.state = match outcome {
@@ -167,6 +182,97 @@ impl Chunk {
             Some(reg) => reg.unregister(),
             None => Ok(()),
         }
+    }
+}
+
+/// A failed [`Chunk::publish`]: the chunk, still unpublished (publish it again
+/// or drop it), and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Unpublished {
+    /// The chunk, unchanged (boxed: errors stay small).
+    pub chunk: Box<Chunk>,
+    /// Why it was not published.
+    pub error: Error,
+}
+
+impl From<Unpublished> for Error {
+    fn from(u: Unpublished) -> Error {
+        u.error
+    }
+}
+
+/// A chunk after [`Chunk::publish`]: read-only. Its mapping (and the pin of
+/// its open file) lives until this is dropped.
+#[derive(Debug)]
+pub struct Sealed {
+    chunk: Chunk,
+}
+
+impl Sealed {
+    /// [`Publish::Published`], or [`Publish::AlreadyExists`] when the key
+    /// existed (this chunk's staging file was removed).
+    pub fn outcome(&self) -> Publish {
+        match self.chunk.state {
+            ChunkState::Published(_) => Publish::Published,
+            _ => Publish::AlreadyExists,
+        }
+    }
+
+    /// [`ChunkState::Published`] with the key's file name, or
+    /// [`ChunkState::Aborted`].
+    pub fn state(&self) -> &ChunkState {
+        &self.chunk.state
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.chunk.len()
+    }
+
+    /// Always false: chunks are never empty.
+    pub fn is_empty(&self) -> bool {
+        self.chunk.is_empty()
+    }
+
+    /// Start of the mapping (read only).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.chunk.as_ptr()
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.chunk.as_slice()
+    }
+
+    /// The name the chunk was written under (e.g. `.stage-123-0`).
+    pub fn staging_name(&self) -> String {
+        self.chunk.staging_name()
+    }
+
+    /// Locks the pages in RAM.
+    pub fn mlock(&mut self) -> Result<()> {
+        self.chunk.mlock()
+    }
+
+    /// Unlocks the pages.
+    pub fn munlock(&mut self) -> Result<()> {
+        self.chunk.munlock()
+    }
+
+    /// Registers the mapping with CUDA (PORTABLE | DEVICEMAP). Idempotent.
+    pub fn cuda_register(&mut self) -> Result<()> {
+        self.chunk.cuda_register()
+    }
+
+    /// Whether the mapping is registered with CUDA.
+    pub fn is_cuda_registered(&self) -> bool {
+        self.chunk.is_cuda_registered()
+    }
+
+    /// Unregisters the mapping from CUDA (no-op if not registered).
+    pub fn cuda_unregister(&mut self) -> Result<()> {
+        self.chunk.cuda_unregister()
     }
 }
 

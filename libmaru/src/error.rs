@@ -60,11 +60,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Builds an [`Error::Os`] from the calling thread's errno.
-    pub(crate) fn last_os(op: &'static str, object: impl Into<String>) -> Self {
-        Self::os(op, object, io::Error::last_os_error())
-    }
-
     /// Builds an [`Error::Os`] from an `io::Error`.
     pub(crate) fn os(op: &'static str, object: impl Into<String>, source: io::Error) -> Self {
         Error::Os {

@@ -11,20 +11,23 @@
 //!   plain escaped name, so the two forms cannot collide.
 
 use crate::error::{Error, Result};
+use maru_proto::name::{is_staging, STAGING_MARK};
 use sha2::{Digest, Sha256};
 use std::ffi::CStr;
 
-/// Longest file name a pool accepts (bytes, without NUL).
-pub const NAME_MAX: usize = 255;
 /// Longest key libmaru accepts: the xattr holding a long key must fit the
-/// pool's 4 KiB xattr budget.
-pub const KEY_MAX: usize = 4000;
+/// pool's 4 KiB xattr budget ([`maru_proto::name::KEY_MAX`]).
+pub use maru_proto::name::KEY_MAX;
+/// Longest file name a pool accepts (bytes, without NUL): the contract's
+/// [`maru_proto::name::NAME_MAX`].
+pub use maru_proto::name::NAME_MAX;
 /// Bytes of the readable escaped prefix kept in a long key's hashed name.
 pub const LONG_PREFIX: usize = 160;
 /// Marker between the prefix and the hash in a long key's name.
 const LONG_MARK: &[u8] = b"%~";
-/// Xattr holding the full key of a chunk published under a hashed name.
-pub const KEY_XATTR: &CStr = c"user.maru.key";
+/// Xattr holding the full key of a chunk published under a hashed name
+/// ([`maru_proto::xattr::KEY`]).
+pub use maru_proto::xattr::KEY_C as KEY_XATTR;
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -105,7 +108,7 @@ impl KeyName {
 
 /// Whether byte `b` at position `i` must be escaped.
 fn needs_escape(b: u8, i: usize) -> bool {
-    matches!(b, b'%' | b'/' | 0..=0x1F | 0x7F) || (i == 0 && b == b'.')
+    matches!(b, b'%' | b'/' | 0..=0x1F | 0x7F) || (i == 0 && b == STAGING_MARK)
 }
 
 /// Escapes as much of `key` as fits in `out`, whole escapes only; sets `*len`.
@@ -153,9 +156,11 @@ pub fn unescape(name: &[u8]) -> Result<Unescaped> {
         errno: libc::EINVAL,
     };
     if name.is_empty() || name.len() > NAME_MAX {
-        return Err(invalid("not a key name: empty or longer than 255 bytes"));
+        return Err(invalid(
+            "not a key name: empty or longer than NAME_MAX (255) bytes",
+        ));
     }
-    if name[0] == b'.' {
+    if is_staging(name) {
         return Err(invalid(
             "names starting with '.' are staging files, not keys",
         ));

@@ -6,35 +6,47 @@
 //! DMA (mlock, io_uring registration, CUDA registration with feature `cuda`).
 //! A C ABI over the same calls is in [`ffi`] (header `include/maru.h`).
 //!
+//! Words: a *key* is the caller's byte string; its *key name* ([`key::KeyName`])
+//! is the file name it is escaped to. The *membership index* is maru-fs's
+//! per-pool table of hashed key names (`<pool>/.maru-index`, format in
+//! `maru_proto::index`), mapped read-only by `membership_index` to answer
+//! `contains` without a `stat`; it is unrelated to maru-fs's devdax record
+//! table and to positions in a list (called positions here, `i` in the C ABI).
+//!
 //! ```no_run
 //! let pool = maru::Pool::open("/mnt/maru/llama")?;
 //! let mut chunk = pool.create(1 << 20)?;
 //! chunk.as_mut_slice().fill(7);
-//! chunk.publish(b"model@1@0@abc/def")?;
+//! let sealed = chunk.publish(b"model@1@0@abc/def")?; // read-only from here
+//! assert_eq!(sealed.as_slice()[0], 7);
 //! let view = pool.get(b"model@1@0@abc/def")?.expect("just published");
 //! assert_eq!(view.as_slice()[0], 7);
 //! # Ok::<(), maru::Error>(())
 //! ```
 
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+// Raw system calls live in `sys` (and raw pointers from C in `ffi`) only.
+#![deny(unsafe_code)]
 
 mod chunk;
-mod cuda;
+mod chunk_handle;
 mod error;
+#[allow(unsafe_code)] // the C ABI takes raw pointers
 pub mod ffi;
-mod index;
 pub mod key;
 mod map;
+mod membership_index;
 mod pool;
-mod uring;
+mod sys;
 mod view;
 
-pub use chunk::{Chunk, ChunkState};
-pub use cuda::available as cuda_available;
+pub use chunk::{Chunk, ChunkState, Sealed, Unpublished};
+pub use chunk_handle::ChunkHandle;
 pub use error::{Error, Result};
 pub use map::HUGE_PAGE;
-pub use pool::{Pool, Publish};
-pub use uring::{UringPin, UringPinner};
+pub use pool::{NumaNode, Pool, PoolInfo, Publish};
+pub use sys::cuda::available as cuda_available;
+pub use sys::uring::{UringPin, UringPinner};
 pub use view::View;
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! A read-only mapping of a published chunk, and the pool's cache of them.
 
-use crate::cuda::Registration;
 use crate::error::{Error, Result};
 use crate::map::Mapping;
+use crate::sys::cuda::Registration;
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use common::{check, fill, pfn};
 use maru::{Pool, Publish};
+use maru_proto::xattr;
 
 const MIB: usize = 1 << 20;
 
@@ -98,7 +99,8 @@ fn chunks_map_the_device_at_their_extent() {
         "fresh chunk is zeroed"
     );
     fill(c.as_mut_slice(), 42);
-    assert_eq!(c.publish(b"dax-key").unwrap(), Publish::Published);
+    let c = c.publish(b"dax-key").unwrap();
+    assert_eq!(c.outcome(), Publish::Published);
 
     let v = pool.get(b"dax-key").unwrap().expect("published key");
     assert_eq!(v.len(), size);
@@ -110,8 +112,8 @@ fn chunks_map_the_device_at_their_extent() {
     assert!(check(&read, 42));
     // Zero copy: writer, reader and the device itself share the physical pages,
     // at the extent the xattrs name.
-    let offset = xattr_u64(&key, "user.maru.devdax.offset");
-    assert_eq!(xattr_u64(&key, "user.maru.devdax.len"), 4 * MIB as u64);
+    let offset = xattr_u64(&key, xattr::DEVDAX_OFFSET);
+    assert_eq!(xattr_u64(&key, xattr::DEVDAX_LEN), 4 * MIB as u64);
     for page in [0usize, 1, 2 * MIB / 4096, (size - 1) / 4096] {
         let at = page * 4096;
         // SAFETY: `at` < size: inside both mappings.
@@ -139,7 +141,7 @@ fn store_and_get_round_trip_and_keys_survive_in_the_device() {
     );
     let v = pool.get(b"stored").unwrap().expect("stored key");
     assert_eq!(v.as_slice(), &data[..]);
-    let offset = xattr_u64(&dp.pool.join("stored"), "user.maru.devdax.offset");
+    let offset = xattr_u64(&dp.pool.join("stored"), xattr::DEVDAX_OFFSET);
     let mut on_device = vec![0u8; data.len()];
     std::os::unix::fs::FileExt::read_exact_at(
         &File::open(&dp.device).unwrap(),

@@ -5,13 +5,14 @@
 mod common;
 
 use common::{check, fill, hex, kinds, pfn, poll, run_child, unhex, Fixture, Kind, CHILD_ENV};
-use maru::{ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
+use maru::{ChunkHandle, ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
+use maru_proto::{name, xattr};
 
 /// Publishes a chunk of `size` bytes filled with the pattern of `seed`.
 fn put(pool: &Pool, key: &[u8], size: usize, seed: u8) -> Publish {
     let mut c = pool.create(size).unwrap();
     fill(c.as_mut_slice(), seed);
-    c.publish(key).unwrap()
+    c.publish(key).unwrap().outcome()
 }
 
 #[test]
@@ -28,12 +29,13 @@ fn publish_then_get_maps_the_same_bytes() {
                 "{kind:?}: fresh chunk is zeroed"
             );
             fill(c.as_mut_slice(), i as u8);
-            assert_eq!(
-                c.publish(key.as_bytes()).unwrap(),
-                Publish::Published,
-                "{kind:?}"
-            );
+            let c = c.publish(key.as_bytes()).unwrap();
+            assert_eq!(c.outcome(), Publish::Published, "{kind:?}");
             assert!(matches!(c.state(), ChunkState::Published(_)));
+            assert!(
+                check(c.as_slice(), i as u8),
+                "the writer reads what it sealed"
+            );
             let v = pool.get(key.as_bytes()).unwrap().expect("published key");
             assert_eq!(v.len(), size);
             assert!(check(v.as_slice(), i as u8), "{kind:?} size {size}");
@@ -69,13 +71,24 @@ fn first_writer_wins_and_the_loser_is_cleaned_up() {
         let mut b = pool.create(8192).unwrap();
         fill(a.as_mut_slice(), 1);
         fill(b.as_mut_slice(), 2);
-        assert_eq!(a.publish(b"k").unwrap(), Publish::Published);
-        assert_eq!(b.publish(b"k").unwrap(), Publish::AlreadyExists, "{kind:?}");
+        let a = a.publish(b"k").unwrap();
+        assert_eq!(a.outcome(), Publish::Published);
+        let b = b.publish(b"k").unwrap();
+        assert_eq!(b.outcome(), Publish::AlreadyExists, "{kind:?}");
         assert_eq!(*b.state(), ChunkState::Aborted);
         // The loser's mapping stays readable until dropped.
         assert!(check(b.as_slice(), 2));
-        assert_eq!(b.publish(b"other").unwrap_err().errno(), libc::EINVAL);
-        assert_eq!(a.publish(b"again").unwrap_err().errno(), libc::EINVAL);
+        // Publishing (or writing) again: in Rust the chunk is gone (publish
+        // consumed it); through the C ABI's handle it is refused with EINVAL.
+        let mut lost = ChunkHandle::from(pool.create(8192).unwrap());
+        assert_eq!(lost.publish(b"k").unwrap(), Publish::AlreadyExists);
+        assert_eq!(lost.publish(b"other").unwrap_err().errno(), libc::EINVAL);
+        let mut won = ChunkHandle::from(pool.create(8192).unwrap());
+        assert_eq!(won.publish(b"k2").unwrap(), Publish::Published);
+        assert_eq!(won.publish(b"again").unwrap_err().errno(), libc::EINVAL);
+        assert_eq!(won.write(0, b"x").unwrap_err().errno(), libc::EINVAL);
+        drop((lost, won, a));
+        assert!(pool.remove(b"k2").unwrap());
         drop(b);
         assert!(check(pool.get(b"k").unwrap().unwrap().as_slice(), 1));
         let names = fx.wait_backing(|n| n == ["k"]);
@@ -90,7 +103,7 @@ fn dropping_an_unpublished_chunk_removes_its_staging_file() {
         let pool = Pool::open(&fx.pool).unwrap();
         let c = pool.create(4096).unwrap();
         let staging = c.staging_name();
-        assert!(staging.starts_with(".stage-"), "{staging}");
+        assert!(staging.starts_with(name::STAGING_PREFIX), "{staging}");
         assert_eq!(fx.backing_names().len(), 1, "{kind:?}");
         drop(c);
         let names = fx.wait_backing(|n| n.is_empty());
@@ -194,14 +207,14 @@ fn arbitrary_keys_round_trip_through_the_pool() {
         let mut want = keys.clone();
         want.sort();
         assert_eq!(listed, want, "{kind:?}");
-        // No name in the pool starts with '.' or exceeds 255 bytes.
+        // No key's name in the pool is a staging name or exceeds NAME_MAX bytes.
         for e in std::fs::read_dir(&fx.backing).unwrap() {
             let n = e.unwrap().file_name();
             let n = std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()).to_vec();
             if n == maru_fs::index::INDEX_NAME.as_bytes() {
                 continue; // maru-fs's membership index, not a chunk
             }
-            assert!(!n.starts_with(b".") && n.len() <= 255, "{n:?}");
+            assert!(!name::is_staging(&n) && n.len() <= name::NAME_MAX, "{n:?}");
         }
         // A long key's name is checked against its xattr: a different long key
         // never reads it, and a file under that name without the xattr is not it.
@@ -228,7 +241,7 @@ fn long_key_name_with_a_foreign_xattr_is_not_the_key() {
     let rc = unsafe {
         libc::setxattr(
             c.as_ptr(),
-            c"user.maru.key".as_ptr(),
+            xattr::KEY_C.as_ptr(),
             wrong.as_ptr().cast(),
             wrong.len(),
             0,
@@ -256,7 +269,7 @@ fn pinning_with_mlock_and_io_uring() {
             .pin(c.as_slice())
             .unwrap_or_else(|e| panic!("{kind:?}: io_uring long-term pin of a chunk: {e}"));
         pin.unpin().unwrap();
-        c.publish(b"pinned").unwrap();
+        let _c = c.publish(b"pinned").unwrap();
         let v = pool.get(b"pinned").unwrap().unwrap();
         v.mlock().unwrap();
         v.prefault().unwrap();
@@ -274,8 +287,7 @@ fn pinning_with_mlock_and_io_uring() {
 fn cuda_registration_reports_clearly_without_a_driver() {
     let fx = Fixture::new(Kind::Shm, 0o777);
     let pool = Pool::open(&fx.pool).unwrap();
-    let mut c = pool.create(1 << 20).unwrap();
-    c.publish(b"g").unwrap();
+    let mut c = pool.create(1 << 20).unwrap().publish(b"g").unwrap();
     let v = pool.get(b"g").unwrap().unwrap();
     match maru::cuda_available() {
         Ok(()) => {
@@ -409,7 +421,7 @@ fn child() {
             "put" => {
                 let mut c = pool.create(8192)?;
                 fill(c.as_mut_slice(), 77);
-                Ok(format!("ok {:?}", c.publish(&key)?).to_lowercase())
+                Ok(format!("ok {:?}", c.publish(&key)?.outcome()).to_lowercase())
             }
             other => panic!("unknown child action {other}"),
         }
@@ -421,7 +433,7 @@ fn child() {
     let _ = hex(&key);
 }
 
-/// The pool's pin count of a key (maru-fs xattr `user.maru.pins`).
+/// The pool's pin count of a key (maru-fs xattr [`xattr::PINS`]).
 fn pins(fx: &Fixture, key: &str) -> String {
     let path = std::ffi::CString::new(fx.pool.join(key).to_str().unwrap()).unwrap();
     let mut buf = [0u8; 32];
@@ -429,14 +441,15 @@ fn pins(fx: &Fixture, key: &str) -> String {
     let n = unsafe {
         libc::getxattr(
             path.as_ptr(),
-            c"user.maru.pins".as_ptr(),
+            xattr::PINS_C.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
     };
     assert!(
         n >= 0,
-        "getxattr user.maru.pins: {}",
+        "getxattr {}: {}",
+        xattr::PINS,
         std::io::Error::last_os_error()
     );
     String::from_utf8_lossy(&buf[..n as usize]).into_owned()
@@ -458,8 +471,7 @@ fn views_and_chunks_hold_the_pools_pin_until_dropped() {
     // file: only the descriptor a view keeps open tells maru-fs it is pinned.
     let fx = Fixture::new(Kind::MaruFs, 0o777);
     let pool = Pool::open(&fx.pool).unwrap();
-    let mut c = pool.create(1 << 20).unwrap();
-    c.publish(b"p").unwrap();
+    let c = pool.create(1 << 20).unwrap().publish(b"p").unwrap();
     assert_eq!(pins(&fx, "p"), "1", "the writer's chunk pins it");
     drop(c);
     wait_pins(&fx, "p", "0");
@@ -575,9 +587,9 @@ fn store_copies_and_publishes_in_one_call() {
         assert!(check(pool.get(&long).unwrap().unwrap().as_slice(), 42));
         assert_eq!(pool.store(b"s/2", &[]).unwrap_err().errno(), libc::EINVAL);
         // Nothing is left behind: the loser's staging file is gone.
-        let names = fx.wait_backing(|n| !n.iter().any(|x| x.starts_with('.')));
+        let names = fx.wait_backing(|n| !n.iter().any(|x| name::is_staging(x.as_bytes())));
         assert!(
-            !names.iter().any(|x| x.starts_with('.')),
+            !names.iter().any(|x| name::is_staging(x.as_bytes())),
             "{kind:?}: {names:?}"
         );
     }
@@ -620,7 +632,7 @@ fn concurrent_writers_of_one_key_have_exactly_one_winner() {
                     s.spawn(move || {
                         let mut c = pool.create(65536).unwrap();
                         fill(c.as_mut_slice(), t);
-                        (t, c.publish(b"race/key").unwrap())
+                        (t, c.publish(b"race/key").unwrap().outcome())
                     })
                 })
                 .collect();
@@ -647,7 +659,7 @@ fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
         let staging = |fx: &Fixture| {
             fx.backing_names()
                 .iter()
-                .filter(|n| n.starts_with(".stage-"))
+                .filter(|n| n.starts_with(name::STAGING_PREFIX))
                 .count()
         };
         assert_eq!(pool.reserve(300_000, 3).unwrap(), 3, "{kind:?}");
@@ -660,7 +672,7 @@ fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
         assert_eq!(pool.reserved(300_000), 1, "{kind:?}: create took one");
         c.write(0, &data).unwrap();
         assert!(c.write(1, &data).is_err(), "{kind:?}: out of range");
-        assert_eq!(c.publish(b"r/2").unwrap(), Publish::Published);
+        assert_eq!(c.publish(b"r/2").unwrap().outcome(), Publish::Published);
         for k in [&b"r/1"[..], b"r/2"] {
             assert_eq!(
                 pool.get(k).unwrap().unwrap().as_slice(),
@@ -671,7 +683,27 @@ fn a_reserve_serves_create_and_store_and_is_removed_when_cleared() {
         // A clone shares the reserve; clearing removes the staging files.
         pool.clone().clear_reserve();
         assert_eq!(pool.reserved(300_000) + pool.reserved(4096), 0);
-        fx.wait_backing(|n| !n.iter().any(|n| n.starts_with(".stage-")));
+        fx.wait_backing(|n| !n.iter().any(|n| n.starts_with(name::STAGING_PREFIX)));
         assert_eq!(staging(&fx), 0, "{kind:?}");
+    }
+}
+
+#[test]
+fn a_failed_publish_gives_the_chunk_back_unpublished() {
+    for kind in kinds() {
+        let fx = Fixture::new(kind, 0o777);
+        let pool = Pool::open(&fx.pool).unwrap();
+        let mut c = pool.create(4096).unwrap();
+        fill(c.as_mut_slice(), 3);
+        let back = c.publish(b"").unwrap_err();
+        assert_eq!(back.error.errno(), libc::EINVAL, "{kind:?}: empty key");
+        let mut c = *back.chunk;
+        c.as_mut_slice()[0] = 3; // still writable: still staging
+        let sealed = c.publish(b"after/retry").unwrap();
+        assert_eq!(sealed.outcome(), Publish::Published);
+        assert!(check(
+            pool.get(b"after/retry").unwrap().unwrap().as_slice(),
+            3
+        ));
     }
 }

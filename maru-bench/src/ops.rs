@@ -42,7 +42,7 @@ fn row(backend: &str, op: &str, size: usize, stats: Summary, note: &str) -> Row 
 fn put(pool: &Pool, key: &[u8], src: &[u8]) -> Result<()> {
     let mut c = pool.create(src.len())?;
     c.as_mut_slice().copy_from_slice(src);
-    if c.publish(key)? != Publish::Published {
+    if c.publish(key)?.outcome() != Publish::Published {
         bail!(
             "key {} already existed in the benchmark pool; use an empty pool",
             String::from_utf8_lossy(key)
@@ -95,11 +95,10 @@ pub fn run(
         let (mut store, mut delete) = (Samples::with_capacity(n), Samples::with_capacity(n));
         for i in 0..n {
             let key = format!("store/{size}/{i}").into_bytes();
-            let chunk = store.time(|| -> Result<maru::Chunk> {
+            let chunk = store.time(|| -> Result<maru::Sealed> {
                 let mut c = pool.create(size)?;
                 c.as_mut_slice().copy_from_slice(&src);
-                c.publish(&key)?;
-                Ok(c)
+                Ok(c.publish(&key)?)
             })?;
             drop(chunk);
             if !delete.time(|| pool.remove(&key))? {
@@ -136,10 +135,9 @@ pub fn run(
         for i in 0..n {
             let key = format!("reserved/{size}/{i}").into_bytes();
             let mut c = pool.create(size)?;
-            reserved.time(|| -> Result<()> {
+            let c = reserved.time(|| -> Result<maru::Sealed> {
                 c.as_mut_slice().copy_from_slice(&src);
-                c.publish(&key)?;
-                Ok(())
+                Ok(c.publish(&key)?)
             })?;
             drop(c);
             pool.remove(&key)?;

@@ -138,7 +138,7 @@ fn staging_backing_files(w: &World) -> Vec<String> {
             let name = e.file_name().to_string_lossy().into_owned();
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(e.path());
-            } else if name.starts_with(".stage-") {
+            } else if name.starts_with(maru_proto::name::STAGING_PREFIX) {
                 found.push(e.path().display().to_string());
             }
         }

@@ -10,6 +10,7 @@ mod devd_support;
 mod fixtures;
 
 use devd_support::{can_run_daemon, poll, Daemon, World};
+use maru_proto::xattr;
 use maru_testkit::devdax::StandIn as Device;
 use std::ffi::OsStr;
 use std::io::Write;
@@ -270,7 +271,7 @@ fn a_key_published_on_one_host_is_visible_and_readable_on_the_others() {
         names.sort();
         assert_eq!(names.len(), 20, "{}: {names:?}", h.name);
     }
-    let offset = |h: &Host| xattr(&h.pool().join("k0"), "user.maru.devdax.offset");
+    let offset = |h: &Host| xattr(&h.pool().join("k0"), xattr::DEVDAX_OFFSET);
     assert_eq!(offset(&hosts[0]), offset(&hosts[2]));
 
     // Removal from any host: k0 was written on node-a, node-c removes it.

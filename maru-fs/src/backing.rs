@@ -345,7 +345,7 @@ impl DirStore {
                 // The membership index: rebuilt by the pool, not a chunk.
                 continue;
             }
-            if name.as_bytes().first() == Some(&b'.') {
+            if maru_proto::name::is_staging(name.as_bytes()) {
                 log::info!("deleting unpublished staging file {:?}", entry.path());
                 self.remove(&name)?;
                 continue;

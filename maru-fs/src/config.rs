@@ -16,7 +16,7 @@ use crate::devdax::DevdaxConfig;
 /// device holding the pool's header, chunk index and chunk extents (see
 /// [`crate::devdax`] and `docs/devdax.md`). Chunk data goes through FUSE READ/WRITE;
 /// zero-copy clients map the device node at the extent named by the chunk's
-/// `user.maru.devdax.*` xattrs.
+/// `maru_proto::xattr::DEVDAX_*` xattrs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backing {
     /// A directory on tmpfs/shmem holding one backing file per chunk.
@@ -55,7 +55,7 @@ pub struct PoolConfig {
     pub gid: u32,
     /// Permission bits of the pool directory (e.g. `0o770`; type bits are ignored).
     pub mode: u32,
-    /// NUMA node the pages come from, if known (shown as xattr `user.maru.node`).
+    /// NUMA node the pages come from, if known (shown as xattr [`maru_proto::xattr::NODE`]).
     pub node: Option<u32>,
 }
 

@@ -2,7 +2,7 @@
 //! that clients map read-only through `<pool>/.maru-index` (FUSE passthrough), so
 //! "is this key published?" costs a few memory loads instead of a `stat` each.
 //!
-//! Format (version 1, little-endian `u64` words; defined in the `maru-index`
+//! Format (version 1, little-endian `u64` words; defined in the `maru-proto`
 //! crate, which libmaru reads with; `docs/maru-fs.md` is the reference):
 //!
 //! | offset | word |
@@ -34,7 +34,7 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use memmap2::MmapMut;
 
-pub use maru_index::{hash, word, EMPTY, HEADER_LEN, INDEX_NAME, MAGIC, TOMBSTONE, VERSION};
+pub use maru_proto::index::{hash, word, EMPTY, HEADER_LEN, INDEX_NAME, MAGIC, TOMBSTONE, VERSION};
 
 const MIN_SLOTS: u64 = 1024;
 

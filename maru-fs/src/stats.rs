@@ -49,7 +49,7 @@ pub struct PoolCharges {
     pub name: String,
     /// Configured capacity in bytes.
     pub capacity: u64,
-    /// Bytes charged to the pool (what `stats`, `statfs` and `user.maru.used` show).
+    /// Bytes charged to the pool (what `stats`, `statfs` and xattr [`maru_proto::xattr::USED`] show).
     pub used_bytes: u64,
     /// Every chunk the daemon still knows (named, or unlinked with a handle open).
     pub chunks: Vec<ChunkCharge>,

@@ -1,4 +1,5 @@
-//! The read-only `user.maru.*` xattrs maru-fs synthesises on chunks and pools.
+//! The read-only xattrs maru-fs synthesises on chunks and pools (names and
+//! word values: `maru_proto::xattr`).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -8,27 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::state::Phase;
 use crate::PoolConfig;
 
-/// "staging" or "published".
-pub(crate) const STATE: &str = "user.maru.state";
-/// Decimal count of open handles (pins).
-pub(crate) const PINS: &str = "user.maru.pins";
-/// NUMA node of the pool's pages, or "unknown".
-pub(crate) const NODE: &str = "user.maru.node";
-/// Creation time in unix seconds.
-pub(crate) const CREATED: &str = "user.maru.created";
-/// Pool capacity in bytes.
-pub(crate) const CAPACITY: &str = "user.maru.capacity";
-/// Bytes charged in the pool.
-pub(crate) const USED: &str = "user.maru.used";
-/// "online" or "offline".
-pub(crate) const ONLINE: &str = "user.maru.online";
-
-/// Device node of a devdax pool (on the pool and its chunks).
-pub(crate) const DEVDAX_PATH: &str = "user.maru.devdax.path";
-/// Byte offset of a devdax chunk's extent in the device.
-pub(crate) const DEVDAX_OFFSET: &str = "user.maru.devdax.offset";
-/// Length of a devdax chunk's extent (a multiple of the device alignment).
-pub(crate) const DEVDAX_LEN: &str = "user.maru.devdax.len";
+// The names and word values are the contract's (maru-proto), shared with libmaru.
+pub(crate) use maru_proto::xattr::{
+    CAPACITY, CREATED, DEVDAX_LEN, DEVDAX_OFFSET, DEVDAX_PATH, NODE, ONLINE, PINS, STATE, USED,
+};
+use maru_proto::xattr::{NODE_UNKNOWN, OFFLINE_VALUE, ONLINE_VALUE, PUBLISHED, STAGING};
 
 /// Further synthesised names on a chunk of a devdax pool.
 pub(crate) const DEVDAX_CHUNK_NAMES: &[&str] = &[DEVDAX_PATH, DEVDAX_OFFSET, DEVDAX_LEN];
@@ -41,7 +26,7 @@ pub(crate) const CHUNK_NAMES: &[&str] = &[STATE, PINS, NODE, CREATED];
 pub(crate) const POOL_NAMES: &[&str] = &[NODE, CAPACITY, USED, ONLINE];
 
 /// Most bytes (names plus values) a writer may store in its own `user.*` xattrs.
-pub(crate) const USER_XATTR_LIMIT: usize = 4096;
+pub(crate) use maru_proto::xattr::USER_XATTR_LIMIT;
 
 /// Whether `name` is synthesised (and so cannot be set or removed).
 pub(crate) fn is_reserved(name: &OsStr) -> bool {
@@ -53,7 +38,7 @@ pub(crate) fn is_reserved(name: &OsStr) -> bool {
 }
 
 fn node_text(node: Option<u32>) -> Vec<u8> {
-    node.map_or_else(|| b"unknown".to_vec(), |n| n.to_string().into_bytes())
+    node.map_or_else(|| NODE_UNKNOWN.into(), |n| n.to_string().into_bytes())
 }
 
 /// The value of a synthesised chunk xattr, if `name` is one.
@@ -67,8 +52,8 @@ pub(crate) fn chunk_value(
     let name = name.to_str()?;
     Some(match name {
         STATE => match phase {
-            Phase::Staging => b"staging".to_vec(),
-            Phase::Published => b"published".to_vec(),
+            Phase::Staging => STAGING.into(),
+            Phase::Published => PUBLISHED.into(),
         },
         PINS => pins.to_string().into_bytes(),
         NODE => node_text(node),
@@ -109,9 +94,7 @@ pub(crate) fn pool_value(
         NODE => node_text(cfg.node),
         CAPACITY => cfg.capacity.to_string().into_bytes(),
         USED => used.to_string().into_bytes(),
-        ONLINE => if online { "online" } else { "offline" }
-            .as_bytes()
-            .to_vec(),
+        ONLINE => if online { ONLINE_VALUE } else { OFFLINE_VALUE }.into(),
         _ => return None,
     })
 }
@@ -147,18 +130,23 @@ mod tests {
             chunk_value(OsStr::new(NODE), Phase::Staging, 0, None, t).unwrap(),
             b"unknown"
         );
-        assert!(chunk_value(OsStr::new("user.maru.key"), Phase::Staging, 0, None, t).is_none());
+        assert!(chunk_value(
+            OsStr::new(maru_proto::xattr::KEY),
+            Phase::Staging,
+            0,
+            None,
+            t
+        )
+        .is_none());
     }
 
     #[test]
     fn names_and_reserved() {
         let list = names(CHUNK_NAMES, [OsStr::new("user.x")].into_iter());
-        assert_eq!(
-            list,
-            b"user.maru.state\0user.maru.pins\0user.maru.node\0user.maru.created\0user.x\0"
-        );
-        assert!(is_reserved(OsStr::new("user.maru.pins")));
-        assert!(is_reserved(OsStr::new("user.maru.capacity")));
-        assert!(!is_reserved(OsStr::new("user.maru.key")));
+        let want = format!("{STATE}\0{PINS}\0{NODE}\0{CREATED}\0user.x\0");
+        assert_eq!(list, want.as_bytes());
+        assert!(is_reserved(OsStr::new(PINS)));
+        assert!(is_reserved(OsStr::new(CAPACITY)));
+        assert!(!is_reserved(OsStr::new(maru_proto::xattr::KEY)));
     }
 }

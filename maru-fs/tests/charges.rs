@@ -8,6 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use common::books::{assert_books_balance, put_written as put, statfs_used};
 use common::*;
+use maru_proto::xattr;
 
 /// Sets a sysctl for as long as it lives, restoring the old value on drop.
 struct Sysctl {
@@ -50,7 +51,7 @@ fn killed_mapped_writer_returns_its_charge() {
     );
     assert_eq!(statfs_used(&dir), 2 * MIB);
     assert_eq!(
-        xattr_get(&dir, "user.maru.used").expect("used xattr"),
+        xattr_get(&dir, xattr::USED).expect("used xattr"),
         b"2097152"
     );
     w.child.kill().expect("SIGKILL writer");
@@ -58,7 +59,7 @@ fn killed_mapped_writer_returns_its_charge() {
     wait_until("name gone", || !dir.join(".stage-killed").exists());
     // Nothing asks the daemon for stats here: df alone must see the space return.
     wait_until("statfs used back to 0", || statfs_used(&dir) == 0);
-    assert_eq!(xattr_get(&dir, "user.maru.used").expect("used xattr"), b"0");
+    assert_eq!(xattr_get(&dir, xattr::USED).expect("used xattr"), b"0");
     assert_eq!(fx.stats("p").used_bytes, 0);
     assert_books_balance(&fx, "p");
 }

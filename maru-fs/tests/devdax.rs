@@ -17,6 +17,7 @@ use maru_fs::devdax::{DevdaxConfig, Geometry};
 use maru_fs::{Backing, Eviction, FsError, MountOptions, PoolConfig};
 use tempfile::TempDir;
 
+use maru_proto::xattr;
 use maru_testkit::devdax::{ALIGN as FIXTURE_ALIGN, SIZE as FIXTURE_SIZE};
 
 /// A stand-in device in `root` (on /dev/shm) sized like the fixture's `dax0.0`,
@@ -198,17 +199,17 @@ fn cp_sha256sum_xattrs_and_device_mapping_agree() {
         std::fs::metadata(&key).expect("stat").len(),
         data.len() as u64
     );
-    assert_eq!(xattr_get(&key, "user.maru.state").unwrap(), b"published");
+    assert_eq!(xattr_get(&key, xattr::STATE).unwrap(), b"published");
     assert_eq!(
-        xattr_get(&key, "user.maru.devdax.path").unwrap(),
+        xattr_get(&key, xattr::DEVDAX_PATH).unwrap(),
         cfg.device.as_os_str().as_bytes()
     );
     assert_eq!(
-        xattr_get(&pool, "user.maru.devdax.path").unwrap(),
+        xattr_get(&pool, xattr::DEVDAX_PATH).unwrap(),
         cfg.device.as_os_str().as_bytes()
     );
-    let offset = xattr_u64(&key, "user.maru.devdax.offset");
-    let len = xattr_u64(&key, "user.maru.devdax.len");
+    let offset = xattr_u64(&key, xattr::DEVDAX_OFFSET);
+    let len = xattr_u64(&key, xattr::DEVDAX_LEN);
     assert_eq!(offset % (2 * MIB), 0);
     assert_eq!(len, 6 * MIB);
     // The device node mapped at the extent holds exactly the file's bytes.
@@ -260,7 +261,7 @@ fn writes_through_the_device_are_what_readers_of_the_file_see() {
         .open(&stage)
         .expect("create staging");
     f.set_len(3 * MIB).expect("ftruncate");
-    let offset = xattr_u64(&stage, "user.maru.devdax.offset");
+    let offset = xattr_u64(&stage, xattr::DEVDAX_OFFSET);
     // The writer writes through its own view of the device (here: pwrite on the
     // stand-in, the same bytes a mapping of the node would change).
     let dev = OpenOptions::new()
@@ -307,7 +308,7 @@ fn restart_recovers_chunks_and_a_corrupt_header_is_refused() {
     let src_dir = tempfile::tempdir().expect("src dir");
     let (_, data) = source_file(&src_dir, 2 * MIB as usize + 1, 3);
     publish(&pool, "a", &data);
-    let offset = xattr_u64(&pool.join("a"), "user.maru.devdax.offset");
+    let offset = xattr_u64(&pool.join("a"), xattr::DEVDAX_OFFSET);
     // A staging chunk open at shutdown is not published: gone after the restart.
     let mut staging = File::create_new(pool.join(".stage-b")).expect("staging");
     staging.write_all(b"unfinished").expect("write");
@@ -319,7 +320,7 @@ fn restart_recovers_chunks_and_a_corrupt_header_is_refused() {
     let fx2 = Fixture::mount_with(root, vec![dax_pool("dax", cfg.clone(), 256 * MIB)]);
     let key = fx2.pool_dir("dax").join("a");
     assert_eq!(std::fs::read(&key).expect("read a after restart"), data);
-    assert_eq!(xattr_u64(&key, "user.maru.devdax.offset"), offset);
+    assert_eq!(xattr_u64(&key, xattr::DEVDAX_OFFSET), offset);
     let names: Vec<_> = std::fs::read_dir(fx2.pool_dir("dax"))
         .expect("readdir")
         .map(|e| e.expect("entry").file_name())

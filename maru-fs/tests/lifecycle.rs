@@ -10,6 +10,7 @@ use std::path::Path;
 use common::*;
 use maru_fs::pattern::byte as pattern;
 use maru_fs::Eviction;
+use maru_proto::xattr;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 
 fn errno(e: std::io::Error) -> i32 {
@@ -434,13 +435,13 @@ fn attributes_xattrs_and_offline() {
     let pmeta = std::fs::metadata(&dir).unwrap();
     assert_eq!((pmeta.gid(), pmeta.mode() & 0o7777), (4242, 0o2775));
     let f = stage(&dir, ".x", 4096, 5).unwrap();
-    xattr_set(&dir.join(".x"), "user.maru.key", b"a/long/original/key").unwrap();
+    xattr_set(&dir.join(".x"), xattr::KEY, b"a/long/original/key").unwrap();
     assert_eq!(
-        xattr_get(&dir.join(".x"), "user.maru.state").unwrap(),
+        xattr_get(&dir.join(".x"), xattr::STATE).unwrap(),
         b"staging"
     );
     assert_eq!(
-        xattr_set(&dir.join(".x"), "user.maru.state", b"x").map_err(errno),
+        xattr_set(&dir.join(".x"), xattr::STATE, b"x").map_err(errno),
         Err(libc::EPERM)
     );
     publish(&dir, ".x", "k").unwrap();
@@ -450,36 +451,33 @@ fn attributes_xattrs_and_offline() {
         (meta.uid(), meta.gid(), meta.mode() & 0o777, meta.len()),
         (0, 4242, 0o644, 4096)
     );
-    assert_eq!(xattr_get(&k, "user.maru.state").unwrap(), b"published");
-    assert_eq!(xattr_get(&k, "user.maru.pins").unwrap(), b"1");
-    assert_eq!(xattr_get(&k, "user.maru.node").unwrap(), b"3");
-    assert_eq!(
-        xattr_get(&k, "user.maru.key").unwrap(),
-        b"a/long/original/key"
-    );
-    let created: u64 = String::from_utf8(xattr_get(&k, "user.maru.created").unwrap())
+    assert_eq!(xattr_get(&k, xattr::STATE).unwrap(), b"published");
+    assert_eq!(xattr_get(&k, xattr::PINS).unwrap(), b"1");
+    assert_eq!(xattr_get(&k, xattr::NODE).unwrap(), b"3");
+    assert_eq!(xattr_get(&k, xattr::KEY).unwrap(), b"a/long/original/key");
+    let created: u64 = String::from_utf8(xattr_get(&k, xattr::CREATED).unwrap())
         .unwrap()
         .parse()
         .unwrap();
     assert!(created > 1_700_000_000);
     let names = xattr_list(&k);
     for n in [
-        "user.maru.state",
-        "user.maru.pins",
-        "user.maru.node",
-        "user.maru.created",
-        "user.maru.key",
+        xattr::STATE,
+        xattr::PINS,
+        xattr::NODE,
+        xattr::CREATED,
+        xattr::KEY,
     ] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
     // After publish, the writer's xattrs are read-only.
     assert_eq!(
-        xattr_set(&k, "user.maru.key", b"other").map_err(errno),
+        xattr_set(&k, xattr::KEY, b"other").map_err(errno),
         Err(libc::EPERM)
     );
     drop(f);
     wait_until("pin dropped", || {
-        xattr_get(&k, "user.maru.pins").unwrap() == b"0"
+        xattr_get(&k, xattr::PINS).unwrap() == b"0"
     });
 
     // Lookups that reach the daemon are counted; the kernel caches the answer, a

@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 
 use common::*;
 use maru_fs::pattern::byte as pattern;
+use maru_proto::xattr;
 
 #[test]
 fn remount_adopts_published_chunks_byte_for_byte() {
@@ -26,10 +27,10 @@ fn remount_adopts_published_chunks_byte_for_byte() {
     let created_before = std::fs::read(dir.join("from-root")).unwrap();
     let f = std::fs::File::create_new(dir.join(".x")).unwrap();
     f.set_len(4096).unwrap();
-    xattr_set(&dir.join(".x"), "user.maru.key", b"org/model/layer:0/hash").unwrap();
+    xattr_set(&dir.join(".x"), xattr::KEY, b"org/model/layer:0/hash").unwrap();
     std::fs::rename(dir.join(".x"), dir.join("with-xattr")).unwrap();
     drop(f);
-    let created = xattr_get(&dir.join("with-xattr"), "user.maru.created").unwrap();
+    let created = xattr_get(&dir.join("with-xattr"), xattr::CREATED).unwrap();
     // A reader keeps a chunk open and mapped across the restart.
     let reader = Held::start(&["map", &format!("{d}/from-nobody"), "hold"], false, "addr");
     // A writer that never published leaves a staging file behind.
@@ -52,11 +53,11 @@ fn remount_adopts_published_chunks_byte_for_byte() {
     assert_eq!(names, ["from-nobody", "from-root", "with-xattr"]);
     let x = dir2.join("with-xattr");
     assert_eq!(
-        xattr_get(&x, "user.maru.key").unwrap(),
+        xattr_get(&x, xattr::KEY).unwrap(),
         b"org/model/layer:0/hash"
     );
-    assert_eq!(xattr_get(&x, "user.maru.created").unwrap(), created);
-    assert_eq!(xattr_get(&x, "user.maru.state").unwrap(), b"published");
+    assert_eq!(xattr_get(&x, xattr::CREATED).unwrap(), created);
+    assert_eq!(xattr_get(&x, xattr::STATE).unwrap(), b"published");
     assert!(
         !fx2.backing_dir("p").join(".stage-dead").exists(),
         "leftover staging file kept"

@@ -19,14 +19,19 @@ is the library loaded (loading it on first use).
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import threading
 from ctypes import (
     POINTER,
+    Structure,
+    byref,
     c_char_p,
     c_int,
+    c_int32,
     c_size_t,
     c_uint32,
+    c_uint64,
     c_void_p,
 )
 from pathlib import Path
@@ -39,6 +44,23 @@ ABI_VERSION = 1
 KEY_MAX = 4000
 #: Longest escaped file name (``MARU_NAME_MAX``).
 NAME_MAX = 255
+
+
+
+class MaruInfo(Structure):
+    """``maru_info``: what maru-fs shows about a pool (``fields`` says which members are set)."""
+
+    _fields_ = [
+        ("capacity", c_uint64),
+        ("used", c_uint64),
+        ("fields", c_uint32),
+        ("online", c_int32),
+        ("node", c_int32),
+    ]
+
+
+#: ``maru_info.fields`` bits (``MARU_INFO_*``).
+INFO_CAPACITY, INFO_USED, INFO_ONLINE, INFO_NODE = 1, 2, 4, 8
 
 _LIB_NAME = "libmaru.so"
 _BUILD_HINT = (
@@ -115,6 +137,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "maru_pool_open": ([c_char_p, pvp], c_int),
         "maru_pool_close": ([vp], None),
         "maru_pool_set_view_cache": ([vp, c_size_t], c_int),
+        "maru_pool_info": ([vp, POINTER(MaruInfo)], c_int),
+        "maru_pins": ([vp, c_char_p, c_size_t], c_int),
         "maru_chunk_create": ([vp, c_size_t, pvp, pvp, psz], c_int),
         "maru_chunk_publish": ([vp, c_char_p, c_size_t], c_int),
         "maru_chunk_free": ([vp], None),
@@ -189,3 +213,31 @@ def check(lib: ctypes.CDLL, rc: int, what: str) -> int:
     if rc >= 0:
         return rc
     raise MaruError.from_errno(-rc, what, last_error(lib))
+
+
+def pool_info(lib: ctypes.CDLL, pool: int, path: str) -> dict:
+    """What the pool at handle ``pool`` (opened from ``path``) shows: a dict with the keys
+    it shows of ``capacity``, ``used`` (ints), ``online`` (``"online"``/``"offline"``) and
+    ``node`` (the node number as text, or ``"unknown"``); empty for a plain directory.
+    Raises :class:`MaruError` when the pool cannot be read (e.g. removed)."""
+    info = MaruInfo()
+    check(lib, lib.maru_pool_info(pool, byref(info)), f"read pool {path}")
+    out: dict = {}
+    if info.fields & INFO_CAPACITY:
+        out["capacity"] = info.capacity
+    if info.fields & INFO_USED:
+        out["used"] = info.used
+    if info.fields & INFO_ONLINE:
+        out["online"] = "online" if info.online else "offline"
+    if info.fields & INFO_NODE:
+        out["node"] = "unknown" if info.node < 0 else str(info.node)
+    return out
+
+
+def pins(lib: ctypes.CDLL, pool: int, key: bytes) -> int | None:
+    """maru-fs's count of open descriptors (all processes) of the chunk of ``key``;
+    None if there is no such key. Raises :class:`MaruError` where the pool counts none."""
+    rc = lib.maru_pins(pool, key, len(key))
+    if rc == -errno.ENOENT:
+        return None
+    return check(lib, rc, f"read the pin count of key {key!r}")

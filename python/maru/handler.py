@@ -66,12 +66,14 @@ def _kb(key: Key) -> bytes:
     raise TypeError(f"a Maru key is a str, bytes or int, not {type(key).__name__}")
 
 
-def _pool_capacity(path: str) -> int | None:
-    """The pool's capacity in bytes (maru-fs's ``user.maru.capacity``, else statvfs)."""
+def _pool_capacity(lib: ctypes.CDLL, pool: int, path: str) -> int | None:
+    """The pool's capacity in bytes (what maru-fs shows through libmaru, else statvfs)."""
     try:
-        return int(os.getxattr(path, "user.maru.capacity"))
-    except (OSError, ValueError):
-        pass
+        capacity = _lib.pool_info(lib, pool, path).get("capacity")
+    except MaruError:
+        capacity = None
+    if capacity is not None:
+        return capacity
     try:
         st = os.statvfs(path)
     except OSError:
@@ -197,7 +199,7 @@ class MaruHandler:
             logger.warning("maru: cuda_register=True but CUDA is unavailable: %s", _lib.last_error(lib))
             self._cuda = False
         self._cuda_views = self._cuda and self._config.cuda_register_views
-        self.view_cache = self._config.view_cache_target(_pool_capacity(path))
+        self.view_cache = self._config.view_cache_target(_pool_capacity(lib, out.value, path))
         lib.maru_pool_set_view_cache(out.value, self.view_cache)
         self._reserve = Reserve(self._create_full, self._config.reserve_target, os.path.basename(path))
         self._reserve.start()
@@ -671,21 +673,22 @@ class MaruHandler:
         if pool is None or self._closing or self._generation != fork_generation[0]:
             return False
         try:
-            online = os.getxattr(pool.path, "user.maru.online")
-        except OSError as e:
-            if e.errno in (errno.ENODATA, errno.ENOTSUP):
-                return os.path.isdir(pool.path)
+            online = _lib.pool_info(pool.lib, pool.ptr, pool.path).get("online")
+        except MaruError:
             return False
-        return online == b"online"
+        if online is None:  # not maru-fs: a plain directory
+            return os.path.isdir(pool.path)
+        return online == "online"
 
-    def _pool_xattrs(self, path: str) -> dict:
-        out: dict = {}
-        for name, conv in (("capacity", int), ("used", int), ("online", bytes.decode), ("node", bytes.decode)):
-            try:
-                out[name] = conv(os.getxattr(path, f"user.maru.{name}"))
-            except (OSError, ValueError):
-                pass
+    def _pool_usage(self, pool: PoolRef) -> dict:
+        """Capacity, used, online and node as the pool shows them (libmaru's
+        ``maru_pool_info``); capacity and used from statvfs where it shows none."""
+        try:
+            out = _lib.pool_info(pool.lib, pool.ptr, pool.path)
+        except MaruError:
+            out = {}
         if "capacity" not in out:
+            path = pool.path
             st = os.statvfs(path)
             out["capacity"] = st.f_blocks * st.f_frsize
             out["used"] = (st.f_blocks - st.f_bfree) * st.f_frsize
@@ -740,7 +743,7 @@ class MaruHandler:
         lst = c_void_p()
         n = _lib.check(lib, lib.maru_list_keys(pool.ptr, byref(lst)), f"list pool {pool.path}")
         lib.maru_key_list_free(lst)
-        usage = self._pool_xattrs(pool.path)
+        usage = self._pool_usage(pool)
         reserve = self._reserve
         holds = self._h()
         regions = self._region_stats()

@@ -94,15 +94,13 @@ def peer(world):
 
 def pins_xattr(world, h: MaruHandler, key: str) -> int:
     """maru-fs's count of open descriptors of the key's chunk (all processes)."""
-    import ctypes
-
     from maru import _lib
 
     lib = _lib.load()
     kb = key.encode() if isinstance(key, str) else key
-    buf = ctypes.create_string_buffer(_lib.NAME_MAX + 1)
-    n = _lib.check(lib, lib.maru_key_escape(kb, len(kb), buf, len(buf)), "escape")
-    return int(os.getxattr(os.path.join(os.fsencode(h.pool_path), buf.raw[:n]), "user.maru.pins"))
+    n = _lib.pins(lib, h._p().ptr, kb)
+    assert n is not None, f"no key {key!r}"
+    return n
 
 
 def wait_for(cond, what: str, timeout: float = 30) -> None:

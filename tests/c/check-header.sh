@@ -4,7 +4,8 @@
 # Exported: the dynamic symbols `T maru_*` of the library (nm -D --defined-only).
 # Declared: every `maru_<name>(` in the header after the C preprocessor has removed the
 # comments (so a name mentioned in a doc comment does not count). Fails listing the
-# names found on one side only; run by tests/c/run.sh.
+# names found on one side only; run by tests/c/run.sh. The signatures (parameter and
+# return types, constants, struct layout) are checked by libmaru/tests/header.rs.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 lib="${1:?usage: tests/c/check-header.sh LIBMARU_SO [MARU_H]}"

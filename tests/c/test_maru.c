@@ -65,6 +65,20 @@ int main(int argc, char **argv) {
     publish(pool, key, strlen(key), 1 << 20, 7);
     CHECK(maru_contains(pool, key, strlen(key)) == 1);
     CHECK(maru_contains(pool, "absent", 6) == 0);
+
+    /* What the pool shows: nothing on a plain directory, capacity and use
+     * on maru-fs; pin counts only where maru-fs counts them. */
+    maru_info info;
+    memset(&info, 0xff, sizeof info);
+    CHECK(maru_pool_info(pool, &info) == 0);
+    CHECK((info.fields & ~0xfu) == 0);
+    CHECK(!(info.fields & MARU_INFO_CAPACITY) || info.capacity > 0);
+    CHECK(!(info.fields & MARU_INFO_USED) || info.used >= (1u << 20));
+    CHECK(maru_pool_info(pool, NULL) == -EINVAL);
+    CHECK(maru_pool_info(NULL, &info) == -EINVAL);
+    CHECK(maru_pins(pool, "absent", 6) == -ENOENT);
+    int pins = maru_pins(pool, key, strlen(key));
+    CHECK(pins == 0 || pins == -ENODATA || pins == -EOPNOTSUPP);
     maru_view *v = NULL;
     const void *vdata = NULL;
     size_t vlen = 0;
@@ -84,6 +98,9 @@ int main(int argc, char **argv) {
     CHECK(strstr(maru_last_error(), "already exists") != NULL);
     CHECK(holds(ldata, 4096, 9));
     CHECK(maru_chunk_publish(loser, "other", 5) == -EINVAL);
+    /* Sealed once published (or aborted): no more writes through the API. */
+    CHECK(maru_chunk_write(loser, 0, "x", 1) == -EINVAL);
+    CHECK(strstr(maru_last_error(), "aborted") != NULL);
     maru_chunk_free(loser);
     CHECK(maru_chunk_create(pool, 0, &loser, NULL, NULL) == -EINVAL);
 

@@ -19,12 +19,12 @@ pub unsafe extern "C" fn maru_chunk_create(
         return invalid("out is NULL");
     }
     match pool.0.create(size) {
-        Ok(mut c) => {
+        Ok(c) => {
             // SAFETY: out/data/len valid or NULL per the contract.
             unsafe {
-                put(data, c.as_mut_slice().as_mut_ptr().cast());
+                put(data, c.as_ptr().cast());
                 put(len, c.len());
-                out.write(Box::into_raw(Box::new(MaruChunk(c))));
+                out.write(Box::into_raw(Box::new(MaruChunk(c.into()))));
             }
             0
         }

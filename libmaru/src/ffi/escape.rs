@@ -54,8 +54,9 @@ pub unsafe extern "C" fn maru_key_unescape(
         }
         Ok(Unescaped::Hashed) => {
             set_error(format!(
-                "{} is the hashed name of a long key: the key is in the xattr user.maru.key (maru_list_keys resolves it)",
-                String::from_utf8_lossy(name)
+                "{} is the hashed name of a long key: the key is in the xattr {} (maru_list_keys resolves it)",
+                String::from_utf8_lossy(name),
+                maru_proto::xattr::KEY
             ));
             -libc::ENODATA
         }

@@ -1,4 +1,9 @@
-//! The C ABI (`include/maru.h`): thin wrappers over the Rust API.
+//! The C ABI (`include/maru.h`): thin wrappers over the Rust API. Each
+//! `extern "C"` function checks its arguments, makes one call into the Rust
+//! API (`maru_prefix_contains` one of two: with or without views), and
+//! converts the result; no behaviour lives here, so C and Rust callers get the
+//! same guarantees (e.g. `maru_batch_contains` is one snapshot). The
+//! header is checked against these signatures by `tests/header.rs`.
 //!
 //! Every `int` function returns 0 or a non-negative count on success and
 //! `-errno` on failure, with the message in [`maru_last_error`]. Handles are
@@ -10,7 +15,7 @@
 
 use crate::error::Error;
 use crate::key::{self, KeyName, Unescaped};
-use crate::{Chunk, Pool, Publish, View};
+use crate::{ChunkHandle, Pool, Publish, View};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -21,7 +26,7 @@ pub const ABI_VERSION: u32 = 1;
 /// An open pool (`maru_pool` in C).
 pub struct MaruPool(Pool);
 /// A staging chunk (`maru_chunk` in C).
-pub struct MaruChunk(Chunk);
+pub struct MaruChunk(ChunkHandle);
 /// A read-only view (`maru_view` in C).
 pub struct MaruView(View);
 /// A snapshot of a pool's keys (`maru_key_list` in C).
@@ -170,8 +175,11 @@ pub extern "C" fn maru_last_error() -> *const c_char {
 
 mod chunk;
 mod escape;
+mod info;
 mod key_list;
 mod lookup;
 mod pin;
 mod pool;
 mod view;
+
+pub use info::{MaruInfo, INFO_CAPACITY, INFO_NODE, INFO_ONLINE, INFO_USED};

@@ -6,9 +6,11 @@ use super::Publish;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName};
 use crate::map::{Access, Mapping};
+use crate::sys;
+use maru_proto::xattr;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -16,33 +18,30 @@ use std::path::{Path, PathBuf};
 pub(crate) struct PoolDir {
     pub(super) dir: OwnedFd,
     pub(super) path: PathBuf,
-    /// The device node of a devdax pool (its `user.maru.devdax.path` xattr):
+    /// The device node of a devdax pool (its [`xattr::DEVDAX_PATH`] xattr):
     /// chunks are mapped from it at their extents instead of through their files.
     pub(super) devdax: Option<PathBuf>,
 }
 
 /// The device node a devdax pool's chunks are mapped from (the pool directory's
-/// `user.maru.devdax.path` xattr), or `None` for any other pool.
+/// [`xattr::DEVDAX_PATH`] xattr), or `None` for any other pool.
 pub(super) fn devdax_device(dir: BorrowedFd<'_>, object: &str) -> Result<Option<PathBuf>> {
     let mut buf = vec![0u8; 4096];
-    // SAFETY: valid fd and NUL-terminated name; `buf` is writable for its length.
-    let n = unsafe {
-        libc::fgetxattr(
-            dir.as_raw_fd(),
-            c"user.maru.devdax.path".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
+    let n = match sys::xattr::fget(dir, xattr::DEVDAX_PATH_C, &mut buf) {
+        Ok(n) => n,
+        Err(err) => {
+            return match err.raw_os_error() {
+                // Not a devdax pool (or not maru-fs at all: a plain directory).
+                Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+                _ => Err(Error::os(
+                    "read xattr",
+                    format!("{} of {object}", xattr::DEVDAX_PATH),
+                    err,
+                )),
+            };
+        }
     };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            // Not a devdax pool (or not maru-fs at all: a plain directory).
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-            _ => Err(Error::os("read xattr user.maru.devdax.path", object, err)),
-        };
-    }
-    buf.truncate(n as usize);
+    buf.truncate(n);
     Ok(Some(PathBuf::from(OsStr::from_bytes(&buf))))
 }
 
@@ -85,22 +84,10 @@ impl PoolDir {
         if name.is_hashed() {
             self.set_key_xattr(staging, key)?;
         }
-        // SAFETY: valid dir fd twice and NUL-terminated names; result checked.
-        let rc = unsafe {
-            libc::renameat2(
-                self.dir.as_raw_fd(),
-                staging.as_ptr(),
-                self.dir.as_raw_fd(),
-                name.as_cstr().as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(Publish::Published);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EEXIST) {
-            return Err(Error::os("publish", object(), err));
+        match sys::fs::rename_noreplace(self.fd(), staging, name.as_cstr()) {
+            Ok(()) => return Ok(Publish::Published),
+            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(err) => return Err(Error::os("publish", object(), err)),
         }
         if let Err(e) = self.unlink(staging) {
             // The pool reclaims it anyway when the last handle goes; report only oddities.
@@ -116,31 +103,17 @@ impl PoolDir {
         let path = self.child(staging.to_bytes());
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::InvalidArgument("pool path contains NUL".into()))?;
-        // SAFETY: NUL-terminated path and name; value pointer and length of `key`.
-        let rc = unsafe {
-            libc::setxattr(
-                c.as_ptr(),
-                key::KEY_XATTR.as_ptr(),
-                key.as_ptr().cast(),
-                key.len(),
-                0,
+        sys::xattr::set(&c, key::KEY_XATTR, key).map_err(|e| {
+            Error::os(
+                "store long key in xattr",
+                format!("{} of {}", xattr::KEY, path.display()),
+                e,
             )
-        };
-        if rc != 0 {
-            return Err(Error::last_os(
-                "store long key in xattr user.maru.key",
-                path.display().to_string(),
-            ));
-        }
-        Ok(())
+        })
     }
 
     /// Removes a name from the pool directory.
     pub(crate) fn unlink(&self, name: &CStr) -> io::Result<()> {
-        // SAFETY: valid dir fd and NUL-terminated name.
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        sys::fs::unlinkat(self.fd(), name)
     }
 }

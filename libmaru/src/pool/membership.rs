@@ -4,13 +4,13 @@
 
 use super::Pool;
 use crate::error::Result;
-use crate::index::{IndexMap, Read};
 use crate::key::KeyName;
+use crate::membership_index::{MembershipIndex, Read};
 use std::sync::Arc;
 
 /// The pool's membership index, as far as this process knows it.
 #[derive(Debug, Default)]
-pub(super) enum IndexSlot {
+pub(super) enum MembershipSlot {
     /// Not opened yet: open `.maru-index` on next use.
     #[default]
     Unknown,
@@ -21,7 +21,7 @@ pub(super) enum IndexSlot {
     /// The pool has no index (plain directory, devdax pool, older maru-fs).
     Absent,
     /// Mapped.
-    Mapped(Arc<IndexMap>),
+    Mapped(Arc<MembershipIndex>),
 }
 
 impl Pool {
@@ -30,7 +30,7 @@ impl Pool {
     /// otherwise by one stat of the name, served from the kernel's caches.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
         let name = KeyName::new(key)?;
-        if let Some(v) = self.index_read(std::slice::from_ref(&name), false) {
+        if let Some(v) = self.read_membership(std::slice::from_ref(&name), false) {
             return Ok(v[0]);
         }
         Ok(self.stat_ino(&name)?.is_some())
@@ -41,27 +41,27 @@ impl Pool {
     /// (`.maru-index`, mapped read-only) rather than one `stat` per key. Opens
     /// the index if that was not tried yet.
     pub fn uses_index(&self) -> bool {
-        self.index_map().is_some()
+        self.mapped_index().is_some()
     }
 
     /// The mapped index, opening it if not known yet; `None` if the pool has
     /// none (or it cannot be opened now).
-    fn index_map(&self) -> Option<Arc<IndexMap>> {
-        let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
+    fn mapped_index(&self) -> Option<Arc<MembershipIndex>> {
+        let mut slot = self.membership.lock().unwrap_or_else(|p| p.into_inner());
         match &*slot {
-            IndexSlot::Mapped(m) => return Some(m.clone()),
-            IndexSlot::Absent => return None,
-            IndexSlot::Unknown | IndexSlot::Reopen => {}
+            MembershipSlot::Mapped(m) => return Some(m.clone()),
+            MembershipSlot::Absent => return None,
+            MembershipSlot::Unknown | MembershipSlot::Reopen => {}
         }
-        match IndexMap::open(self.dir.fd()) {
+        match MembershipIndex::open(self.dir.fd()) {
             Ok(Some(m)) => {
                 let m = Arc::new(m);
-                *slot = IndexSlot::Mapped(m.clone());
+                *slot = MembershipSlot::Mapped(m.clone());
                 Some(m)
             }
             Ok(None) => {
-                if matches!(*slot, IndexSlot::Unknown) {
-                    *slot = IndexSlot::Absent;
+                if matches!(*slot, MembershipSlot::Unknown) {
+                    *slot = MembershipSlot::Absent;
                 }
                 None
             }
@@ -72,19 +72,19 @@ impl Pool {
 
     /// Membership of `names` from the index (with `prefix`: up to and including
     /// the first absent one), or `None` to ask the filesystem instead.
-    fn index_read(&self, names: &[KeyName], prefix: bool) -> Option<Vec<bool>> {
+    fn read_membership(&self, names: &[KeyName], prefix: bool) -> Option<Vec<bool>> {
         // A superseded index is replaced once; if the successor is not reachable
         // yet (the kernel's dentry invalidation is asynchronous), stat instead.
         for _ in 0..2 {
-            let map = self.index_map()?;
+            let map = self.mapped_index()?;
             let hashes: Vec<u64> = names.iter().map(|n| map.hash(n.as_bytes())).collect();
             match map.read(&hashes, prefix) {
                 Read::Done(v) => return Some(v),
                 Read::Busy => return None,
                 Read::Superseded => {
-                    let mut slot = self.index.lock().unwrap_or_else(|p| p.into_inner());
-                    if matches!(&*slot, IndexSlot::Mapped(m) if Arc::ptr_eq(m, &map)) {
-                        *slot = IndexSlot::Reopen;
+                    let mut slot = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+                    if matches!(&*slot, MembershipSlot::Mapped(m) if Arc::ptr_eq(m, &map)) {
+                        *slot = MembershipSlot::Reopen;
                     }
                 }
             }
@@ -99,7 +99,7 @@ impl Pool {
             .iter()
             .map(|k| KeyName::new(k.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        if let Some(v) = self.index_read(&names, false) {
+        if let Some(v) = self.read_membership(&names, false) {
             return Ok(v);
         }
         names
@@ -115,7 +115,7 @@ impl Pool {
             .iter()
             .map(|k| KeyName::new(k.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        if let Some(v) = self.index_read(&names, true) {
+        if let Some(v) = self.read_membership(&names, true) {
             return Ok(v.iter().take_while(|&&hit| hit).count());
         }
         for (i, n) in names.iter().enumerate() {

@@ -5,41 +5,31 @@ use crate::chunk::Chunk;
 use crate::error::{Error, Result};
 use crate::key::{self, KeyName, Unescaped};
 use crate::map::Access;
+use crate::sys;
 use crate::view::{Mapped, View, ViewCache};
-use std::ffi::{CStr, CString};
+use maru_proto::name::{is_staging, STAGING_PREFIX};
+use maru_proto::xattr;
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod dir;
+mod info;
 mod membership;
 
 pub(crate) use dir::PoolDir;
-use membership::IndexSlot;
+pub use info::{NumaNode, PoolInfo};
+use membership::MembershipSlot;
 
-/// Process-wide counter for staging names (`.stage-<pid>-<n>`).
+/// Process-wide counter for staging names ([`STAGING_PREFIX`]`<pid>-<n>`).
 static STAGING_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Mode of new chunk files (before umask); access is governed by the pool directory.
 const CHUNK_MODE: libc::c_uint = 0o644;
-
-/// Raises the soft limit on open files to the hard limit (best effort).
-fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out pointer / in pointer to a plain struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
 
 /// Outcome of publishing a chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +46,8 @@ pub enum Publish {
 pub struct Pool {
     dir: Arc<PoolDir>,
     cache: Arc<Mutex<ViewCache>>,
-    index: Arc<Mutex<IndexSlot>>,
+    /// The pool's membership index (`.maru-index`), as far as this process knows it.
+    membership: Arc<Mutex<MembershipSlot>>,
     /// Staging chunks created ahead of need (see [`Pool::reserve`]).
     reserve: Arc<Mutex<Vec<Chunk>>>,
 }
@@ -77,24 +68,14 @@ impl Pool {
     /// `RLIMIT_NOFILE` to its hard limit.
     pub fn open(path: impl AsRef<Path>) -> Result<Pool> {
         static RAISE_NOFILE: std::sync::Once = std::sync::Once::new();
-        RAISE_NOFILE.call_once(raise_nofile_limit);
+        RAISE_NOFILE.call_once(sys::fs::raise_nofile_limit);
         let path = path.as_ref();
         let object = format!("pool {}", path.display());
         let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
             Error::InvalidArgument(format!("{object}: the path contains a NUL byte"))
         })?;
-        // SAFETY: NUL-terminated path; the returned fd is checked and owned below.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(Error::last_os("open", object));
-        }
-        // SAFETY: fd is a fresh descriptor we own.
-        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        let dir = sys::fs::open(&c, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| Error::os("open", object.clone(), e))?;
         let devdax = dir::devdax_device(dir.as_fd(), &object)?;
         Ok(Pool {
             dir: Arc::new(PoolDir {
@@ -103,7 +84,7 @@ impl Pool {
                 devdax,
             }),
             cache: Arc::new(Mutex::new(ViewCache::new(0))),
-            index: Arc::new(Mutex::new(IndexSlot::Unknown)),
+            membership: Arc::new(Mutex::new(MembershipSlot::Unknown)),
             reserve: Arc::new(Mutex::new(Vec::new())),
         })
     }
@@ -209,7 +190,7 @@ impl Pool {
         let name = KeyName::new(key)?;
         if let Some(mut c) = self.take_reserved(data.len()) {
             c.write(0, data)?;
-            return c.publish(key);
+            return Ok(c.publish(key)?.outcome());
         }
         let (fd, staging) = self.create_staging(data.len(), false)?;
         let abort = |e: Error| {
@@ -218,30 +199,20 @@ impl Pool {
         };
         let mut off = 0usize;
         while off < data.len() {
-            let rest = &data[off..];
-            // SAFETY: valid fd; pointer and length of the unwritten rest of `data`.
-            let n = unsafe {
-                libc::pwrite(
-                    fd.as_raw_fd(),
-                    rest.as_ptr().cast(),
-                    rest.len(),
-                    off as libc::off_t,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            let n = match sys::fs::pwrite(fd.as_fd(), &data[off..], off as libc::off_t) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    let object = self.dir.child(staging.as_bytes()).display().to_string();
+                    return Err(abort(Error::os("write chunk", object, err)));
                 }
-                let object = self.dir.child(staging.as_bytes()).display().to_string();
-                return Err(abort(Error::os("write chunk", object, err)));
-            }
+            };
             if n == 0 {
                 let object = self.dir.child(staging.as_bytes()).display().to_string();
                 let err = io::Error::from_raw_os_error(libc::EIO);
                 return Err(abort(Error::os("write chunk (no progress)", object, err)));
             }
-            off += n as usize;
+            off += n;
         }
         self.dir.publish(&staging, key, &name).map_err(abort)
     }
@@ -261,26 +232,16 @@ impl Pool {
         }
         let len = libc::off_t::try_from(size)
             .map_err(|_| Error::InvalidArgument(format!("chunk size {size} is too large")))?;
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
+        let pid = std::process::id();
         let (fd, staging) = loop {
             let n = STAGING_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let name = CString::new(format!(".stage-{pid}-{n}"))
+            let name = CString::new(format!("{STAGING_PREFIX}{pid}-{n}"))
                 .map_err(|_| Error::InvalidArgument("staging name".into()))?;
-            // SAFETY: valid dir fd and NUL-terminated name; result checked.
-            let fd = unsafe {
-                libc::openat(
-                    self.dir.fd().as_raw_fd(),
-                    name.as_ptr(),
-                    libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-                    CHUNK_MODE,
-                )
+            let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR;
+            let err = match sys::fs::openat(self.dir.fd(), &name, flags, CHUNK_MODE) {
+                Ok(fd) => break (fd, name),
+                Err(err) => err,
             };
-            if fd >= 0 {
-                // SAFETY: fresh descriptor we own.
-                break (unsafe { OwnedFd::from_raw_fd(fd) }, name);
-            }
-            let err = io::Error::last_os_error();
             // A leftover name of a dead process with our pid: try the next number.
             if err.raw_os_error() != Some(libc::EEXIST) {
                 return Err(Error::os(
@@ -290,26 +251,23 @@ impl Pool {
                 ));
             }
         };
-        let fail = |op| {
+        let fail = |op, err| {
             let object = self.dir.child(staging.as_bytes()).display().to_string();
-            let err = Error::last_os(op, object);
             let _ = self.dir.unlink(&staging);
-            err
+            Error::os(op, object, err)
         };
         if allocate {
-            // SAFETY: valid fd; mode 0 allocates [0, len) and sets the size.
-            if unsafe { libc::fallocate(fd.as_raw_fd(), 0, 0, len) } == 0 {
-                return Ok((fd, staging));
-            }
-            let errno = io::Error::last_os_error().raw_os_error();
-            if !matches!(errno, Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) {
-                return Err(fail("size (fallocate)"));
+            match sys::fs::fallocate(fd.as_fd(), len) {
+                Ok(()) => return Ok((fd, staging)),
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+                    ) => {}
+                Err(e) => return Err(fail("size (fallocate)", e)),
             }
         }
-        // SAFETY: valid fd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } != 0 {
-            return Err(fail("size (ftruncate)"));
-        }
+        sys::fs::ftruncate(fd.as_fd(), len).map_err(|e| fail("size (ftruncate)", e))?;
         Ok((fd, staging))
     }
 
@@ -330,99 +288,47 @@ impl Pool {
                 return Ok(Some(View::new(m)));
             }
         }
-        // SAFETY: valid dir fd and NUL-terminated name; result checked.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.fd().as_raw_fd(),
-                name.as_cstr().as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
+        let fd = match sys::fs::openat(self.dir.fd(), name.as_cstr(), libc::O_RDONLY, 0) {
+            Ok(fd) => fd,
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(err) => return Err(Error::os("open chunk", self.key_object(name), err)),
         };
-        if fd < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ENOENT) {
-                return Ok(None);
-            }
-            return Err(Error::os("open chunk", self.key_object(name), err));
-        }
-        // SAFETY: fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         if name.is_hashed() && !self.xattr_key_matches(fd.as_fd(), key)? {
             return Ok(None);
         }
         // Size and inode from the kernel's cached attributes (AT_STATX_DONT_SYNC:
         // no round trip to the filesystem; published chunks never change size).
-        // SAFETY: an all-zero statx is a valid value; statx fills it.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd, empty NUL-terminated path with AT_EMPTY_PATH, out pointer.
-        let rc = unsafe {
-            libc::statx(
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
-                libc::STATX_SIZE | libc::STATX_INO,
-                &mut stx,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::last_os("stat chunk", self.key_object(name)));
-        }
-        let size = usize::try_from(stx.stx_size).unwrap_or(0);
+        let (size, ino) = sys::fs::size_and_ino(fd.as_fd())
+            .map_err(|e| Error::os("stat chunk", self.key_object(name), e))?;
+        let size = usize::try_from(size).unwrap_or(0);
         let object = self.key_object(name);
         let map = self.dir.map(fd.as_fd(), size, Access::ReadOnly, &object)?;
-        let mapped = Arc::new(Mapped::new(map, fd, stx.stx_ino, object));
+        let mapped = Arc::new(Mapped::new(map, fd, ino, object));
         self.cache().insert(name.as_bytes(), mapped.clone());
         Ok(Some(View::new(mapped)))
     }
 
     /// The inode number `name` refers to, or `None` if absent (one cached stat).
     fn stat_ino(&self, name: &KeyName) -> Result<Option<u64>> {
-        // SAFETY: an all-zero statx is a valid value; statx fills it.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: valid dir fd, NUL-terminated name and out pointer.
-        let rc = unsafe {
-            libc::statx(
-                self.dir.fd().as_raw_fd(),
-                name.as_cstr().as_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
-                libc::STATX_INO,
-                &mut stx,
-            )
-        };
-        if rc == 0 {
-            return Ok(Some(stx.stx_ino));
+        match sys::fs::ino_at(self.dir.fd(), name.as_cstr()) {
+            Ok(ino) => Ok(Some(ino)),
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(err) => Err(Error::os("look up", self.key_object(name), err)),
         }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ENOENT) {
-            return Ok(None);
-        }
-        Err(Error::os("look up", self.key_object(name), err))
     }
 
     /// Whether the file named for a long key really holds `key` (its xattr).
     fn xattr_key_matches(&self, fd: BorrowedFd<'_>, key: &[u8]) -> Result<bool> {
         let mut buf = vec![0u8; key::KEY_MAX + 1];
-        // SAFETY: valid fd, NUL-terminated attribute name, buffer and its length.
-        let n = unsafe {
-            libc::fgetxattr(
-                fd.as_raw_fd(),
-                key::KEY_XATTR.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::ENODATA) {
-                return Ok(false);
-            }
-            return Err(Error::os(
-                "read xattr user.maru.key",
-                key::display_prefix(key),
+        match sys::xattr::fget(fd, key::KEY_XATTR, &mut buf) {
+            Ok(n) => Ok(&buf[..n] == key),
+            Err(err) if err.raw_os_error() == Some(libc::ENODATA) => Ok(false),
+            Err(err) => Err(Error::os(
+                "read xattr",
+                format!("{} of key {}", xattr::KEY, key::display_prefix(key)),
                 err,
-            ));
+            )),
         }
-        Ok(&buf[..n as usize] == key)
     }
 
     /// Removes `key` from the pool. Returns false if there was no such key.
@@ -461,48 +367,12 @@ impl Pool {
     /// libmaru did not make are skipped).
     pub fn list_keys(&self) -> Result<Vec<Vec<u8>>> {
         let object = format!("pool {}", self.path().display());
-        // SAFETY: valid dir fd and NUL-terminated "."; result checked.
-        let fd = unsafe {
-            libc::openat(
-                self.dir.fd().as_raw_fd(),
-                c".".as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(Error::last_os("list", object));
-        }
-        // SAFETY: fd is a fresh directory fd; fdopendir takes ownership on success.
-        let dir = unsafe { libc::fdopendir(fd) };
-        if dir.is_null() {
-            let err = Error::last_os("list", object);
-            // SAFETY: fdopendir failed, so we still own fd.
-            unsafe { libc::close(fd) };
-            return Err(err);
-        }
-        let mut names = Vec::new();
-        let result = loop {
-            // SAFETY: `dir` is a valid DIR*; errno is reset to tell end from error.
-            let ent = unsafe {
-                *libc::__errno_location() = 0;
-                libc::readdir64(dir)
-            };
-            if ent.is_null() {
-                let err = io::Error::last_os_error();
-                break match err.raw_os_error() {
-                    Some(0) | None => Ok(()),
-                    _ => Err(Error::os("list", object.clone(), err)),
-                };
-            }
-            // SAFETY: d_name of a valid dirent is NUL-terminated.
-            let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-            if !name.to_bytes().starts_with(b".") {
-                names.push(name.to_bytes().to_vec());
-            }
-        };
-        // SAFETY: valid DIR*, closed once (also closes fd).
-        unsafe { libc::closedir(dir) };
-        result?;
+        let names: Vec<Vec<u8>> = sys::fs::list(self.dir.fd())
+            .map_err(|e| Error::os("list", object, e))?
+            .into_iter()
+            .map(|n| n.into_bytes())
+            .filter(|n| !is_staging(n))
+            .collect();
         let mut keys = Vec::with_capacity(names.len());
         for name in names {
             match key::unescape(&name) {
@@ -524,28 +394,20 @@ impl Pool {
         let c = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::InvalidArgument("path with NUL".into()))?;
         let mut buf = vec![0u8; key::KEY_MAX + 1];
-        // SAFETY: NUL-terminated path and attribute name, buffer and its length.
-        let n = unsafe {
-            libc::getxattr(
-                c.as_ptr(),
-                key::KEY_XATTR.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            return match err.raw_os_error() {
+        match sys::xattr::get(&c, key::KEY_XATTR, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+            Err(err) => match err.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ENODATA) => Ok(None),
                 _ => Err(Error::os(
-                    "read xattr user.maru.key",
-                    path.display().to_string(),
+                    "read xattr",
+                    format!("{} of {}", xattr::KEY, path.display()),
                     err,
                 )),
-            };
+            },
         }
-        buf.truncate(n as usize);
-        Ok(Some(buf))
     }
 
     /// "key <name> in pool <path>" for messages.

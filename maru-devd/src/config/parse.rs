@@ -7,6 +7,7 @@ use super::{
     ClusterSpec, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, MetricsSpec,
     NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
+use maru_proto::name::{is_staging, NAME_MAX};
 use serde_yaml_ng::{Mapping, Value};
 use std::path::PathBuf;
 
@@ -512,8 +513,8 @@ impl Parser {
         let name = show(v);
         let ok = matches!(v, Value::String(_))
             && !name.is_empty()
-            && name.len() <= 255
-            && !name.starts_with('.')
+            && name.len() <= NAME_MAX
+            && !is_staging(name.as_bytes())
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
@@ -523,7 +524,7 @@ impl Parser {
             self.err(
                 at(path, val("name")),
                 format!(
-                    "bad pool name `{name}`: it becomes a directory under the mount, so use letters, digits, `-`, `_` and `.` (not first), at most 255 bytes"
+                    "bad pool name `{name}`: it becomes a directory under the mount, so use letters, digits, `-`, `_` and `.` (not first), at most {NAME_MAX} bytes"
                 ),
             );
             None

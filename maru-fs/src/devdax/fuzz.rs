@@ -10,7 +10,7 @@ use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 use super::crc::crc32c;
 use super::layout::{
-    Header, Record, RecordState, Slot, SlotProblem, HEADER_MAGIC, KEY_MAX, RECORD_SIZE, SLOT_SIZE,
+    Header, Record, RecordState, Slot, SlotProblem, HEADER_MAGIC, NAME_MAX, RECORD_SIZE, SLOT_SIZE,
     VERSION, XATTR_SPACE,
 };
 use super::shared::KeyRef;
@@ -159,7 +159,7 @@ fn record() -> impl Strategy<Value = Record> {
         state,
         any::<[u64; 5]>(),
         any::<[u32; 3]>(),
-        proptest::collection::vec(any::<u8>(), 0..=KEY_MAX),
+        proptest::collection::vec(any::<u8>(), 0..=NAME_MAX),
         proptest::collection::vec(xattr, 0..8),
     )
         .prop_map(|(state, w, h, name, mut xattrs)| {
@@ -214,7 +214,7 @@ fn fuzz_record_with_a_good_checksum_and_arbitrary_body_never_panics() {
                 b[72..88].copy_from_slice(&uuid);
                 seal(&mut b, 4);
                 if let Slot::Used(r) = Record::decode(&b, &uuid) {
-                    prop_assert!(r.name.len() <= KEY_MAX);
+                    prop_assert!(r.name.len() <= NAME_MAX);
                 }
                 Ok(())
             },

@@ -38,8 +38,8 @@ const RECORD_MAGIC: u32 = u32::from_le_bytes(*b"MRCD");
 /// Fewest and most records an index has (one per alignment unit in between).
 const MIN_RECORDS: u64 = 16;
 const MAX_RECORDS: u64 = 65536;
-/// Longest key a record holds.
-pub(crate) const KEY_MAX: usize = 255;
+/// Longest file name a record holds (the filesystem's name limit).
+pub(crate) use maru_proto::name::NAME_MAX;
 const KEY_AT: usize = 128;
 const XATTR_AT: usize = KEY_AT + 256;
 /// Bytes of a header slot the fields take (the rest of the slot is zero).
@@ -287,7 +287,7 @@ impl Record {
     /// The record image, tagged with the pool's `uuid`; `None` if the name or the
     /// xattrs do not fit.
     pub fn encode(&self, uuid: &[u8; 16]) -> Option<Vec<u8>> {
-        if self.name.len() > KEY_MAX
+        if self.name.len() > NAME_MAX
             || xattr_bytes(self.xattrs.iter().map(|(n, v)| (&n[..], &v[..]))) > XATTR_SPACE
         {
             return None;
@@ -359,8 +359,8 @@ impl Record {
         };
         let name_len = usize::from(u16::from_le_bytes([b[12], b[13]]));
         let nx = usize::from(u16::from_le_bytes([b[14], b[15]]));
-        if name_len > KEY_MAX {
-            return Slot::Bad(format!("name length {name_len} over {KEY_MAX}"));
+        if name_len > NAME_MAX {
+            return Slot::Bad(format!("name length {name_len} over {NAME_MAX}"));
         }
         let mut xattrs = Vec::with_capacity(nx);
         let mut at = XATTR_AT;
@@ -442,7 +442,7 @@ mod tests {
             mode: 0o640,
             created: 1_700_000_000,
             name: b"key-1".to_vec(),
-            xattrs: vec![(b"user.maru.key".to_vec(), vec![b'k'; 3000])],
+            xattrs: vec![(maru_proto::xattr::KEY.into(), vec![b'k'; 3000])],
         };
         let uuid = [1; 16];
         let img = r.encode(&uuid).unwrap();

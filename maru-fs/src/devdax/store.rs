@@ -770,11 +770,11 @@ impl DevdaxStore {
         if inner.names.contains_key(to) {
             return Err(errno(libc::EEXIST));
         }
-        if to.len() > super::layout::KEY_MAX {
+        if to.len() > maru_proto::name::NAME_MAX {
             return Err(errno(libc::ENAMETOOLONG));
         }
         let id = *inner.names.get(from).ok_or_else(|| errno(libc::ENOENT))?;
-        let publish = to.as_bytes().first() != Some(&b'.');
+        let publish = !maru_proto::name::is_staging(to.as_bytes());
         let seq = inner.next_seq;
         let (extent_off, size) = {
             let e = inner.entries.get(&id).ok_or_else(|| errno(libc::ENOENT))?;

@@ -186,7 +186,7 @@ fn restart_recovers_published_chunks_and_drops_staging() {
         // A writer's xattr on a staging chunk survives with it.
         let h = store.create(OsStr::new(".stage-c"), 7, 0o600).unwrap();
         h.set_len(MIB).unwrap();
-        h.set_xattr(OsStr::new("user.maru.key"), Some(b"c/long key"))
+        h.set_xattr(OsStr::new(maru_proto::xattr::KEY), Some(b"c/long key"))
             .unwrap();
         store
             .rename_noreplace(OsStr::new(".stage-c"), OsStr::new("c"))
@@ -215,7 +215,10 @@ fn restart_recovers_published_chunks_and_drops_staging() {
     assert_eq!(found[0].uid, 1000);
     assert_eq!(found[0].mode, 0o640);
     assert_eq!(found[0].size, a.len() as u64);
-    assert_eq!(found[2].xattrs, vec![("user.maru.key".into(), xattr)]);
+    assert_eq!(
+        found[2].xattrs,
+        vec![(maru_proto::xattr::KEY.into(), xattr)]
+    );
     assert_eq!(read_all(&store, "a"), a);
     assert_eq!(read_all(&store, "b"), b);
     assert_eq!(store.extent_of(OsStr::new("b")), Some(extent_b));

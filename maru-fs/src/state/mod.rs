@@ -37,7 +37,7 @@ mod xattrs;
 /// Inode number of the mount's root directory.
 pub(crate) const ROOT: u64 = 1;
 /// Longest file name (bytes) the filesystem accepts.
-pub(crate) const NAME_MAX: usize = 255;
+pub(crate) use maru_proto::name::NAME_MAX;
 /// Block size reported by stat and statfs.
 pub(crate) const BLOCK: u64 = 4096;
 
@@ -191,8 +191,9 @@ pub(crate) struct State {
     reaper: Reaper,
 }
 
+/// Whether `name` is a staging (non-key) name (the contract's rule).
 fn is_staging_name(name: &OsStr) -> bool {
-    name.as_bytes().first() == Some(&b'.')
+    maru_proto::name::is_staging(name.as_bytes())
 }
 
 fn errno_of(e: &io::Error) -> Errno {
@@ -208,7 +209,10 @@ fn validate_pool(cfg: &PoolConfig) -> Result<(), FsError> {
     if cfg.name.is_empty() || cfg.name.len() > NAME_MAX {
         return Err(bad("the name must be 1 to 255 bytes long"));
     }
-    if cfg.name.starts_with('.') || cfg.name.contains('/') || cfg.name.contains('\0') {
+    if maru_proto::name::is_staging(cfg.name.as_bytes())
+        || cfg.name.contains('/')
+        || cfg.name.contains('\0')
+    {
         return Err(bad(
             "the name must not start with '.' nor contain '/' or NUL; pick a plain directory name",
         ));

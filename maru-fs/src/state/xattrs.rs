@@ -1,4 +1,4 @@
-//! Extended attributes: synthesised `user.maru.*` and the writer's `user.*`.
+//! Extended attributes: synthesised (`maru_proto::xattr`) and the writer's `user.*`.
 
 use super::*;
 

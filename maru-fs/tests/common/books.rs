@@ -11,6 +11,7 @@ use std::path::Path;
 use maru_testkit::wait::{poll, TIMEOUT};
 
 use super::Fixture;
+use maru_proto::xattr;
 
 /// Publishes `key` in `dir` with `size` bytes written through write(2) after
 /// ftruncate (the path whose growth the daemon must charge without seeing it).
@@ -66,10 +67,11 @@ pub fn books_balance(fx: &Fixture, pool: &str) -> Result<(), String> {
     if df != want {
         return Err(format!("statfs used {df} != charged {want}"));
     }
-    let xattr = super::xattr_get(&dir, "user.maru.used").map_err(|e| e.to_string())?;
+    let xattr = super::xattr_get(&dir, xattr::USED).map_err(|e| e.to_string())?;
     if xattr != books.used_bytes.to_string().into_bytes() {
         return Err(format!(
-            "user.maru.used {:?} != {}",
+            "{} {:?} != {}",
+            xattr::USED,
             String::from_utf8_lossy(&xattr),
             books.used_bytes
         ));

@@ -7,12 +7,13 @@
 //! superseded and its successor cannot be opened yet, or when the daemon keeps
 //! changing it during a read.
 
+use crate::sys::{self, mem::Region};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-pub(crate) use maru_index::INDEX_CNAME as INDEX_NAME;
-use maru_index::{word, EMPTY, HEADER_LEN, MAGIC, VERSION};
+pub(crate) use maru_proto::index::INDEX_CNAME as INDEX_NAME;
+use maru_proto::index::{word, EMPTY, HEADER_LEN, MAGIC, VERSION};
 
 /// Read attempts before a batch falls back to `stat` while the daemon writes.
 const ATTEMPTS: usize = 64;
@@ -30,9 +31,9 @@ pub(crate) enum Read {
 
 /// A mapped index file.
 #[derive(Debug)]
-pub(crate) struct IndexMap {
-    ptr: *const AtomicU64,
-    len: usize,
+pub(crate) struct MembershipIndex {
+    /// Read-only shared mapping of the whole file.
+    region: Region,
     slots: u64,
     k0: u64,
     k1: u64,
@@ -40,67 +41,36 @@ pub(crate) struct IndexMap {
     _fd: OwnedFd,
 }
 
-// SAFETY: the mapping is read-only, shared, and only read with atomics; the raw
-// pointer is valid for the life of the value on every thread.
-unsafe impl Send for IndexMap {}
-// SAFETY: as above; no interior mutation from our side.
-unsafe impl Sync for IndexMap {}
+/// What a word outside the mapping reads as (never used: `open` checks that
+/// every slot lies inside).
+static OUTSIDE: AtomicU64 = AtomicU64::new(EMPTY);
 
-impl IndexMap {
+impl MembershipIndex {
     /// Opens and maps the index of the pool directory `dir`; `Ok(None)` if the
     /// pool has none or it is not a valid index of a version we read.
-    pub fn open(dir: BorrowedFd<'_>) -> io::Result<Option<IndexMap>> {
-        // SAFETY: valid dir fd and NUL-terminated name; result checked.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                INDEX_NAME.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            )
+    pub fn open(dir: BorrowedFd<'_>) -> io::Result<Option<MembershipIndex>> {
+        let fd = match sys::fs::openat(dir, INDEX_NAME, libc::O_RDONLY | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(e) => {
+                return match e.raw_os_error() {
+                    Some(libc::ENOENT) | Some(libc::EACCES) | Some(libc::ELOOP) => Ok(None),
+                    _ => Err(e),
+                }
+            }
         };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOENT) | Some(libc::EACCES) | Some(libc::ELOOP) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        // SAFETY: fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: an all-zero stat is valid; fstat fills it.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid fd and out pointer.
-        if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let len = usize::try_from(st.st_size).unwrap_or(0);
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG || len < HEADER_LEN || len % 8 != 0 {
+        let (regular, size) = sys::fs::regular_size(fd.as_fd())?;
+        let len = usize::try_from(size).unwrap_or(0);
+        if !regular || len < HEADER_LEN || len % 8 != 0 {
             return Ok(None);
         }
-        // SAFETY: read-only shared mapping of `len` bytes of a regular file;
-        // result checked.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            let e = io::Error::last_os_error();
+        let region = match Region::map(fd.as_fd(), len, 0, false) {
+            Ok(r) => r,
             // No passthrough (a FUSE mount without it cannot map shared): no index.
-            return if e.raw_os_error() == Some(libc::ENODEV) {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
-        let mut map = IndexMap {
-            ptr: ptr.cast::<AtomicU64>().cast_const(),
-            len,
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut map = MembershipIndex {
+            region,
             slots: 0,
             k0: 0,
             k1: 0,
@@ -125,16 +95,14 @@ impl IndexMap {
         Ok(Some(map))
     }
 
+    /// Word `i` of the file (header words, then the slots).
     fn word(&self, i: usize) -> &AtomicU64 {
-        debug_assert!(i < self.len / 8);
-        // SAFETY: i is inside the mapping (header words, or a slot below
-        // `slots`, checked at open), which lives as long as `self`.
-        unsafe { &*self.ptr.add(i) }
+        self.region.word(i).unwrap_or(&OUTSIDE)
     }
 
     /// The table value of a file name.
     pub fn hash(&self, name: &[u8]) -> u64 {
-        maru_index::hash(self.k0, self.k1, name)
+        maru_proto::index::hash(self.k0, self.k1, name)
     }
 
     fn probe(&self, h: u64) -> bool {
@@ -179,15 +147,5 @@ impl IndexMap {
             }
         }
         Read::Busy
-    }
-}
-
-impl Drop for IndexMap {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `open`; nothing borrows it
-        // beyond `self`.
-        unsafe {
-            libc::munmap(self.ptr.cast_mut().cast(), self.len);
-        }
     }
 }

@@ -17,7 +17,7 @@ use maru::{Pool, Publish};
 fn put(pool: &Pool, key: &[u8]) -> Publish {
     let mut c = pool.create(4096).unwrap();
     c.as_mut_slice()[0] = 1;
-    c.publish(key).unwrap()
+    c.publish(key).unwrap().outcome()
 }
 
 /// The keys of `keys` whose file is in the backing directory (the daemon's truth:

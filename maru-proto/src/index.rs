@@ -1,6 +1,7 @@
-//! The on-disk format of Maru's per-pool membership index, `<pool>/.maru-index`:
-//! the one definition the writer (`maru-fs`, the daemon) and the reader
-//! (`libmaru`) both use, so the two cannot drift apart.
+//! The on-disk format of Maru's per-pool membership index, `<pool>/.maru-index`
+//! (the key-membership table, not to be confused with a key's file name): the
+//! one definition the writer (`maru-fs`, the daemon) and the reader (`libmaru`)
+//! both use, so the two cannot drift apart.
 //!
 //! Format (version 1, little-endian `u64` words; `docs/maru-fs.md`,
 //! "Membership index", is the reference):
@@ -20,9 +21,6 @@
 //! slot; a reader brackets its probes with two reads of the sequence word
 //! (Acquire load, probes, Acquire fence, load) and retries when it changed or
 //! was odd.
-
-#![no_std]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 use core::ffi::CStr;
 

@@ -1,0 +1,20 @@
+//! Maru's cross-process contract: every name, number and format that two
+//! programs (the daemon `maru-fs`/`maru-devd`, the client library `libmaru`,
+//! and through libmaru's C ABI the Python package) must agree on, in one
+//! place, so that changing one side without the other breaks the build (or
+//! this crate's wire test), not production.
+//!
+//! * [`index`]: the per-pool membership index file (`.maru-index`).
+//! * [`xattr`]: the `user.maru.*` extended attributes and their values.
+//! * [`name`]: file names in a pool: the staging rule, [`name::NAME_MAX`],
+//!   [`name::KEY_MAX`].
+//!
+//! `tests/wire.rs` spells every value out literally: a rename here fails that
+//! test first.
+
+#![no_std]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+pub mod index;
+pub mod name;
+pub mod xattr;
