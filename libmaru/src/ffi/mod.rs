@@ -173,5 +173,6 @@ mod escape;
 mod key_list;
 mod lookup;
 mod pin;
+mod pin_table;
 mod pool;
 mod view;
