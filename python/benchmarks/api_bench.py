@@ -10,13 +10,17 @@ node 0, like the Python tests; needs root and the release binaries:
 ``perf_counter`` and reported as p50/p99 microseconds (no timing assertions anywhere:
 figures only). Rows:
 
-* ``store``: ``alloc`` (a ready chunk from the reserve, refilled untimed between
-  samples) + copy into ``handle.buf`` + ``store`` (publish); ``alloc (reserve empty)``
-  creates a chunk synchronously (create, fallocate, map, pre-fault);
+* ``store``: ``alloc`` (a ready chunk from the default reserve, refilled untimed
+  between samples) + copy into ``handle.buf`` + ``store`` (publish), each part also
+  alone, and the copy again into the same chunk (cache-warm); ``alloc (reserve
+  empty)`` creates a chunk synchronously (create, fallocate, map, pre-fault);
 * ``batch_store xB``: publishing B chunks written beforehand, per key;
 * ``exists``/``batch_exists``; ``retrieve`` (-> memoryview, no byte touched) and
   ``batch_retrieve`` cold (``view_cache=0``: every call opens and maps) and warm
-  (a view cache holding the batch: the key was mapped before);
+  (a view cache holding the batch: the key was mapped before) and with the default
+  view cache (which may hold fewer chunks than a batch); each batch against the same
+  keys retrieved one by one in a loop;
+* ``batch_pin + batch_unpin``: LMCache's lookup pins, pool-wide;
 * ``rust …`` rows: ``maru-bench --python-ref`` on the same pool in the same run
   (``Pool::get``, cached get, ``batch_get``, memcpy); ``python memcpy``: a
   memoryview copy of the same size into a warm buffer;
@@ -34,7 +38,6 @@ import os
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -260,7 +263,7 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
             wait_reserve(h)  # the refill would otherwise run during the timed publishes
             t0 = time.perf_counter()
             res = h.batch_store(keys, handles)
-            per_key.append((time.perf_counter() - t0))
+            per_key.append(time.perf_counter() - t0)
             if not all(res):
                 sys.exit("batch_store failed")
             del handles
@@ -377,8 +380,13 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
                 samples.append(time.perf_counter() - t0)
                 del got
                 time.sleep(0.3 if batch > d.view_cache else 0)
-            t.add(f"batch_retrieve x{batch} (default cache) per key", size, samples,
-                  "uncached: larger than the cache" if batch > d.view_cache else "", per=batch)
+            t.add(
+                f"batch_retrieve x{batch} (default cache) per key",
+                size,
+                samples,
+                "uncached: larger than the cache" if batch > d.view_cache else "",
+                per=batch,
+            )
             if batch > d.view_cache:  # the same batch through the cache, for comparison
                 vc, d.view_cache = d.view_cache, 1 << 30
                 samples = []
@@ -390,8 +398,13 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
                     del got
                     time.sleep(0.3)
                 d.view_cache = vc
-                t.add(f"batch_retrieve x{batch} (default cache, cycled) per key", size, samples,
-                      "through the cache: each key evicts one", per=batch)
+                t.add(
+                    f"batch_retrieve x{batch} (default cache, cycled) per key",
+                    size,
+                    samples,
+                    "through the cache: each key evicts one",
+                    per=batch,
+                )
         finally:
             d.close()
 
@@ -423,8 +436,17 @@ def rust_rows(t: Table, pool: Path, sizes: list[int], n: int, batch: int) -> Non
         print("note: maru-bench not found (cargo build --release -p maru-bench): no Rust rows", file=sys.stderr)
         return
     out = subprocess.run(
-        [str(exe), "--python-ref", str(pool), "--n", str(n), "--batch", str(batch), "--sizes-kib",
-         ",".join(str(s // KiB) for s in sizes)],
+        [
+            str(exe),
+            "--python-ref",
+            str(pool),
+            "--n",
+            str(n),
+            "--batch",
+            str(batch),
+            "--sizes-kib",
+            ",".join(str(s // KiB) for s in sizes),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -435,14 +457,16 @@ def rust_rows(t: Table, pool: Path, sizes: list[int], n: int, batch: int) -> Non
     for r in json.loads(out.stdout):
         per = batch if r["op"].startswith("batch") else 1
         suffix = " per key" if per > 1 else ""
-        t.add_row({
-            "op": f"rust {r['op']}{suffix}",
-            "size": r["size"],
-            "n": r["n"],
-            "p50_us": r["p50_us"] / per,
-            "p99_us": r["p99_us"] / per,
-            "note": r["note"],
-        })
+        t.add_row(
+            {
+                "op": f"rust {r['op']}{suffix}",
+                "size": r["size"],
+                "n": r["n"],
+                "p50_us": r["p50_us"] / per,
+                "p99_us": r["p99_us"] / per,
+                "note": r["note"],
+            }
+        )
 
 
 # ---------------------------------------------------------------- scale
@@ -637,8 +661,12 @@ def main() -> None:
     if conc:
         print("\n| concurrent clients | processes | retrieves/s (all) | per process |\n|---|---:|---:|---:|")
         for c in conc:
-            print(f"| {c['mode']} | {c['procs']} | {c['retrieves_per_s']:.0f} | {c['retrieves_per_s'] / c['procs']:.0f} |")
-    args.json.write_text(json.dumps({"load": [load0, load1], "n": args.n, "rows": t.rows, "concurrency": conc}, indent=1))
+            print(
+                f"| {c['mode']} | {c['procs']} | {c['retrieves_per_s']:.0f} | {c['retrieves_per_s'] / c['procs']:.0f} |"
+            )
+    args.json.write_text(
+        json.dumps({"load": [load0, load1], "n": args.n, "rows": t.rows, "concurrency": conc}, indent=1)
+    )
     print(f"\nwrote {args.json}", file=sys.stderr)
 
 

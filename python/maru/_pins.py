@@ -139,9 +139,7 @@ class PinTable:
         it stopped because the table is full)."""
         before = _out("I", n)
         full = c_int()
-        rc = self.lib.maru_pins_pin(
-            self.ptr, pool_ptr, keys.buf, keys.addr(), n, before.buffer_info()[0], byref(full)
-        )
+        rc = self.lib.maru_pins_pin(self.ptr, pool_ptr, keys.buf, keys.addr(), n, before.buffer_info()[0], byref(full))
         return self._check(rc, f"pin {n} keys"), before, bool(full.value)
 
     def unpin(self, keys: Keys) -> tuple[array, array]:
@@ -184,7 +182,6 @@ class PinTable:
             if n <= cap:
                 return set(pids[:n])
             cap = n
-
 
 
 class Holds:
