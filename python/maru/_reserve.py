@@ -46,7 +46,8 @@ class Reserve:
 
         The newest first: the chunk pre-faulted (its pages zeroed) or given back last
         is the one whose lines are most likely still in the CPU caches, so the copy
-        into it does not wait for memory (the oldest: 3-4x a memcpy at 4 MiB)."""
+        into it does not wait for memory (256 KiB: 18 us into the newest against 52 us
+        into the oldest, docs/performance.md)."""
         try:
             st = self._ready.pop()
         except IndexError:

@@ -538,7 +538,11 @@ class MaruHandler:
                 )
             views = holds.views
             need = [i for i in range(n) if before[i] == 0 or packed.keys[i] not in views]
-            got = self._batch_views(pin_pool, _Packed(packed.keys[i] for i in need)) if need else []
+            try:
+                got = self._batch_views(pin_pool, _Packed(packed.keys[i] for i in need)) if need else []
+            except BaseException:
+                self._unpin_locked(holds, _Packed(packed.keys[:n]))  # no pin without its hold
+                raise
             end = n
             for i, view in zip(need, got):
                 if view is None:  # evicted between the count and the map: the prefix ends
