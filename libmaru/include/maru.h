@@ -395,6 +395,46 @@ int maru_view_cuda_unregister(maru_view *view);
 int maru_chunk_cuda_register(maru_chunk *chunk);
 int maru_chunk_cuda_unregister(maru_chunk *chunk);
 
+/* ---- Pool-wide pin counts ------------------------------------------------
+ * One shared-memory table per pool (a file every process of the pool maps):
+ * the pins each process holds on each key. A dead process's pins are not
+ * counted; any process may drop any pin (its own first). Each call takes the
+ * table's lock once for its whole batch. What keeps a pinned chunk from
+ * eviction (holding it open or mapped) is the caller's. */
+
+/** A pool's pin table. */
+typedef struct maru_pin_table maru_pin_table;
+
+/** Opens the table file at path, creating it with `slots` slots (0: 65536;
+ * rounded up to a power of two) when absent. An existing table keeps its size. */
+int maru_pin_table_open(const char *path, size_t slots, maru_pin_table **out);
+/** Unmaps the handle (the pins stay). NULL is ignored. */
+void maru_pin_table_close(maru_pin_table *pins);
+/** Number of slots of the table. */
+size_t maru_pin_table_slots(const maru_pin_table *pins);
+/**
+ * Pins the present prefix of n packed keys, one pin each: stops at the first
+ * key the pool does not hold (checked under the lock) or when the table is
+ * full (*full = 1). Returns how many keys were pinned; before[i] (may be NULL)
+ * is this process's count of key i before the call.
+ */
+int maru_pin_table_pin(maru_pin_table *pins, maru_pool *pool, const uint8_t *keys,
+                  const size_t *key_lens, size_t n, uint32_t *before, int *full);
+/**
+ * Drops one pin of each key (this process's own first, else another's).
+ * released[i] = 1 if key i had one; mine[i] = this process's count after
+ * (either may be NULL). Returns how many pins were dropped.
+ */
+int maru_pin_table_unpin(maru_pin_table *pins, const uint8_t *keys, const size_t *key_lens,
+                    size_t n, uint8_t *released, uint32_t *mine);
+/** Pool-wide (total) and this process's (mine) counts of n packed keys. */
+int maru_pin_table_counts(maru_pin_table *pins, const uint8_t *keys, const size_t *key_lens,
+                     size_t n, uint64_t *total, uint32_t *mine);
+/** Removes key from pool unless pinned: 0, -ENOENT if absent, -EBUSY if pinned. */
+int maru_pin_table_remove(maru_pin_table *pins, maru_pool *pool, const void *key, size_t key_len);
+/** Writes up to cap pids of the processes holding pins; returns how many there are. */
+int maru_pin_table_holders(maru_pin_table *pins, uint32_t *pids, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -27,6 +27,7 @@ fn c_type(t: &str) -> String {
     match t {
         "c_int" => "int",
         "u32" => "uint32_t",
+        "u64" => "uint64_t",
         "usize" => "size_t",
         "u8" => "uint8_t",
         "c_char" => "char",
@@ -36,6 +37,7 @@ fn c_type(t: &str) -> String {
         "MaruView" => "maru_view",
         "MaruKeyList" => "maru_key_list",
         "MaruInfo" => "maru_info",
+        "MaruPinTable" => "maru_pin_table",
         other => panic!("tests/header.rs: no C spelling for Rust type `{other}`; add it"),
     }
     .to_string()

@@ -698,7 +698,7 @@ fn a_failed_publish_gives_the_chunk_back_unpublished() {
         let back = c.publish(b"").unwrap_err();
         assert_eq!(back.error.errno(), libc::EINVAL, "{kind:?}: empty key");
         let mut c = *back.chunk;
-        c.as_mut_slice()[0] = 3; // still writable: still staging
+        fill(c.as_mut_slice(), 3); // still writable: still staging
         let sealed = c.publish(b"after/retry").unwrap();
         assert_eq!(sealed.outcome(), Publish::Published);
         assert!(check(

@@ -10,13 +10,17 @@ node 0, like the Python tests; needs root and the release binaries:
 ``perf_counter`` and reported as p50/p99 microseconds (no timing assertions anywhere:
 figures only). Rows:
 
-* ``store``: ``alloc`` (a ready chunk from the reserve, refilled untimed between
-  samples) + copy into ``handle.buf`` + ``store`` (publish); ``alloc (reserve empty)``
-  creates a chunk synchronously (create, fallocate, map, pre-fault);
+* ``store``: ``alloc`` (a ready chunk from the default reserve, refilled untimed
+  between samples) + copy into ``handle.buf`` + ``store`` (publish), each part also
+  alone, and the copy again into the same chunk (cache-warm); ``alloc (reserve
+  empty)`` creates a chunk synchronously (create, fallocate, map, pre-fault);
 * ``batch_store xB``: publishing B chunks written beforehand, per key;
 * ``exists``/``batch_exists``; ``retrieve`` (-> memoryview, no byte touched) and
   ``batch_retrieve`` cold (``view_cache=0``: every call opens and maps) and warm
-  (a view cache holding the batch: the key was mapped before);
+  (a view cache holding the batch: the key was mapped before) and with the default
+  view cache (which may hold fewer chunks than a batch); each batch against the same
+  keys retrieved one by one in a loop;
+* ``batch_pin + batch_unpin``: LMCache's lookup pins, pool-wide;
 * ``rust …`` rows: ``maru-bench --python-ref`` on the same pool in the same run
   (``Pool::get``, cached get, ``batch_get``, memcpy); ``python memcpy``: a
   memoryview copy of the same size into a warm buffer;
@@ -31,9 +35,9 @@ import gc
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -182,6 +186,21 @@ def fill(h: MaruHandler, keys: list[str], chunk: int) -> None:
 # ---------------------------------------------------------------- per size
 
 
+def loop_rows(t: Table, h: MaruHandler, keys: list[str], size: int, n: int, what: str) -> None:
+    """``len(keys)`` single retrieves in a loop, the views kept like a batch's, per
+    key: what a batch saves (one call is as exposed to the other tenants' load as
+    the whole loop, unlike the p50 of one short call)."""
+    samples = []
+    for _ in range(max(5, n // len(keys))):
+        gc.collect()
+        t0 = time.perf_counter()
+        got = [h.retrieve(k) for k in keys]
+        samples.append(time.perf_counter() - t0)
+        del got
+        time.sleep(0.3)
+    t.add(f"{len(keys)} retrieves in a loop ({what}) per key", size, samples, "", per=len(keys))
+
+
 def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
     tag = uuid.uuid4().hex[:8]
     src = bytes(range(256)) * (size // 256)
@@ -194,11 +213,13 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
         samples.append(time.perf_counter() - t0)
     t.add("python memcpy", size, samples, "memoryview copy into a warm buffer")
 
-    # store: alloc from the reserve + copy + publish; reserve refilled untimed.
-    h = handler(pool, size, reserve_chunks=max(8, batch))
+    # store: alloc from the reserve (the default: sized for the chunk) + copy +
+    # publish; reserve refilled untimed.
+    h = handler(pool, size)
     try:
         wait_reserve(h)
-        tot, ta, tw, tp = [], [], [], []
+        tot, ta, tw, tp, tr = [], [], [], [], []
+        faults = 0
         for i in range(n):
             wait_reserve(h)
             key = f"store/{tag}/{i}"
@@ -211,15 +232,27 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
             t3 = time.perf_counter()
             if not ok:
                 sys.exit(f"store {key} failed")
+            # The same copy again into the chunk just written (untimed in `store`):
+            # what the copy costs once the destination is in the cache.
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t4 = time.perf_counter()
+            a.buf[:] = src
+            tr.append(time.perf_counter() - t4)
+            faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
             del a
             h.delete(key)
             tot.append(t3 - t0), ta.append(t1 - t0), tw.append(t2 - t1), tp.append(t3 - t2)
         t.add("store", size, tot, "alloc (reserve) + copy into buf + store")
         t.add("  alloc (from the reserve)", size, ta)
-        t.add("  copy into buf", size, tw)
+        t.add("  copy into buf", size, tw, "a ready chunk: pre-faulted, not in the CPU caches")
+        t.add("  copy into buf again", size, tr, f"the same chunk, cache-warm; {faults / n:.1f} page faults a copy")
         t.add("  store (publish)", size, tp)
+    finally:
+        h.close()
 
-        # batch_store: B chunks allocated and written untimed, published in one call.
+    # batch_store: B chunks allocated and written untimed, published in one call.
+    h = handler(pool, size, reserve_chunks=max(8, batch))
+    try:
         per_key = []
         for r in range(max(3, n // (4 * batch))):
             wait_reserve(h)
@@ -230,7 +263,7 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
             wait_reserve(h)  # the refill would otherwise run during the timed publishes
             t0 = time.perf_counter()
             res = h.batch_store(keys, handles)
-            per_key.append((time.perf_counter() - t0))
+            per_key.append(time.perf_counter() - t0)
             if not all(res):
                 sys.exit("batch_store failed")
             del handles
@@ -294,6 +327,7 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
             samples.append(time.perf_counter() - t0)
             del info
         t.add("retrieve (cold)", size, samples, "open + map -> memoryview (view_cache=0)")
+        loop_rows(t, cold, keys, size, n, "cold")
         samples = []
         for _ in range(max(5, n // batch)):
             gc.collect()
@@ -322,6 +356,73 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
             samples.append(time.perf_counter() - t0)
             del got
         t.add(f"batch_retrieve x{batch} (warm) per key", size, samples, "view cache hits", per=batch)
+
+        # The default view cache (1/32 of the pool): it may hold fewer chunks than a
+        # batch. Singles cycle through the batch's keys, as the batch does.
+        d = handler(pool, size, reserve_chunks=0)
+        try:
+            for k in keys:
+                d.retrieve(k)
+            samples = []
+            for i in range(n):
+                k = keys[i % batch]
+                t0 = time.perf_counter()
+                info = d.retrieve(k)
+                samples.append(time.perf_counter() - t0)
+                del info
+            t.add(f"retrieve x{batch} keys (default cache)", size, samples, f"view cache of {d.view_cache}")
+            loop_rows(t, d, keys, size, n, "default cache")
+            samples = []
+            for _ in range(max(5, n // batch)):
+                gc.collect()
+                t0 = time.perf_counter()
+                got = d.batch_retrieve(keys)
+                samples.append(time.perf_counter() - t0)
+                del got
+                time.sleep(0.3 if batch > d.view_cache else 0)
+            t.add(
+                f"batch_retrieve x{batch} (default cache) per key",
+                size,
+                samples,
+                "uncached: larger than the cache" if batch > d.view_cache else "",
+                per=batch,
+            )
+            if batch > d.view_cache:  # the same batch through the cache, for comparison
+                vc, d.view_cache = d.view_cache, 1 << 30
+                samples = []
+                for _ in range(max(5, n // batch)):
+                    gc.collect()
+                    t0 = time.perf_counter()
+                    got = d.batch_retrieve(keys)
+                    samples.append(time.perf_counter() - t0)
+                    del got
+                    time.sleep(0.3)
+                d.view_cache = vc
+                t.add(
+                    f"batch_retrieve x{batch} (default cache, cycled) per key",
+                    size,
+                    samples,
+                    "through the cache: each key evicts one",
+                    per=batch,
+                )
+        finally:
+            d.close()
+
+        # Pins (LMCache's lookup): batch_pin then batch_unpin of the batch, pool-wide.
+        samples, unpins = [], []
+        for _ in range(max(5, n // batch)):
+            gc.collect()
+            t0 = time.perf_counter()
+            res = w.batch_pin(keys)
+            t1 = time.perf_counter()
+            w.batch_unpin(keys)
+            unpins.append(time.perf_counter() - t1)
+            samples.append(time.perf_counter() - t0)
+            if not all(res):
+                sys.exit("batch_pin failed")
+            time.sleep(0.3)  # the holds' RELEASEs
+        t.add(f"batch_pin + batch_unpin x{batch} per key", size, samples, "pool-wide pin counts", per=batch)
+        t.add(f"  batch_unpin x{batch} per key", size, unpins, "", per=batch)
     finally:
         for k in keys:
             w.delete(k)
@@ -335,8 +436,17 @@ def rust_rows(t: Table, pool: Path, sizes: list[int], n: int, batch: int) -> Non
         print("note: maru-bench not found (cargo build --release -p maru-bench): no Rust rows", file=sys.stderr)
         return
     out = subprocess.run(
-        [str(exe), "--python-ref", str(pool), "--n", str(n), "--batch", str(batch), "--sizes-kib",
-         ",".join(str(s // KiB) for s in sizes)],
+        [
+            str(exe),
+            "--python-ref",
+            str(pool),
+            "--n",
+            str(n),
+            "--batch",
+            str(batch),
+            "--sizes-kib",
+            ",".join(str(s // KiB) for s in sizes),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -347,14 +457,16 @@ def rust_rows(t: Table, pool: Path, sizes: list[int], n: int, batch: int) -> Non
     for r in json.loads(out.stdout):
         per = batch if r["op"].startswith("batch") else 1
         suffix = " per key" if per > 1 else ""
-        t.add_row({
-            "op": f"rust {r['op']}{suffix}",
-            "size": r["size"],
-            "n": r["n"],
-            "p50_us": r["p50_us"] / per,
-            "p99_us": r["p99_us"] / per,
-            "note": r["note"],
-        })
+        t.add_row(
+            {
+                "op": f"rust {r['op']}{suffix}",
+                "size": r["size"],
+                "n": r["n"],
+                "p50_us": r["p50_us"] / per,
+                "p99_us": r["p99_us"] / per,
+                "note": r["note"],
+            }
+        )
 
 
 # ---------------------------------------------------------------- scale
@@ -527,10 +639,12 @@ def main() -> None:
         elif op == "retrieve (warm)":
             ref, what = t.get("rust get (view cache hit)", size), "rust cached get"
         elif op.startswith("batch_retrieve") and "(cold)" in op:
-            ref, what = t.get("retrieve (cold)", size), "single cold"
+            ref, what = t.get(f"{args.batch} retrieves in a loop (cold) per key", size), "loop of singles"
         elif op.startswith("batch_retrieve") and "(warm)" in op:
             ref, what = t.get("retrieve (warm)", size), "single warm"
-        elif op in ("store", "  copy into buf"):
+        elif op.startswith("batch_retrieve") and "(default cache" in op:
+            ref, what = t.get(f"{args.batch} retrieves in a loop (default cache) per key", size), "loop of singles"
+        elif op in ("store", "  copy into buf", "  copy into buf again"):
             ref, what = t.get("rust memcpy", size), "rust memcpy"
         elif op.startswith("batch_store"):
             ref, what = t.get("  store (publish)", size), "single publish"
@@ -547,8 +661,12 @@ def main() -> None:
     if conc:
         print("\n| concurrent clients | processes | retrieves/s (all) | per process |\n|---|---:|---:|---:|")
         for c in conc:
-            print(f"| {c['mode']} | {c['procs']} | {c['retrieves_per_s']:.0f} | {c['retrieves_per_s'] / c['procs']:.0f} |")
-    args.json.write_text(json.dumps({"load": [load0, load1], "n": args.n, "rows": t.rows, "concurrency": conc}, indent=1))
+            print(
+                f"| {c['mode']} | {c['procs']} | {c['retrieves_per_s']:.0f} | {c['retrieves_per_s'] / c['procs']:.0f} |"
+            )
+    args.json.write_text(
+        json.dumps({"load": [load0, load1], "n": args.n, "rows": t.rows, "concurrency": conc}, indent=1)
+    )
     print(f"\nwrote {args.json}", file=sys.stderr)
 
 

@@ -22,6 +22,7 @@ import ctypes
 import errno
 import os
 import threading
+from array import array
 from ctypes import (
     POINTER,
     Structure,
@@ -44,6 +45,8 @@ ABI_VERSION = 1
 KEY_MAX = 4000
 #: Longest escaped file name (``MARU_NAME_MAX``).
 NAME_MAX = 255
+#: ``array`` typecode of ``size_t`` (length arrays of batch calls).
+SIZE_T = next(t for t in ("Q", "L", "I") if array(t).itemsize == ctypes.sizeof(c_size_t))
 
 
 
@@ -156,6 +159,14 @@ def _declare(lib: ctypes.CDLL) -> None:
         "maru_key_list_key": ([vp, c_size_t, psz], vp),
         "maru_key_list_free": ([vp], None),
         "maru_key_escape": ([c_char_p, c_size_t, c_char_p, c_size_t], c_int),
+        "maru_pin_table_open": ([c_char_p, c_size_t, pvp], c_int),
+        "maru_pin_table_close": ([vp], None),
+        "maru_pin_table_slots": ([vp], c_size_t),
+        "maru_pin_table_pin": ([vp, vp, c_char_p, vp, c_size_t, vp, POINTER(c_int)], c_int),
+        "maru_pin_table_unpin": ([vp, c_char_p, vp, c_size_t, vp, vp], c_int),
+        "maru_pin_table_counts": ([vp, c_char_p, vp, c_size_t, vp, vp], c_int),
+        "maru_pin_table_remove": ([vp, vp, c_char_p, c_size_t], c_int),
+        "maru_pin_table_holders": ([vp, vp, c_size_t], c_int),
         "maru_cuda_available": ([], c_int),
         "maru_chunk_cuda_register": ([vp], c_int),
         "maru_view_cuda_register": ([vp], c_int),

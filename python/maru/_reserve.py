@@ -42,9 +42,14 @@ class Reserve:
         self._wake.set()
 
     def take(self) -> Staging | None:
-        """A ready chunk, or None when the reserve is empty (the caller creates one)."""
+        """A ready chunk, or None when the reserve is empty (the caller creates one).
+
+        The newest first: the chunk pre-faulted (its pages zeroed) or given back last
+        is the one whose lines are most likely still in the CPU caches, so the copy
+        into it does not wait for memory (256 KiB: 18 us into the newest against 52 us
+        into the oldest, docs/performance.md)."""
         try:
-            st = self._ready.popleft()
+            st = self._ready.pop()
         except IndexError:
             st = None
         if self._target and len(self._ready) < self._low:

@@ -16,7 +16,7 @@ How the original's model maps onto Maru on CXL (one file per chunk):
   caller still holds.
 * Pins are pool-wide, as the original's server-side pin counts were: ``pin`` maps the
   chunk and holds it in this process (maru-fs never evicts a chunk that any process has
-  open) and counts the pin in the pool's pin record (``maru._pins``), so any handler of
+  open) and counts the pin in the pool's pin table (``maru._pins``), so any handler of
   any process can ``unpin`` it. ``batch_pin`` pins the present prefix and stops at the
   first miss. ``delete`` is refused (False) exactly while the key's pool-wide pin count
   is above zero; readers' live views do not block it (their mappings stay valid, the
@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ctypes import byref, c_size_t, c_void_p
 
 from . import _lib
-from ._pins import Holds, holds_for
+from ._pins import Holds, Keys, holds_for
 from ._regions import PoolRef, RegionTable, Staging, View, _next_region_id, fork_generation
 from ._reserve import Reserve
 from .config import MaruConfig
@@ -81,16 +81,13 @@ def _pool_capacity(lib: ctypes.CDLL, pool: int, path: str) -> int | None:
     return st.f_blocks * st.f_frsize or None
 
 
-class _Packed:
-    """Keys packed for a libmaru batch call: one buffer plus a length array."""
+class _Packed(Keys):
+    """Keys (any :data:`Key`) packed for a libmaru batch call."""
 
-    __slots__ = ("keys", "buf", "lens", "n")
+    __slots__ = ()
 
     def __init__(self, keys: Iterable[Key]):
-        self.keys = [_kb(k) for k in keys]
-        self.buf = b"".join(self.keys)
-        self.lens = array(_SZ, map(len, self.keys))
-        self.n = len(self.keys)
+        super().__init__([_kb(k) for k in keys])
 
 
 class MaruHandler:
@@ -144,6 +141,7 @@ class MaruHandler:
                 "unpin_misses",
                 "deletes",
                 "deletes_refused",
+                "pin_table_full",
             ),
             0,
         )
@@ -458,12 +456,15 @@ class MaruHandler:
         return MemoryInfo(v.export(), v.region_id, 0)
 
     def batch_retrieve(self, keys: Sequence[Key]) -> list[MemoryInfo | None]:
-        """``retrieve`` for each key with one libmaru call; results in order."""
+        """``retrieve`` for each key with one libmaru call; results in order. A batch of
+        more keys than the view cache holds bypasses it (a scan would flush it)."""
         pool = self._p()
         packed = _Packed(keys)
         if packed.n == 0:
             return []
-        found = self._batch_views(pool, packed)
+        # A batch larger than the view cache would only cycle it (each key evicting
+        # one the next batch needs, a stat per key for no hit): map it uncached.
+        found = self._batch_views(pool if packed.n <= self.view_cache else self._pp(), packed)
         out = [None if v is None else MemoryInfo(v.export(), v.region_id, 0) for v in found]
         hits = packed.n - out.count(None)
         self._stats["retrieve_hits"] += hits
@@ -514,43 +515,58 @@ class MaruHandler:
         assert holds is not None  # set by connect() before _p() succeeds
         return holds
 
-    def _pin_one(self, pool: PoolRef, holds: Holds, kb: bytes, view: View | None) -> bool:
-        """Pins ``kb`` if it is published: holds a view and counts the pin, both under
-        the key's record lock (so a concurrent ``delete`` either sees the pin or removes
-        the key first). ``view``: a mapping made for this call, or None to make one."""
-        with holds.registry.locked(kb) as rec:
-            with holds.lock:
-                held = holds.views.get(kb)
-            if held is None or rec.mine == 0:
-                # Re-check under the lock: a view mapped before it may be of a chunk
-                # deleted since (the key then counts as absent).
-                if view is None or not self._contains(pool, kb):
-                    view = self._view(pool, kb)
-                if view is None:
-                    return False
-                with holds.lock:
-                    holds.views[kb] = view
-            rec.add(1)
-        return True
-
-    def _contains(self, pool: PoolRef, kb: bytes) -> bool:
-        rc = pool.lib.maru_contains(pool.ptr, kb, len(kb))
-        return _lib.check(pool.lib, rc, f"look up key {kb!r} in pool {pool.path}") == 1
+    def _pin(self, packed: _Packed) -> list[bool]:
+        """Pins the present prefix of ``packed``: one libmaru call counts the pins in
+        the pool's pin table (checking each key under the table's lock, so a
+        concurrent ``delete`` either sees the pin or removes the key first), a second
+        maps the keys this process does not hold yet."""
+        pool = self._p()
+        pin_pool = self._pp()
+        holds = self._h()
+        holds.maybe_sweep()
+        out = [False] * packed.n
+        if packed.n == 0:
+            return out
+        with holds.lock:
+            n, before, full = holds.table.pin_prefix(pool.ptr, packed, packed.n)
+            if full:
+                self._stats["pin_table_full"] += 1
+                logger.warning(
+                    "maru: pin table %s is full: %d of %d keys pinned (set MARU_PIN_SLOTS larger "
+                    "and recreate it, or unpin)",
+                    holds.table.path,
+                    n,
+                    packed.n,
+                )
+            views = holds.views
+            need = [i for i in range(n) if before[i] == 0 or packed.keys[i] not in views]
+            try:
+                got = self._batch_views(pin_pool, _Packed(packed.keys[i] for i in need)) if need else []
+            except BaseException:
+                self._unpin_locked(holds, _Packed(packed.keys[:n]))  # no pin without its hold
+                raise
+            end = n
+            for i, view in zip(need, got):
+                if view is None:  # evicted between the count and the map: the prefix ends
+                    end = i
+                    break
+                views[packed.keys[i]] = view
+            if end < n:
+                self._unpin_locked(holds, _Packed(packed.keys[end:n]))
+        out[:end] = [True] * end
+        self._stats["pins"] += end
+        self._stats["pin_misses"] += packed.n - end
+        return out
 
     def pin(self, key: Key) -> bool:
         """Pins ``key`` if it exists (True), so it is neither evicted nor deleted.
 
         Pins are counted pool-wide, as on the original's server: each ``pin`` needs an
         ``unpin``, from any handler of any process. The chunk stays open in this process
-        while this process has pins on it (maru-fs never evicts an open chunk).
+        while this process has pins on it (maru-fs never evicts an open chunk). False
+        when the key is absent (or the pool's pin table is full, logged).
         """
-        self._p()
-        pool = self._pp()
-        holds = self._h()
-        holds.maybe_sweep()
-        ok = self._pin_one(pool, holds, _kb(key), None)
-        self._stats["pins" if ok else "pin_misses"] += 1
-        return ok
+        return self._pin(_Packed([key]))[0]
 
     def batch_pin(self, keys: Sequence[Key]) -> list[bool]:
         """Pins the present prefix of ``keys``: stops at the first missing key.
@@ -558,47 +574,44 @@ class MaruHandler:
         Returns True for each key pinned, then False for the first miss and every key
         after it (they are not pinned even when present), as the original's server did:
         LMCache unpins exactly the prefix it matched, so nothing after a gap may stay
-        pinned. One libmaru call maps the keys.
+        pinned. One libmaru call counts the pins, one maps the keys.
         """
-        self._p()
-        pool = self._pp()
-        holds = self._h()
-        holds.maybe_sweep()
-        packed = _Packed(keys)
-        out = [False] * packed.n
-        if packed.n == 0:
-            return out
-        views = self._batch_views(pool, packed)
-        for i, kb in enumerate(packed.keys):
-            if views[i] is None or not self._pin_one(pool, holds, kb, views[i]):
-                break
-            out[i] = True
-        pinned = sum(out)
-        self._stats["pins"] += pinned
-        self._stats["pin_misses"] += packed.n - pinned
-        return out
+        return self._pin(_Packed(keys))
 
-    def unpin(self, key: Key) -> bool:
-        """Drops one pin of ``key``, whoever pinned it; False when it has no pin.
+    @staticmethod
+    def _unpin_locked(holds: Holds, packed: _Packed) -> list[bool]:
+        released, mine = holds.table.unpin(packed)
+        views = holds.views
+        for kb, m in zip(packed.keys, mine):
+            if m == 0:
+                views.pop(kb, None)
+        return [r != 0 for r in released]
 
-        The caller's own pins go first. When this process has no pin left on the key,
+    def batch_unpin(self, keys: Sequence[Key]) -> list[bool]:
+        """Drops one pin of each key, whoever pinned it (False where it has none); one
+        libmaru call for the batch.
+
+        The caller's own pins go first. When this process has no pin left on a key,
         its hold (open chunk) is released; a process whose last pin was dropped by
         another lets go at its next pin/unpin/delete (or its sweep, once a second).
         """
         self._p()
         holds = self._h()
-        kb = _kb(key)
-        with holds.registry.locked(kb) as rec:
-            ok = rec.release()
-            if rec.mine == 0:
-                holds.drop(kb)
-        self._stats["unpins" if ok else "unpin_misses"] += 1
+        packed = _Packed(keys)
+        if packed.n == 0:
+            return []
+        with holds.lock:
+            out = self._unpin_locked(holds, packed)
+        ok = sum(out)
+        self._stats["unpins"] += ok
+        self._stats["unpin_misses"] += packed.n - ok
         holds.maybe_sweep()
-        return ok
+        return out
 
-    def batch_unpin(self, keys: Sequence[Key]) -> list[bool]:
-        """``unpin`` for each key; results in order."""
-        return [self.unpin(k) for k in keys]
+    def unpin(self, key: Key) -> bool:
+        """Drops one pin of ``key``, whoever pinned it; False when it has no pin (see
+        ``batch_unpin``)."""
+        return self.batch_unpin([key])[0]
 
     def pin_count(self, key: Key) -> int:
         """The pool-wide pin count of ``key`` (all processes); 0 when absent or unpinned.
@@ -607,7 +620,7 @@ class MaruHandler:
         tests.
         """
         self._p()
-        return self._h().registry.count(_kb(key))
+        return self._h().table.count(_kb(key))
 
     # ------------------------------------------------------------------ delete
 
@@ -621,20 +634,17 @@ class MaruHandler:
         pool = self._p()
         holds = self._h()
         kb = _kb(key)
-        with holds.registry.locked(kb) as rec:
-            pins = rec.total
-            if pins > 0:
-                self._stats["deletes_refused"] += 1
-                logger.debug("maru: delete %r refused: %d pins", key, pins)
-                return False
-            holds.drop(kb)  # a hold whose pin another process dropped
-            rc = pool.lib.maru_remove(pool.ptr, kb, len(kb))
+        with holds.lock:
+            rc = holds.table.remove(pool.ptr, kb)
+            if rc != -errno.EBUSY:
+                holds.views.pop(kb, None)  # a hold whose pin another process dropped
         if rc == 0:
             self._stats["deletes"] += 1
             return True
-        if rc == -errno.ENOENT:
-            return False
-        raise MaruError.from_errno(-rc, f"delete key {kb!r} in pool {pool.path}", _lib.last_error(pool.lib))
+        if rc == -errno.EBUSY:
+            self._stats["deletes_refused"] += 1
+            logger.debug("maru: delete %r refused: pinned", key)
+        return False
 
     # ------------------------------------------------------------------ regions
 
@@ -752,7 +762,7 @@ class MaruHandler:
             "allocation_manager": {
                 "num_allocations": regions["num_regions"],
                 "total_allocated": regions["total_pool_size"],
-                "active_clients": len(holds.registry.holders() | {os.getpid()}),
+                "active_clients": len(holds.table.holders() | {os.getpid()}),
             },
             "stats_manager": dict(self._stats),
             "store_regions": regions,

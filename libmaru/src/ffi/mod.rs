@@ -179,6 +179,7 @@ mod info;
 mod key_list;
 mod lookup;
 mod pin;
+mod pin_table;
 mod pool;
 mod view;
 

@@ -10,5 +10,6 @@
 pub(crate) mod cuda;
 pub(crate) mod fs;
 pub(crate) mod mem;
+pub(crate) mod pin_shm;
 pub(crate) mod uring;
 pub(crate) mod xattr;
