@@ -90,6 +90,22 @@ impl ChunkFile {
         }
     }
 
+    /// Seals a devdax chunk ahead of publishing (its checksum is taken now, outside
+    /// every lock; see [`ChunkHandle::seal`]); nothing to do for a file.
+    pub fn seal(&self) -> io::Result<()> {
+        match self {
+            ChunkFile::File(_) => Ok(()),
+            ChunkFile::Devdax(h) => h.seal(),
+        }
+    }
+
+    /// Lifts [`ChunkFile::seal`] from a chunk that was not published after all.
+    pub fn unseal(&self) {
+        if let ChunkFile::Devdax(h) = self {
+            h.unseal();
+        }
+    }
+
     /// `(device offset, length)` of a devdax chunk's extent.
     pub fn devdax_extent(&self) -> Option<(u64, u64)> {
         match self {

@@ -116,6 +116,11 @@ fn open_flags(o: &Opened) -> FopenFlags {
     }
 }
 
+/// The errno of a failed copy or resize (`EIO` when it has none).
+fn errno(e: &std::io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
 fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, Errno>) {
     match value {
         Err(e) => reply.error(e),
@@ -192,10 +197,22 @@ impl Filesystem for MaruFs {
         reply: ReplyAttr,
     ) {
         let owner_change = uid.is_some() || gid.is_some();
-        match self
-            .shared
-            .with(|s| s.setattr(ino.0, size, mode, owner_change))
-        {
+        if let Some(new) = size {
+            let (file, old) = match self
+                .shared
+                .with(|s| s.truncate_begin(ino.0, new, owner_change))
+            {
+                Ok(v) => v,
+                Err(e) => return reply.error(e),
+            };
+            // A devdax chunk zeroes or moves its bytes: not under the state lock.
+            if let Err(e) = file.set_len(new) {
+                // Undo the charge; evictions already made stay made.
+                self.shared.with(|s| s.undo_growth(ino.0, old));
+                return reply.error(errno(&e));
+            }
+        }
+        match self.shared.with(|s| s.setattr(ino.0, mode, owner_change)) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }
@@ -248,12 +265,27 @@ impl Filesystem for MaruFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        // A devdax chunk's checksum (and write-back) is taken before the state
+        // lock, which publishing then only records.
+        let sealed = self
+            .shared
+            .with(|s| s.publish_prepare(parent.0, name, newname));
+        if let Some(file) = &sealed {
+            if let Err(e) = file.seal() {
+                return reply.error(errno(&e));
+            }
+        }
         match self
             .shared
             .with(|s| s.rename(parent.0, name, newparent.0, newname, flags.bits()))
         {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                if let Some(file) = &sealed {
+                    file.unseal();
+                }
+                reply.error(e)
+            }
         }
     }
 
@@ -324,9 +356,15 @@ impl Filesystem for MaruFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.shared.with(|s| s.read(ino.0, offset, size)) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(e),
+        let file = match self.shared.with(|s| s.read_begin(ino.0)) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        // The copy is made without the state lock.
+        let mut buf = vec![0u8; size as usize];
+        match file.read_at(&mut buf, offset) {
+            Ok(n) => reply.data(&buf[..n]),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -342,9 +380,17 @@ impl Filesystem for MaruFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.shared.with(|s| s.write(ino.0, offset, data)) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(e),
+        let file = match self
+            .shared
+            .with(|s| s.write_begin(ino.0, offset, data.len()))
+        {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        // The copy is made without the state lock.
+        match file.write_all_at(data, offset) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -411,7 +457,7 @@ impl Filesystem for MaruFs {
                 if let Some(old) = undo {
                     self.shared.with(|s| s.undo_growth(ino.0, old));
                 }
-                reply.error(Errno::from(e));
+                reply.error(errno(&e));
             }
         }
     }

@@ -9,7 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::alloc::Allocator;
@@ -79,6 +79,12 @@ struct Entry {
     xattrs: Vec<(OsString, Vec<u8>)>,
     /// Open [`ChunkHandle`]s.
     handles: u32,
+    /// The chunk's bytes: held shared while they are read or written (outside the
+    /// pool's lock), exclusively while the extent moves or the checksum is taken.
+    data: Arc<RwLock<()>>,
+    /// The data checksum taken by [`ChunkHandle::seal`] ahead of publishing: while
+    /// set, the chunk's bytes and size cannot change.
+    sealed: Option<u32>,
     /// `Some(host)` for a chunk another host of a shared pool published: read-only
     /// here, its record and extent are that host's (never written, never freed by
     /// this one).
@@ -149,6 +155,10 @@ pub(crate) struct DevdaxStore {
 #[derive(Debug)]
 pub(crate) struct ChunkHandle {
     inner: Arc<Mutex<Inner>>,
+    /// The pool's mapping, for copies made without the pool's lock.
+    map: Arc<Mapping>,
+    /// The chunk's data lock (see [`Entry::data`]).
+    data: Arc<RwLock<()>>,
     id: u64,
 }
 
@@ -156,6 +166,50 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     // A panic elsewhere must not take the pool down; the state stays consistent
     // because every update below completes before it returns.
     inner.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Shared hold on a chunk's bytes (a panic elsewhere leaves them as they were).
+fn shared(data: &RwLock<()>) -> RwLockReadGuard<'_, ()> {
+    data.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Exclusive hold on a chunk's bytes.
+fn exclusive(data: &RwLock<()>) -> RwLockWriteGuard<'_, ()> {
+    data.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What resizing a chunk leaves to do outside the pool's lock.
+#[derive(Debug, Clone, Copy)]
+enum Resize {
+    /// Nothing: done under the lock (same extent, or a shrink).
+    Done,
+    /// The extent grew in place: zero the `len` new bytes at `at`, then commit
+    /// extent `off`+`ext`.
+    Zero {
+        at: u64,
+        len: u64,
+        off: u64,
+        ext: u64,
+    },
+    /// The chunk moves: copy its `size` bytes from `from` to the new extent
+    /// `to`+`ext`, zero the rest of it, then free `from`+`old_ext`.
+    Move {
+        from: u64,
+        old_ext: u64,
+        to: u64,
+        ext: u64,
+        size: u64,
+    },
+}
+
+/// Whether chunk `e`'s bytes and size may change: only a staging chunk's, before
+/// it is sealed for publishing.
+fn writable(e: &Entry) -> io::Result<()> {
+    if e.state == RecordState::Staging && e.sealed.is_none() {
+        Ok(())
+    } else {
+        Err(errno(libc::EPERM))
+    }
 }
 
 /// The device (or stand-in file) opened read-write, its geometry, and the pool's
@@ -718,6 +772,7 @@ impl DevdaxStore {
         })?;
         let id = inner.next_id;
         inner.next_id += 1;
+        let data = Arc::new(RwLock::new(()));
         let entry = Entry {
             slot: Some(slot),
             name: Some(name.to_os_string()),
@@ -732,6 +787,8 @@ impl DevdaxStore {
             created: now_secs(),
             xattrs: Vec::new(),
             handles: 1,
+            data: Arc::clone(&data),
+            sealed: None,
             origin: None,
         };
         inner.entries.insert(id, entry);
@@ -743,6 +800,8 @@ impl DevdaxStore {
         inner.names.insert(name.to_os_string(), id);
         Ok(ChunkHandle {
             inner: Arc::clone(&self.inner),
+            map: Arc::clone(&inner.map),
+            data,
             id,
         })
     }
@@ -752,18 +811,21 @@ impl DevdaxStore {
         let mut inner = lock(&self.inner);
         inner.owner.check()?;
         let id = *inner.names.get(name).ok_or_else(|| errno(libc::ENOENT))?;
-        if let Some(e) = inner.entries.get_mut(&id) {
-            e.handles += 1;
-        }
+        let map = Arc::clone(&inner.map);
+        let e = inner.entry_mut(id)?;
+        e.handles += 1;
         Ok(ChunkHandle {
             inner: Arc::clone(&self.inner),
+            map,
+            data: Arc::clone(&e.data),
             id,
         })
     }
 
     /// Renames `from` to `to` (`EEXIST` if `to` exists). Renaming a staging chunk
     /// to a name not starting with `.` publishes it: its data checksum is taken
-    /// and its record marked published.
+    /// (unless [`ChunkHandle::seal`] took it already, outside the pool's lock) and
+    /// its record marked published.
     pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         let mut inner = lock(&self.inner);
         inner.owner.check()?;
@@ -776,25 +838,26 @@ impl DevdaxStore {
         let id = *inner.names.get(from).ok_or_else(|| errno(libc::ENOENT))?;
         let publish = to.as_bytes().first() != Some(&b'.');
         let seq = inner.next_seq;
-        let (extent_off, size) = {
+        let (extent_off, size, sealed) = {
             let e = inner.entries.get(&id).ok_or_else(|| errno(libc::ENOENT))?;
-            (e.extent_off, e.size)
+            (e.extent_off, e.size, e.sealed)
         };
         if publish {
             if let Some(sh) = &inner.shared {
                 sh.link.0.writable()?;
                 // The writer wrote through its own mapping: write its lines back (any
                 // mapping's clflush reaches this host's caches), so a host without
-                // cache coherence reads the bytes from the device.
-                if !inner.coherent {
+                // cache coherence reads the bytes from the device. A sealed chunk's
+                // were written back when it was sealed.
+                if !inner.coherent && sealed.is_none() {
                     inner.map.flush(extent_off, size)?;
                 }
             }
         }
-        let data_crc = if publish {
-            Some(inner.map.crc(extent_off, size)?)
-        } else {
-            None
+        let data_crc = match (publish, sealed) {
+            (false, _) => None,
+            (true, Some(crc)) => Some(crc),
+            (true, None) => Some(inner.map.crc(extent_off, size)?),
         };
         let old = {
             let e = inner
@@ -997,6 +1060,8 @@ impl Entry {
                 .map(|(n, v)| (OsString::from_vec(n), v))
                 .collect(),
             handles: 0,
+            data: Arc::new(RwLock::new(())),
+            sealed: None,
             origin,
         }
     }
@@ -1403,63 +1468,121 @@ impl Inner {
         }
     }
 
-    /// Sets chunk `id`'s size. Bytes of the extent past the size are kept zero,
-    /// so a grown chunk reads zeros there and never another chunk's old data.
-    fn set_len(&mut self, id: u64, new: u64) -> io::Result<()> {
+    /// Starts setting chunk `id`'s size to `new`: decides the extent (reserving
+    /// any new one), and does what is quick here. Bytes of the extent past the size
+    /// are kept zero, so a grown chunk reads zeros there and never another chunk's
+    /// old data. The caller finishes a returned [`Resize`] with [`Resize::copy`]
+    /// outside the lock, then [`Inner::end_len`] (or [`Inner::abort_len`]).
+    fn begin_len(&mut self, id: u64, new: u64) -> io::Result<Resize> {
         let (off, ext, size) = {
             let e = self.entry(id)?;
+            writable(e)?;
             (e.extent_off, e.extent_len, e.size)
         };
         if new == size {
-            return Ok(());
+            return Ok(Resize::Done);
         }
         let new_ext = self.alloc.round(new);
         if new_ext > self.header.data_len {
             return Err(errno(libc::ENOSPC));
         }
-        let new_off = if new_ext == ext {
+        if new_ext == ext {
             if new < size {
                 self.map.zero(off + new, size - new)?;
             }
-            off
-        } else if new_ext < ext {
+            self.set_extent(id, off, ext, new)?;
+            return Ok(Resize::Done);
+        }
+        if new_ext < ext {
+            // At most one alignment unit to zero: quick enough to do here.
             self.map.zero(off + new, new_ext - new)?;
             self.alloc.free(off + new_ext, ext - new_ext);
-            if new_ext == 0 {
-                0
-            } else {
-                off
-            }
-        } else if ext > 0 && self.alloc.grow_in_place(off, ext, new_ext) {
-            self.map.zero(off + ext, new_ext - ext)?;
-            off
-        } else {
-            let to = match self.alloc.alloc(new_ext) {
-                Some(to) => to,
-                None if self.claim_arena() => self
-                    .alloc
-                    .alloc(new_ext)
-                    .ok_or_else(|| errno(libc::ENOSPC))?,
-                None => return Err(errno(libc::ENOSPC)),
-            };
-            let moved = (|| {
-                self.map.copy_within(off, to, size)?;
-                self.map.zero(to + size, new_ext - size)
-            })();
-            if let Err(e) = moved {
-                self.alloc.free(to, new_ext);
-                return Err(e);
-            }
-            self.alloc.free(off, ext);
-            to
+            let new_off = if new_ext == 0 { 0 } else { off };
+            self.set_extent(id, new_off, new_ext, new)?;
+            return Ok(Resize::Done);
+        }
+        if ext > 0 && self.alloc.grow_in_place(off, ext, new_ext) {
+            return Ok(Resize::Zero {
+                at: off + ext,
+                len: new_ext - ext,
+                off,
+                ext: new_ext,
+            });
+        }
+        let to = match self.alloc.alloc(new_ext) {
+            Some(to) => to,
+            None if self.claim_arena() => self
+                .alloc
+                .alloc(new_ext)
+                .ok_or_else(|| errno(libc::ENOSPC))?,
+            None => return Err(errno(libc::ENOSPC)),
         };
+        Ok(Resize::Move {
+            from: off,
+            old_ext: ext,
+            to,
+            ext: new_ext,
+            size,
+        })
+    }
+
+    /// Commits a resize of chunk `id` to `new` bytes whose copy is done.
+    fn end_len(&mut self, id: u64, new: u64, plan: Resize) -> io::Result<()> {
+        match plan {
+            Resize::Done => Ok(()),
+            Resize::Zero { off, ext, .. } => self.set_extent(id, off, ext, new),
+            Resize::Move {
+                from,
+                old_ext,
+                to,
+                ext,
+                ..
+            } => {
+                self.alloc.free(from, old_ext);
+                self.set_extent(id, to, ext, new)
+            }
+        }
+    }
+
+    /// Gives back the extent a resize reserved (its copy failed).
+    fn abort_len(&mut self, plan: Resize) {
+        match plan {
+            Resize::Done => {}
+            Resize::Zero { at, len, .. } => self.alloc.free(at, len),
+            Resize::Move { to, ext, .. } => self.alloc.free(to, ext),
+        }
+    }
+
+    /// Records chunk `id`'s extent and size, and writes its record.
+    fn set_extent(&mut self, id: u64, off: u64, ext: u64, size: u64) -> io::Result<()> {
         {
             let e = self.entry_mut(id)?;
-            e.extent_off = new_off;
-            e.extent_len = new_ext;
-            e.size = new;
+            e.extent_off = off;
+            e.extent_len = ext;
+            e.size = size;
         }
         self.write_record(id)
+    }
+}
+
+impl Resize {
+    /// The slow part of a resize, done without the pool's lock (the caller holds
+    /// the chunk's bytes exclusively).
+    fn copy(&self, map: &Mapping) -> io::Result<()> {
+        match *self {
+            Resize::Done => Ok(()),
+            Resize::Zero { at, len, .. } => map.zero(at, len),
+            Resize::Move {
+                from,
+                to,
+                ext,
+                size,
+                ..
+            } => {
+                map.copy_within(from, to, size)?;
+                map.zero(to + size, ext - size)
+            }
+        }
     }
 }
 
@@ -1474,38 +1597,116 @@ impl ChunkHandle {
     }
 
     /// Resizes the chunk (allocating, growing or shrinking its extent); `ENOSPC`
-    /// when the data area has no free extent that long.
+    /// when the data area has no free extent that long, `EPERM` once it is sealed
+    /// or published. Zeroing and moving bytes happen outside the pool's lock.
     pub fn set_len(&self, size: u64) -> io::Result<()> {
-        let mut inner = self.lock();
-        inner.owner.check()?;
-        inner.set_len(self.id, size)
+        let _bytes = exclusive(&self.data);
+        self.resize(size)
+    }
+
+    /// [`ChunkHandle::set_len`] for a caller holding the chunk's bytes exclusively.
+    fn resize(&self, size: u64) -> io::Result<()> {
+        let plan = {
+            let mut inner = self.lock();
+            inner.owner.check()?;
+            inner.begin_len(self.id, size)?
+        };
+        if let Err(e) = plan.copy(&self.map) {
+            self.lock().abort_len(plan);
+            return Err(e);
+        }
+        self.lock().end_len(self.id, size, plan)
     }
 
     /// Reads from `offset`; returns fewer bytes (0 at or past the end) at the end.
+    /// The copy is made outside the pool's lock.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let inner = self.lock();
-        inner.owner.check()?;
-        let e = inner.entry(self.id)?;
-        if offset >= e.size {
-            return Ok(0);
-        }
-        let n = (e.size - offset).min(buf.len() as u64) as usize;
-        inner.map.read(e.extent_off + offset, &mut buf[..n])?;
+        let _bytes = shared(&self.data);
+        let (at, n) = {
+            let inner = self.lock();
+            inner.owner.check()?;
+            let e = inner.entry(self.id)?;
+            if offset >= e.size {
+                return Ok(0);
+            }
+            (
+                e.extent_off + offset,
+                (e.size - offset).min(buf.len() as u64) as usize,
+            )
+        };
+        self.map.read(at, &mut buf[..n])?;
         Ok(n)
     }
 
-    /// Writes `data` at `offset`, growing the chunk if it ends past the size.
+    /// Writes `data` at `offset`, growing the chunk if it ends past the size
+    /// (`EPERM` once it is sealed or published). The copy is made outside the
+    /// pool's lock.
     pub fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        let mut inner = self.lock();
-        inner.owner.check()?;
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or_else(|| errno(libc::EFBIG))?;
-        if end > inner.entry(self.id)?.size {
-            inner.set_len(self.id, end)?;
+        {
+            let _bytes = shared(&self.data);
+            let at = {
+                let inner = self.lock();
+                inner.owner.check()?;
+                let e = inner.entry(self.id)?;
+                writable(e)?;
+                (end <= e.size).then_some(e.extent_off)
+            };
+            if let Some(at) = at {
+                return self.map.write(at + offset, data);
+            }
         }
-        let off = inner.entry(self.id)?.extent_off;
-        inner.map.write(off + offset, data)
+        // The chunk grows: its extent may move, so nothing else touches its bytes.
+        let _bytes = exclusive(&self.data);
+        if end > self.len()? {
+            self.resize(end)?;
+        }
+        let at = {
+            let inner = self.lock();
+            inner.owner.check()?;
+            let e = inner.entry(self.id)?;
+            writable(e)?;
+            e.extent_off
+        };
+        self.map.write(at + offset, data)
+    }
+
+    /// Seals the staging chunk ahead of publishing: waits for its reads and
+    /// writes in flight, writes its bytes back from the CPU caches (a shared pool
+    /// without cache coherence) and takes its data checksum, all outside the
+    /// pool's lock; from then on its bytes and size cannot change (`EPERM`) until
+    /// [`ChunkHandle::unseal`]. Publishing then takes this checksum.
+    pub fn seal(&self) -> io::Result<()> {
+        let _bytes = exclusive(&self.data);
+        let (at, size, write_back) = {
+            let inner = self.lock();
+            inner.owner.check()?;
+            let e = inner.entry(self.id)?;
+            writable(e)?;
+            (
+                e.extent_off,
+                e.size,
+                inner.shared.is_some() && !inner.coherent,
+            )
+        };
+        if write_back {
+            self.map.flush(at, size)?;
+        }
+        let crc = self.map.crc(at, size)?;
+        self.lock().entry_mut(self.id)?.sealed = Some(crc);
+        Ok(())
+    }
+
+    /// Lifts [`ChunkHandle::seal`] from a chunk that was not published after all.
+    pub fn unseal(&self) {
+        let mut inner = self.lock();
+        if let Ok(e) = inner.entry_mut(self.id) {
+            if e.state == RecordState::Staging {
+                e.sealed = None;
+            }
+        }
     }
 
     /// Sets the permission bits recorded for the chunk.

@@ -649,3 +649,31 @@ fn bench_write_back() {
         println!("| {} KiB | {w:.0} | {f:.0} | {:.2}x |", size / 1024, f / w);
     }
 }
+
+#[test]
+fn a_sealed_chunk_refuses_changes_and_publishes_with_its_seal_checksum() {
+    let dev = Dev::small();
+    let store = dev.open().unwrap();
+    let h = store.create(OsStr::new(".s"), 0, 0o600).unwrap();
+    h.write_all_at(b"hello", 0).unwrap();
+    h.seal().unwrap();
+    assert_eq!(errno_of(&h.write_all_at(b"x", 0).unwrap_err()), libc::EPERM);
+    assert_eq!(errno_of(&h.set_len(1).unwrap_err()), libc::EPERM);
+    // A publish that did not happen lifts the seal.
+    h.unseal();
+    h.write_all_at(b"HELLO", 0).unwrap();
+    h.seal().unwrap();
+    store
+        .rename_noreplace(OsStr::new(".s"), OsStr::new("k"))
+        .unwrap();
+    assert_eq!(errno_of(&h.write_all_at(b"x", 0).unwrap_err()), libc::EPERM);
+    drop(h);
+    drop(store);
+    // The checksum the seal took is the data's: verification at open keeps the chunk.
+    let (store, rec) = dev.open_recovering();
+    assert_eq!((rec.published, rec.data_mismatch), (1, 0));
+    let h = store.open_chunk(OsStr::new("k")).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(h.read_at(&mut buf, 0).unwrap(), 5);
+    assert_eq!(&buf[..5], b"HELLO");
+}

@@ -365,6 +365,29 @@ impl State {
         Ok(())
     }
 
+    /// Before renaming `name` to `newname` in pool `parent`: if that publishes a
+    /// chunk whose data the daemon serves (devdax), its open data, which the caller
+    /// seals ([`ChunkFile::seal`]: write-back and checksum) without holding the
+    /// state lock, then calls [`State::rename`] (and unseals it if that fails).
+    pub fn publish_prepare(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newname: &OsStr,
+    ) -> Option<Arc<ChunkFile>> {
+        if is_staging_name(newname) {
+            return None;
+        }
+        let pool = self.pool_nodes.get(&parent)?;
+        if pool.store.passthrough() {
+            return None;
+        }
+        let c = self.chunks.get(pool.entries.get(name)?)?;
+        (c.phase == Phase::Staging)
+            .then(|| c.file.clone())
+            .flatten()
+    }
+
     /// Renames within a pool; publishing is `staging name -> key`.
     pub fn rename(
         &mut self,
