@@ -19,7 +19,7 @@ use nix::sys::stat::{fstat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::chunk_file::ChunkFile;
-use crate::devdax::{DevdaxError, DevdaxStore, FoundChunk};
+use crate::devdax::{DevdaxError, DevdaxStore, Extent};
 use crate::Backing;
 
 /// Name of the xattr on a backing file that records the chunk's owner, mode and
@@ -73,7 +73,8 @@ impl ChunkMeta {
     }
 }
 
-/// A chunk found in a backing store when a pool is mounted (restart adoption).
+/// A published chunk found in a backing store: when a pool is mounted (restart
+/// adoption), or published by another host of a shared pool.
 #[derive(Debug)]
 pub(crate) struct Found {
     /// The key (the backing file's name).
@@ -84,21 +85,6 @@ pub(crate) struct Found {
     pub meta: ChunkMeta,
     /// The writer's own `user.*` xattrs.
     pub xattrs: Vec<(OsString, Vec<u8>)>,
-}
-
-impl From<FoundChunk> for Found {
-    fn from(c: FoundChunk) -> Found {
-        Found {
-            name: c.name,
-            size: c.size,
-            meta: ChunkMeta {
-                uid: c.uid,
-                mode: c.mode,
-                created: c.created,
-            },
-            xattrs: c.xattrs,
-        }
-    }
 }
 
 /// A pool's backing store.
@@ -157,7 +143,7 @@ impl Store {
     }
 
     /// `(device offset, length)` of the extent of the devdax chunk named `name`.
-    pub fn devdax_extent(&self, name: &OsStr) -> Option<(u64, u64)> {
+    pub fn devdax_extent(&self, name: &OsStr) -> Option<Extent> {
         match self {
             Store::Dir(_) => None,
             Store::Devdax(d) => d.extent_of(name),
@@ -255,7 +241,7 @@ impl Store {
     pub fn adopt(&self) -> io::Result<Vec<Found>> {
         match self {
             Store::Dir(d) => d.adopt(),
-            Store::Devdax(d) => Ok(d.published().into_iter().map(Found::from).collect()),
+            Store::Devdax(d) => Ok(d.published()),
         }
     }
 }

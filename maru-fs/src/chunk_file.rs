@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use crate::backing::{allocate, fremove_xattr, fset_xattr_flags};
-use crate::devdax::ChunkHandle;
+use crate::devdax::{ChunkHandle, Extent};
 
 /// An open chunk's data.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ impl ChunkFile {
     }
 
     /// `(device offset, length)` of a devdax chunk's extent.
-    pub fn devdax_extent(&self) -> Option<(u64, u64)> {
+    pub fn devdax_extent(&self) -> Option<Extent> {
         match self {
             ChunkFile::File(_) => None,
             ChunkFile::Devdax(h) => Some(h.extent()),

@@ -41,10 +41,11 @@ use std::path::PathBuf;
 pub use error::DevdaxError;
 pub use geometry::{Geometry, DEFAULT_ALIGN};
 pub use host_id::{HostIdentity, ENV_BOOT_ID, ENV_HOST_NAME, ENV_MACHINE_ID};
+pub use layout::Extent;
 pub use owner::OwnerPolicy;
 pub use shared::{Coordinator, KeyRef, Published, SharedLink};
 pub use store::Recovery;
-pub(crate) use store::{ChunkHandle, DevdaxStore, FoundChunk};
+pub(crate) use store::{ChunkHandle, DevdaxStore};
 
 /// What to do when the pool's range holds no pool header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -16,33 +16,17 @@ use super::alloc::Allocator;
 use super::geometry::Geometry;
 use super::host_id::HostIdentity;
 use super::layout::{
-    now_secs, xattr_bytes, Header, Record, RecordState, Slot, SlotProblem, INDEX_OFFSET,
+    now_secs, xattr_bytes, Extent, Header, Record, RecordState, Slot, SlotProblem, INDEX_OFFSET,
     LEASE_OFFSET, RECORD_SIZE, SLOT_SIZE, VERSION, XATTR_SPACE,
 };
 use super::mapping::Mapping;
 use super::owner::{OwnerLease, Place};
 use super::shared::{Arenas, KeyRef, SharedLink};
 use super::{Coherence, DevdaxConfig, DevdaxError, FormatPolicy};
+use crate::backing::{ChunkMeta, Found};
 
 fn errno(code: i32) -> io::Error {
     io::Error::from_raw_os_error(code)
-}
-
-/// A published chunk found when the pool was opened.
-#[derive(Debug, Clone)]
-pub(crate) struct FoundChunk {
-    /// The key.
-    pub name: OsString,
-    /// Data bytes.
-    pub size: u64,
-    /// Creator's uid.
-    pub uid: u32,
-    /// Permission bits.
-    pub mode: u16,
-    /// Creation time.
-    pub created: SystemTime,
-    /// The writer's `user.*` xattrs.
-    pub xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
 /// What recovery did when the pool was opened.
@@ -66,17 +50,9 @@ pub struct Recovery {
 struct Entry {
     /// Index slot of its record; `None` once the record is cleared (removed).
     slot: Option<u64>,
-    name: Option<OsString>,
-    state: RecordState,
-    seq: u64,
-    extent_off: u64,
-    extent_len: u64,
-    size: u64,
-    data_crc: u32,
-    uid: u32,
-    mode: u16,
-    created: u64,
-    xattrs: Vec<(OsString, Vec<u8>)>,
+    /// The chunk as its record describes it (the name empty once it is taken
+    /// away): what [`Inner::write_record`] writes.
+    rec: Record,
     /// Open [`ChunkHandle`]s.
     handles: u32,
     /// The chunk's bytes: held shared while they are read or written (outside the
@@ -125,7 +101,7 @@ struct SharedPart {
     revision: i64,
     /// This host's removed chunks whose extents wait for every other host to let go:
     /// record slot -> (publish sequence, extent offset, extent length).
-    quarantine: BTreeMap<u64, (u64, u64, u64)>,
+    quarantine: BTreeMap<u64, (u64, Extent)>,
 }
 
 impl SharedPart {
@@ -205,7 +181,7 @@ enum Resize {
 /// Whether chunk `e`'s bytes and size may change: only a staging chunk's, before
 /// it is sealed for publishing.
 fn writable(e: &Entry) -> io::Result<()> {
-    if e.state == RecordState::Staging && e.sealed.is_none() {
+    if e.rec.state == RecordState::Staging && e.sealed.is_none() {
         Ok(())
     } else {
         Err(errno(libc::EPERM))
@@ -775,17 +751,19 @@ impl DevdaxStore {
         let data = Arc::new(RwLock::new(()));
         let entry = Entry {
             slot: Some(slot),
-            name: Some(name.to_os_string()),
-            state: RecordState::Staging,
-            seq: 0,
-            extent_off: 0,
-            extent_len: 0,
-            size: 0,
-            data_crc: 0,
-            uid,
-            mode,
-            created: now_secs(),
-            xattrs: Vec::new(),
+            rec: Record {
+                state: RecordState::Staging,
+                seq: 0,
+                extent_off: 0,
+                extent_len: 0,
+                size: 0,
+                data_crc: 0,
+                uid,
+                mode: u32::from(mode),
+                created: now_secs(),
+                name: name.as_bytes().to_vec(),
+                xattrs: Vec::new(),
+            },
             handles: 1,
             data: Arc::clone(&data),
             sealed: None,
@@ -840,7 +818,7 @@ impl DevdaxStore {
         let seq = inner.next_seq;
         let (extent_off, size, sealed) = {
             let e = inner.entries.get(&id).ok_or_else(|| errno(libc::ENOENT))?;
-            (e.extent_off, e.size, e.sealed)
+            (e.rec.extent_off, e.rec.size, e.sealed)
         };
         if publish {
             if let Some(sh) = &inner.shared {
@@ -864,12 +842,16 @@ impl DevdaxStore {
                 .entries
                 .get_mut(&id)
                 .ok_or_else(|| errno(libc::ENOENT))?;
-            let old = (e.name.clone(), e.state, e.seq, e.data_crc);
-            e.name = Some(to.to_os_string());
+            let old = (
+                std::mem::replace(&mut e.rec.name, to.as_bytes().to_vec()),
+                e.rec.state,
+                e.rec.seq,
+                e.rec.data_crc,
+            );
             if let Some(crc) = data_crc {
-                e.state = RecordState::Published;
-                e.seq = seq;
-                e.data_crc = crc;
+                e.rec.state = RecordState::Published;
+                e.rec.seq = seq;
+                e.rec.data_crc = crc;
             }
             old
         };
@@ -885,7 +867,7 @@ impl DevdaxStore {
         });
         if let Err(err) = claimed {
             if let Some(e) = inner.entries.get_mut(&id) {
-                (e.name, e.state, e.seq, e.data_crc) = old;
+                (e.rec.name, e.rec.state, e.rec.seq, e.rec.data_crc) = old;
             }
             if let Err(undo) = inner.write_record(id) {
                 log::warn!(
@@ -913,7 +895,7 @@ impl DevdaxStore {
         let Some(&id) = inner.names.get(name) else {
             return Ok(());
         };
-        let published = inner.entry(id)?.state == RecordState::Published;
+        let published = inner.entry(id)?.rec.state == RecordState::Published;
         if let Some(sh) = inner.shared.as_ref().filter(|_| published) {
             // A key of a shared pool goes from the cluster first (from any host);
             // every host, the writer's included, then drops it (`remote_removed`).
@@ -929,7 +911,7 @@ impl DevdaxStore {
         let Some(&id) = inner.names.get(name) else {
             return Ok(false);
         };
-        if inner.entry(id)?.state != RecordState::Published {
+        if inner.entry(id)?.rec.state != RecordState::Published {
             return Ok(false);
         }
         inner.unname(id)?;
@@ -940,7 +922,7 @@ impl DevdaxStore {
     /// reads the record from the device and adds the chunk here (read-only).
     /// `None` if it is this host's own key, already known, or the record does not
     /// (yet) say so.
-    pub fn adopt_remote(&self, name: &OsStr, at: &KeyRef) -> Option<FoundChunk> {
+    pub fn adopt_remote(&self, name: &OsStr, at: &KeyRef) -> Option<Found> {
         let mut inner = lock(&self.inner);
         let id = inner.adopt_remote(name, at)?;
         inner.entries.get(&id)?.found()
@@ -953,7 +935,7 @@ impl DevdaxStore {
         inner.shared.as_ref().map_or_else(Vec::new, |sh| {
             sh.quarantine
                 .iter()
-                .map(|(slot, (seq, _, _))| (*slot, *seq))
+                .map(|(slot, (seq, _))| (*slot, *seq))
                 .collect()
         })
     }
@@ -964,7 +946,7 @@ impl DevdaxStore {
         inner
             .shared
             .as_ref()
-            .map_or(0, |sh| sh.quarantine.values().map(|(_, _, len)| len).sum())
+            .map_or(0, |sh| sh.quarantine.values().map(|(_, ext)| ext.len).sum())
     }
 
     /// Whether `name` is this host's published chunk in index record `slot`.
@@ -975,7 +957,7 @@ impl DevdaxStore {
             .get(name)
             .and_then(|id| inner.entries.get(id))
             .is_some_and(|e| {
-                !e.is_remote() && e.slot == Some(slot) && e.state == RecordState::Published
+                !e.is_remote() && e.slot == Some(slot) && e.rec.state == RecordState::Published
             })
     }
 
@@ -983,10 +965,9 @@ impl DevdaxStore {
     /// in record `slot` with sequence `seq`.
     pub fn holds_remote(&self, writer: &str, slot: u64, seq: u64) -> bool {
         let inner = lock(&self.inner);
-        inner
-            .entries
-            .values()
-            .any(|e| e.slot == Some(slot) && e.seq == seq && e.origin.as_deref() == Some(writer))
+        inner.entries.values().any(|e| {
+            e.slot == Some(slot) && e.rec.seq == seq && e.origin.as_deref() == Some(writer)
+        })
     }
 
     /// Every other host let go of this host's removed chunk in record `slot` (with
@@ -998,16 +979,16 @@ impl DevdaxStore {
             return Ok(false);
         };
         match sh.quarantine.get(&slot) {
-            Some((s, _, _)) if *s == seq => {}
+            Some((s, _)) if *s == seq => {}
             _ => return Ok(false),
         }
-        let Some((_, off, len)) = sh.quarantine.remove(&slot) else {
+        let Some((_, ext)) = sh.quarantine.remove(&slot) else {
             return Ok(false);
         };
         let at = inner.header.record_offset(slot);
         inner.map.zero(at, RECORD_SIZE)?;
         inner.map.flush(at, RECORD_SIZE)?;
-        inner.alloc.free(off, len);
+        inner.alloc.free(ext.offset, ext.len);
         inner.free_slots.insert(slot);
         Ok(true)
     }
@@ -1018,20 +999,20 @@ impl DevdaxStore {
     }
 
     /// The published chunks (what a restart adopts).
-    pub fn published(&self) -> Vec<FoundChunk> {
+    pub fn published(&self) -> Vec<Found> {
         let inner = lock(&self.inner);
-        let mut found: Vec<(u64, FoundChunk)> = inner
+        let mut found: Vec<(u64, Found)> = inner
             .entries
             .values()
-            .filter(|e| e.state == RecordState::Published)
-            .filter_map(|e| Some((e.seq, e.found()?)))
+            .filter(|e| e.rec.state == RecordState::Published)
+            .filter_map(|e| Some((e.rec.seq, e.found()?)))
             .collect();
         found.sort_by_key(|(seq, _)| *seq);
         found.into_iter().map(|(_, f)| f).collect()
     }
 
     /// `(device offset, length)` of the extent of the chunk named `name`.
-    pub fn extent_of(&self, name: &OsStr) -> Option<(u64, u64)> {
+    pub fn extent_of(&self, name: &OsStr) -> Option<Extent> {
         let inner = lock(&self.inner);
         let id = inner.names.get(name)?;
         inner.extent(*id)
@@ -1039,31 +1020,24 @@ impl DevdaxStore {
 }
 
 impl Entry {
-    /// The published chunk `name` of record `r` in index slot `slot`, with no handle;
+    /// The published chunk of record `r` in index slot `slot`, with no handle;
     /// `origin`: the host that wrote it, for another host's chunk (read-only here).
-    fn published(slot: u64, name: OsString, r: Record, origin: Option<String>) -> Entry {
+    fn published(slot: u64, mut r: Record, origin: Option<String>) -> Entry {
+        r.state = RecordState::Published;
+        r.mode &= 0o7777;
         Entry {
             slot: Some(slot),
-            name: Some(name),
-            state: RecordState::Published,
-            seq: r.seq,
-            extent_off: r.extent_off,
-            extent_len: r.extent_len,
-            size: r.size,
-            data_crc: r.data_crc,
-            uid: r.uid,
-            mode: (r.mode & 0o7777) as u16,
-            created: r.created,
-            xattrs: r
-                .xattrs
-                .into_iter()
-                .map(|(n, v)| (OsString::from_vec(n), v))
-                .collect(),
+            rec: r,
             handles: 0,
             data: Arc::new(RwLock::new(())),
             sealed: None,
             origin,
         }
+    }
+
+    /// Its name; `None` once taken away.
+    fn name(&self) -> Option<OsString> {
+        (!self.rec.name.is_empty()).then(|| OsString::from_vec(self.rec.name.clone()))
     }
 
     /// Whether another host published it.
@@ -1072,14 +1046,21 @@ impl Entry {
     }
 
     /// The chunk as the filesystem adopts it; `None` without a name.
-    fn found(&self) -> Option<FoundChunk> {
-        Some(FoundChunk {
-            name: self.name.clone()?,
-            size: self.size,
-            uid: self.uid,
-            mode: self.mode,
-            created: UNIX_EPOCH + Duration::from_secs(self.created),
-            xattrs: self.xattrs.clone(),
+    fn found(&self) -> Option<Found> {
+        Some(Found {
+            name: self.name()?,
+            size: self.rec.size,
+            meta: ChunkMeta {
+                uid: self.rec.uid,
+                mode: (self.rec.mode & 0o7777) as u16,
+                created: UNIX_EPOCH + Duration::from_secs(self.rec.created),
+            },
+            xattrs: self
+                .rec
+                .xattrs
+                .iter()
+                .map(|(n, v)| (OsString::from_vec(n.clone()), v.clone()))
+                .collect(),
         })
     }
 }
@@ -1137,8 +1118,7 @@ impl Inner {
                 if in_arena && r.extent_len > 0 && self.alloc.reserve(r.extent_off, r.extent_len) {
                     rec.quarantined += 1;
                     if let Some(sh) = self.shared.as_mut() {
-                        sh.quarantine
-                            .insert(slot, (r.seq, r.extent_off, r.extent_len));
+                        sh.quarantine.insert(slot, (r.seq, r.extent()));
                     }
                     continue;
                 }
@@ -1210,8 +1190,7 @@ impl Inner {
             self.next_id += 1;
             self.next_seq = self.next_seq.max(r.seq + 1);
             self.names.insert(name.clone(), id);
-            self.entries
-                .insert(id, Entry::published(slot, name, *r, None));
+            self.entries.insert(id, Entry::published(slot, *r, None));
             rec.published += 1;
         }
         fence(Ordering::SeqCst);
@@ -1299,10 +1278,8 @@ impl Inner {
         self.next_id += 1;
         self.names.insert(name.to_os_string(), id);
         let (extent_off, extent_len) = (r.extent_off, r.extent_len);
-        self.entries.insert(
-            id,
-            Entry::published(at.slot, name.to_os_string(), *r, Some(at.host.clone())),
-        );
+        self.entries
+            .insert(id, Entry::published(at.slot, *r, Some(at.host.clone())));
         if !self.coherent && extent_len > 0 {
             // This host may hold lines of the extent from before the other host
             // wrote it (an earlier chunk there): drop them now, once, so every
@@ -1326,14 +1303,14 @@ impl Inner {
         let (name, remote, published) = {
             let e = self.entry(id)?;
             (
-                e.name.clone(),
+                e.name(),
                 e.is_remote(),
-                e.state == RecordState::Published,
+                e.rec.state == RecordState::Published,
             )
         };
         if !remote {
             if self.shared.is_some() && published {
-                self.entry_mut(id)?.state = RecordState::Removing;
+                self.entry_mut(id)?.rec.state = RecordState::Removing;
                 self.write_record(id)?;
             } else {
                 self.clear_record(id)?;
@@ -1342,7 +1319,7 @@ impl Inner {
         if let Some(name) = name {
             self.names.remove(&name);
         }
-        self.entry_mut(id)?.name = None;
+        self.entry_mut(id)?.rec.name.clear();
         self.drop_if_unused(id);
         Ok(())
     }
@@ -1387,12 +1364,15 @@ impl Inner {
     }
 
     /// `(device offset, length)` of chunk `id`'s extent.
-    fn extent(&self, id: u64) -> Option<(u64, u64)> {
+    fn extent(&self, id: u64) -> Option<Extent> {
         let e = self.entries.get(&id)?;
-        Some(if e.extent_len == 0 {
-            (0, 0)
+        Some(if e.rec.extent_len == 0 {
+            Extent::default()
         } else {
-            (self.region_offset + e.extent_off, e.extent_len)
+            Extent {
+                offset: self.region_offset + e.rec.extent_off,
+                len: e.rec.extent_len,
+            }
         })
     }
 
@@ -1402,28 +1382,8 @@ impl Inner {
         let Some(slot) = e.slot.filter(|_| !e.is_remote()) else {
             return Ok(());
         };
-        let record = Record {
-            state: e.state,
-            seq: e.seq,
-            extent_off: e.extent_off,
-            extent_len: e.extent_len,
-            size: e.size,
-            data_crc: e.data_crc,
-            uid: e.uid,
-            mode: u32::from(e.mode),
-            created: e.created,
-            name: e
-                .name
-                .as_deref()
-                .map(|n| n.as_bytes().to_vec())
-                .unwrap_or_default(),
-            xattrs: e
-                .xattrs
-                .iter()
-                .map(|(n, v)| (n.as_bytes().to_vec(), v.clone()))
-                .collect(),
-        };
-        let img = record
+        let img = e
+            .rec
             .encode(&self.header.uuid)
             .ok_or_else(|| errno(libc::ENOSPC))?;
         // Everything the record describes (the data) must be in place first.
@@ -1450,19 +1410,18 @@ impl Inner {
         let unused = self
             .entries
             .get(&id)
-            .is_some_and(|e| e.name.is_none() && e.handles == 0);
+            .is_some_and(|e| e.rec.name.is_empty() && e.handles == 0);
         if unused {
             if let Some(e) = self.entries.remove(&id) {
                 // Another host's extent is not ours to free; a removed chunk of a
                 // shared pool stays quarantined (its record says removing) until
                 // every other host let go of it (`release_quarantined`).
-                if e.state == RecordState::Removing && !e.is_remote() {
+                if e.rec.state == RecordState::Removing && !e.is_remote() {
                     if let (Some(sh), Some(slot)) = (self.shared.as_mut(), e.slot) {
-                        sh.quarantine
-                            .insert(slot, (e.seq, e.extent_off, e.extent_len));
+                        sh.quarantine.insert(slot, (e.rec.seq, e.rec.extent()));
                     }
                 } else if !e.is_remote() {
-                    self.alloc.free(e.extent_off, e.extent_len);
+                    self.alloc.free(e.rec.extent_off, e.rec.extent_len);
                 }
             }
         }
@@ -1477,7 +1436,7 @@ impl Inner {
         let (off, ext, size) = {
             let e = self.entry(id)?;
             writable(e)?;
-            (e.extent_off, e.extent_len, e.size)
+            (e.rec.extent_off, e.rec.extent_len, e.rec.size)
         };
         if new == size {
             return Ok(Resize::Done);
@@ -1557,9 +1516,9 @@ impl Inner {
     fn set_extent(&mut self, id: u64, off: u64, ext: u64, size: u64) -> io::Result<()> {
         {
             let e = self.entry_mut(id)?;
-            e.extent_off = off;
-            e.extent_len = ext;
-            e.size = size;
+            e.rec.extent_off = off;
+            e.rec.extent_len = ext;
+            e.rec.size = size;
         }
         self.write_record(id)
     }
@@ -1593,7 +1552,7 @@ impl ChunkHandle {
 
     /// The chunk's size in bytes.
     pub fn len(&self) -> io::Result<u64> {
-        Ok(self.lock().entry(self.id)?.size)
+        Ok(self.lock().entry(self.id)?.rec.size)
     }
 
     /// Resizes the chunk (allocating, growing or shrinking its extent); `ENOSPC`
@@ -1626,12 +1585,12 @@ impl ChunkHandle {
             let inner = self.lock();
             inner.owner.check()?;
             let e = inner.entry(self.id)?;
-            if offset >= e.size {
+            if offset >= e.rec.size {
                 return Ok(0);
             }
             (
-                e.extent_off + offset,
-                (e.size - offset).min(buf.len() as u64) as usize,
+                e.rec.extent_off + offset,
+                (e.rec.size - offset).min(buf.len() as u64) as usize,
             )
         };
         self.map.read(at, &mut buf[..n])?;
@@ -1652,7 +1611,7 @@ impl ChunkHandle {
                 inner.owner.check()?;
                 let e = inner.entry(self.id)?;
                 writable(e)?;
-                (end <= e.size).then_some(e.extent_off)
+                (end <= e.rec.size).then_some(e.rec.extent_off)
             };
             if let Some(at) = at {
                 return self.map.write(at + offset, data);
@@ -1668,7 +1627,7 @@ impl ChunkHandle {
             inner.owner.check()?;
             let e = inner.entry(self.id)?;
             writable(e)?;
-            e.extent_off
+            e.rec.extent_off
         };
         self.map.write(at + offset, data)
     }
@@ -1686,8 +1645,8 @@ impl ChunkHandle {
             let e = inner.entry(self.id)?;
             writable(e)?;
             (
-                e.extent_off,
-                e.size,
+                e.rec.extent_off,
+                e.rec.size,
                 inner.shared.is_some() && !inner.coherent,
             )
         };
@@ -1703,7 +1662,7 @@ impl ChunkHandle {
     pub fn unseal(&self) {
         let mut inner = self.lock();
         if let Ok(e) = inner.entry_mut(self.id) {
-            if e.state == RecordState::Staging {
+            if e.rec.state == RecordState::Staging {
                 e.sealed = None;
             }
         }
@@ -1712,7 +1671,7 @@ impl ChunkHandle {
     /// Sets the permission bits recorded for the chunk.
     pub fn set_mode(&self, mode: u16) -> io::Result<()> {
         let mut inner = self.lock();
-        inner.entry_mut(self.id)?.mode = mode;
+        inner.entry_mut(self.id)?.rec.mode = u32::from(mode);
         inner.write_record(self.id)
     }
 
@@ -1721,18 +1680,18 @@ impl ChunkHandle {
     pub fn set_xattr(&self, name: &OsStr, value: Option<&[u8]>) -> io::Result<()> {
         let mut inner = self.lock();
         let e = inner.entry_mut(self.id)?;
-        let mut xattrs = e.xattrs.clone();
-        xattrs.retain(|(n, _)| n != name);
+        let mut xattrs = e.rec.xattrs.clone();
+        xattrs.retain(|(n, _)| n != name.as_bytes());
         if let Some(v) = value {
-            xattrs.push((name.to_os_string(), v.to_vec()));
+            xattrs.push((name.as_bytes().to_vec(), v.to_vec()));
         }
-        if xattr_bytes(xattrs.iter().map(|(n, v)| (n.as_bytes(), &v[..]))) > XATTR_SPACE {
+        if xattr_bytes(xattrs.iter().map(|(n, v)| (&n[..], &v[..]))) > XATTR_SPACE {
             return Err(errno(libc::ENOSPC));
         }
-        let old = std::mem::replace(&mut e.xattrs, xattrs);
+        let old = std::mem::replace(&mut e.rec.xattrs, xattrs);
         if let Err(err) = inner.write_record(self.id) {
             if let Ok(e) = inner.entry_mut(self.id) {
-                e.xattrs = old;
+                e.rec.xattrs = old;
             }
             return Err(err);
         }
@@ -1740,8 +1699,8 @@ impl ChunkHandle {
     }
 
     /// `(device offset, length)` of the chunk's extent (`(0, 0)` while it has none).
-    pub fn extent(&self) -> (u64, u64) {
-        self.lock().extent(self.id).unwrap_or((0, 0))
+    pub fn extent(&self) -> Extent {
+        self.lock().extent(self.id).unwrap_or_default()
     }
 }
 

@@ -213,8 +213,8 @@ fn restart_recovers_published_chunks_and_drops_staging() {
     let found = store.published();
     let names: Vec<_> = found.iter().map(|f| f.name.to_str().unwrap()).collect();
     assert_eq!(names, ["a", "b", "c"], "in publish order");
-    assert_eq!(found[0].uid, 1000);
-    assert_eq!(found[0].mode, 0o640);
+    assert_eq!(found[0].meta.uid, 1000);
+    assert_eq!(found[0].meta.mode, 0o640);
     assert_eq!(found[0].size, a.len() as u64);
     assert_eq!(found[2].xattrs, vec![("user.maru.key".into(), xattr)]);
     assert_eq!(read_all(&store, "a"), a);
@@ -240,7 +240,7 @@ fn restart_on_another_mapping_of_the_same_range_sees_the_same_bytes() {
         let store = dev.open().unwrap();
         publish(&store, "k", 100_000, 9)
     };
-    let (off, len) = {
+    let Extent { offset: off, len } = {
         let store = dev.open().unwrap();
         assert_eq!(read_all(&store, "k"), data);
         store.extent_of(OsStr::new("k")).unwrap()
@@ -323,7 +323,7 @@ fn config_that_disagrees_with_the_header_is_refused() {
 #[test]
 fn data_checksum_catches_changed_chunks() {
     let mut dev = Dev::small();
-    let (off, _) = {
+    let Extent { offset: off, .. } = {
         let store = dev.open().unwrap();
         publish(&store, "good", 10_000, 1);
         publish(&store, "bad", 10_000, 2);
@@ -396,9 +396,12 @@ fn growing_keeps_data_and_reads_zeros_past_the_old_end() {
     let b = store.create(OsStr::new(".b"), 0, 0o600).unwrap();
     a.write_all_at(b"hello", 0).unwrap();
     b.set_len(MIB).unwrap(); // right after a: a cannot grow in place
-    let (a_off, _) = a.extent();
+    let a_off = a.extent().offset;
     a.set_len(5 * MIB).unwrap();
-    let (a_off2, a_len2) = a.extent();
+    let Extent {
+        offset: a_off2,
+        len: a_len2,
+    } = a.extent();
     assert_ne!(a_off, a_off2, "a was moved");
     assert_eq!(a_len2, 6 * MIB);
     let mut buf = vec![1u8; 5 * MIB as usize];
