@@ -572,8 +572,10 @@ fn a_daemon_whose_lease_was_taken_fails_every_operation_with_eio() {
     let store = dev.open().unwrap();
     publish(&store, "a", 100, 1);
     let h = store.open_chunk(OsStr::new("a")).unwrap();
-    // Another host took the pool over (it judged this daemon gone).
-    dev.poke(LEASE_OFFSET, &owner::foreign_claim("node-b", [0xBB; 16], 1));
+    // Another host took the pool over (it judged this daemon gone). Its claim is
+    // kept to compare: it holds the time it was made.
+    let theirs = owner::foreign_claim("node-b", [0xBB; 16], 1);
+    dev.poke(LEASE_OFFSET, &theirs);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.open_chunk(OsStr::new("a")).is_ok() {
         assert!(
@@ -594,10 +596,7 @@ fn a_daemon_whose_lease_was_taken_fails_every_operation_with_eio() {
     // Closing does not release the other host's lease.
     drop(h);
     drop(store);
-    assert_eq!(
-        dev.peek(LEASE_OFFSET, 128),
-        owner::foreign_claim("node-b", [0xBB; 16], 1)
-    );
+    assert_eq!(dev.peek(LEASE_OFFSET, 128), theirs);
 }
 
 #[test]
