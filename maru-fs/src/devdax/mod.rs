@@ -31,6 +31,7 @@ mod host_id;
 mod layout;
 mod mapping;
 mod owner;
+mod progress;
 mod shared;
 mod store;
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use geometry::{Geometry, DEFAULT_ALIGN};
 pub use host_id::{HostIdentity, ENV_BOOT_ID, ENV_HOST_NAME, ENV_MACHINE_ID};
 pub use layout::Extent;
 pub use owner::OwnerPolicy;
+pub use progress::{Progress, ProgressHook, Step, Work};
 pub use shared::{Coordinator, KeyRef, Published, SharedLink};
 pub use store::Recovery;
 pub(crate) use store::{ChunkHandle, DevdaxStore};
@@ -96,6 +98,8 @@ pub struct DevdaxConfig {
     pub shared: Option<SharedLink>,
     /// Cache coherence between the hosts sharing the device (shared pools).
     pub coherence: Coherence,
+    /// Where formatting and recovery (with verification) report their progress.
+    pub progress: Option<ProgressHook>,
 }
 
 impl DevdaxConfig {
@@ -111,6 +115,7 @@ impl DevdaxConfig {
             owner: OwnerPolicy::default(),
             shared: None,
             coherence: Coherence::None,
+            progress: None,
         }
     }
 }

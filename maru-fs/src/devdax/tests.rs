@@ -7,7 +7,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::layout::{INDEX_OFFSET, LEASE_OFFSET, RECORD_SIZE, SLOT_SIZE};
 use super::*;
@@ -678,4 +678,68 @@ fn a_sealed_chunk_refuses_changes_and_publishes_with_its_seal_checksum() {
     let mut buf = [0u8; 8];
     assert_eq!(h.read_at(&mut buf, 0).unwrap(), 5);
     assert_eq!(&buf[..5], b"HELLO");
+}
+
+/// Every step a [`Progress`] hook was shown.
+#[derive(Default)]
+struct Steps(std::sync::Mutex<Vec<Step>>);
+
+impl Progress for Steps {
+    fn report(&self, step: Step) {
+        self.0.lock().unwrap().push(step);
+    }
+}
+
+impl Steps {
+    /// The steps of `work`, checked: they start at 0, `done` never goes back and
+    /// never passes the total, and the last is the total.
+    fn of(&self, work: Work) -> Vec<Step> {
+        let steps: Vec<Step> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.work == work)
+            .copied()
+            .collect();
+        assert!(!steps.is_empty(), "no {work:?} progress");
+        assert_eq!(steps[0].done, 0, "{work:?} does not start at 0");
+        for w in steps.windows(2) {
+            assert!(w[1].done >= w[0].done, "{work:?} went back: {w:?}");
+            assert!(w[1].bytes >= w[0].bytes, "{work:?} bytes went back: {w:?}");
+            assert_eq!(w[1].total, w[0].total);
+        }
+        let last = steps[steps.len() - 1];
+        assert_eq!(last.done, last.total, "{work:?} did not end at its total");
+        steps
+    }
+}
+
+#[test]
+fn format_and_recovery_report_progress_up_to_the_total() {
+    let mut dev = Dev::fixture();
+    let steps = Arc::new(Steps::default());
+    dev.cfg.progress = Some(ProgressHook(steps.clone()));
+    let sizes = [3 * MIB as usize + 17, 4096, 100_000];
+    {
+        // A blank device: opening it formats it.
+        let store = dev.open().unwrap();
+        let format = steps.of(Work::Format);
+        assert!(format.len() > 2, "formatting reported only {format:?}");
+        for (i, len) in sizes.iter().enumerate() {
+            publish(&store, &format!("k{i}"), *len, i as u8);
+        }
+    }
+    steps.0.lock().unwrap().clear();
+    let (_store, rec) = dev.open_recovering();
+    assert_eq!(rec.published, 3);
+    let recover = steps.of(Work::Recover);
+    assert!(recover.len() > 2, "recovery reported only {recover:?}");
+    let last = recover[recover.len() - 1];
+    assert_eq!(
+        last.bytes,
+        sizes.iter().map(|s| *s as u64).sum::<u64>(),
+        "verification did not read every published byte"
+    );
+    assert!(steps.0.lock().unwrap().iter().all(|s| s.work == Work::Recover));
 }

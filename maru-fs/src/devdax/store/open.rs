@@ -2,6 +2,7 @@
 //! formatting, a shared pool's identity and arenas) and the owner lease.
 
 use super::*;
+use crate::devdax::progress::{Reporter, Work};
 
 /// The device (or stand-in file) opened read-write, its geometry, and the pool's
 /// byte range `(offset, len)` checked against it.
@@ -101,6 +102,9 @@ fn mapping_io(cfg: &DevdaxConfig, what: &str, source: io::Error) -> DevdaxError 
 }
 
 /// Writes a fresh, empty pool on `map` (the whole configured range) and returns its header.
+/// Bytes of the index cleared between two progress reports when formatting.
+const FORMAT_PIECE: u64 = 1 << 20;
+
 fn write_fresh(
     cfg: &DevdaxConfig,
     map: &Mapping,
@@ -118,10 +122,18 @@ fn write_fresh(
     // between them is the caller's and stays.
     map.zero(0, LEASE_OFFSET).map_err(io)?;
     map.flush(0, LEASE_OFFSET).map_err(io)?;
-    map.zero(INDEX_OFFSET, h.data_offset - INDEX_OFFSET)
-        .map_err(io)?;
-    map.flush(INDEX_OFFSET, h.data_offset - INDEX_OFFSET)
-        .map_err(io)?;
+    // The index is cleared in pieces, reporting progress (it can be large).
+    let index_len = h.data_offset - INDEX_OFFSET;
+    let mut progress = Reporter::start(cfg.progress.as_ref(), Work::Format, index_len);
+    let mut done = 0;
+    while done < index_len {
+        let n = (index_len - done).min(FORMAT_PIECE);
+        map.zero(INDEX_OFFSET + done, n).map_err(io)?;
+        map.flush(INDEX_OFFSET + done, n).map_err(io)?;
+        done += n;
+        progress.update(done, 0);
+    }
+    progress.finish(0);
     for generation in [1, 2] {
         h.generation = generation;
         let at = (generation % 2) * SLOT_SIZE;
@@ -484,7 +496,7 @@ impl DevdaxStore {
             }
         };
         let recovery = inner
-            .recover(cfg.verify_data, &claimed)
+            .recover(cfg.verify_data, cfg.progress.as_ref(), &claimed)
             .map_err(|e| mapping_io(cfg, "cannot read the pool index of", e))?;
         inner.adopt_remote_keys(&claimed);
         // Record this open: the next generation goes to the other header copy. Not

@@ -2,15 +2,18 @@
 //! open, and adding chunks other hosts of a shared pool published.
 
 use super::*;
+use crate::devdax::progress::{Reporter, Work};
+use crate::devdax::ProgressHook;
 
 impl Inner {
     /// Rebuilds the in-memory index and the free space from the on-device index.
     /// A shared pool recovers only the records of this host's arenas; a published
     /// one survives only if the cluster gives its key to this host and record
-    /// (`claimed`).
+    /// (`claimed`). Reports its progress (records, bytes verified) to `progress`.
     pub(super) fn recover(
         &mut self,
         verify_data: bool,
+        progress: Option<&ProgressHook>,
         claimed: &HashMap<Vec<u8>, KeyRef>,
     ) -> io::Result<Recovery> {
         let mut rec = Recovery::default();
@@ -24,7 +27,11 @@ impl Inner {
                 self.header.record_count * RECORD_SIZE,
             )?;
         }
+        let mut progress = Reporter::start(progress, Work::Recover, self.header.record_count);
+        // Chunk data bytes checksummed so far.
+        let mut verified = 0u64;
         for slot in 0..self.header.record_count {
+            progress.update(slot, verified);
             if self.shared.as_ref().is_some_and(|sh| !sh.owns_record(slot)) {
                 continue;
             }
@@ -111,7 +118,13 @@ impl Inner {
                 self.free_slots.insert(slot);
                 continue;
             }
-            if verify_data && self.map.crc(r.extent_off, r.size)? != r.data_crc {
+            let crc = if verify_data {
+                verified += r.size;
+                Some(self.map.crc(r.extent_off, r.size)?)
+            } else {
+                None
+            };
+            if crc.is_some_and(|crc| crc != r.data_crc) {
                 log::warn!(
                     "devdax pool on {}: dropping chunk {:?}: its data no longer matches the \
                      checksum taken when it was published",
@@ -131,6 +144,7 @@ impl Inner {
             self.entries.insert(id, Entry::published(slot, *r, None));
             rec.published += 1;
         }
+        progress.finish(verified);
         fence(Ordering::SeqCst);
         Ok(rec)
     }
