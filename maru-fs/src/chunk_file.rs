@@ -7,8 +7,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::backing::{allocate, fremove_xattr, fset_xattr_flags};
+use crate::backing::allocate;
 use crate::devdax::{ChunkHandle, Extent};
+use crate::sys::xattr::{fremove_xattr, fset_xattr_flags};
 
 /// An open chunk's data.
 #[derive(Debug)]

@@ -741,5 +741,10 @@ fn format_and_recovery_report_progress_up_to_the_total() {
         sizes.iter().map(|s| *s as u64).sum::<u64>(),
         "verification did not read every published byte"
     );
-    assert!(steps.0.lock().unwrap().iter().all(|s| s.work == Work::Recover));
+    assert!(steps
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|s| s.work == Work::Recover));
 }

@@ -80,9 +80,7 @@ fn map_region(cfg: &DevdaxConfig, file: &File, len: u64) -> Result<Arc<Mapping>,
 /// 16 random bytes (getrandom; time and pid if the kernel has no entropy yet).
 pub(crate) fn random_uuid() -> [u8; 16] {
     let mut uuid = [0u8; 16];
-    // SAFETY: `uuid` is a writable buffer of 16 bytes that outlives the call.
-    let n = unsafe { libc::getrandom(uuid.as_mut_ptr().cast(), uuid.len(), 0) };
-    if n != 16 {
+    if crate::sys::random::fill(&mut uuid).is_err() {
         // No entropy source: time and pid still tell formats apart.
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
