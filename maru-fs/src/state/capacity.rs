@@ -155,10 +155,11 @@ impl State {
     /// returned old size if that fails.
     pub fn truncate_begin(
         &mut self,
-        ino: u64,
+        ino: INodeNo,
         new_size: u64,
         owner_change: bool,
     ) -> Result<(Arc<ChunkFile>, u64), Errno> {
+        let ino = ino.0;
         let c = self.chunk_for_setattr(ino)?;
         if owner_change || c.phase == Phase::Published {
             return Err(Errno::EPERM);
@@ -184,10 +185,11 @@ impl State {
     /// [`State::truncate_begin`] first) and returns its attributes.
     pub fn setattr(
         &mut self,
-        ino: u64,
+        ino: INodeNo,
         mode: Option<u32>,
         owner_change: bool,
     ) -> Result<FileAttr, Errno> {
+        let ino = ino.0;
         let c = self.chunk_for_setattr(ino)?;
         if owner_change || (mode.is_some() && c.phase == Phase::Published) {
             return Err(Errno::EPERM);
@@ -212,7 +214,7 @@ impl State {
                 c.mode = perm;
             }
         }
-        self.attr(ino)
+        self.attr_of(ino)
     }
 
     /// First half of `fallocate` on a staging chunk: checks the request and
@@ -227,11 +229,12 @@ impl State {
     /// SIGBUS at a page fault.
     pub fn fallocate_begin(
         &mut self,
-        ino: u64,
+        ino: INodeNo,
         offset: u64,
         length: u64,
         mode: i32,
     ) -> Result<(Arc<ChunkFile>, Option<u64>), Errno> {
+        let ino = ino.0;
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         if c.phase == Phase::Published {
             return Err(Errno::EPERM);
@@ -336,7 +339,8 @@ impl State {
     }
 
     /// Returns the charge taken by a `fallocate` that then failed.
-    pub fn undo_growth(&mut self, ino: u64, old: u64) {
+    pub fn undo_growth(&mut self, ino: INodeNo, old: u64) {
+        let ino = ino.0;
         let _ = self.charge(ino, old);
     }
 }

@@ -6,7 +6,8 @@ use super::*;
 
 impl State {
     /// Counts a READ of chunk `ino` and hands back its data to read from.
-    pub fn read_begin(&mut self, ino: u64) -> Result<Arc<ChunkFile>, Errno> {
+    pub fn read_begin(&mut self, ino: INodeNo) -> Result<Arc<ChunkFile>, Errno> {
+        let ino = ino.0;
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         if let Some(p) = self.pool_nodes.get_mut(&c.pool) {
             p.counters.read_requests += 1;
@@ -19,10 +20,11 @@ impl State {
     /// pool allows), and hands back the data to write to.
     pub fn write_begin(
         &mut self,
-        ino: u64,
+        ino: INodeNo,
         offset: u64,
         len: usize,
     ) -> Result<Arc<ChunkFile>, Errno> {
+        let ino = ino.0;
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         if let Some(p) = self.pool_nodes.get_mut(&c.pool) {
             p.counters.write_requests += 1;

@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo};
+use fuser::{BackingId, Errno, FileAttr, FileHandle, FileType, INodeNo};
 
 use crate::backing::{ChunkMeta, Found, OpenError, Store};
 use crate::chunk_file::ChunkFile;
@@ -153,7 +153,7 @@ impl Chunk {
 
 /// What an open or create hands back to the FUSE layer.
 pub(crate) struct Opened {
-    pub fh: u64,
+    pub fh: FileHandle,
     pub attr: FileAttr,
     /// Passthrough registration to reply with; `None` means the daemon serves I/O.
     pub backing: Option<Arc<BackingId>>,
@@ -576,7 +576,12 @@ impl State {
     }
 
     /// Attributes of any inode.
-    pub fn attr(&self, ino: u64) -> Result<FileAttr, Errno> {
+    pub fn attr(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
+        self.attr_of(ino.0)
+    }
+
+    /// [`State::attr`] by raw inode number.
+    fn attr_of(&self, ino: u64) -> Result<FileAttr, Errno> {
         if ino == ROOT {
             return Ok(self.root_attr());
         }
