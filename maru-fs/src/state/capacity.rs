@@ -25,8 +25,8 @@ impl State {
             let removed_bytes = self
                 .reaper
                 .pending()
-                .filter(|(pool, _)| *pool == p.ino)
-                .map(|(_, bytes)| bytes)
+                .filter(|c| c.pool.0 == p.ino)
+                .map(|c| c.bytes)
                 .sum();
             out.push(crate::PoolCharges {
                 name: p.cfg.name.clone(),

@@ -26,7 +26,7 @@ use fuser::{BackingId, Errno, FileAttr, FileHandle, FileType, INodeNo};
 use crate::backing::{ChunkMeta, Found, OpenError, Store};
 use crate::chunk_file::ChunkFile;
 use crate::notify::Notice;
-use crate::reaper::Reaper;
+use crate::reaper::{Charge, Reaper};
 use crate::xattr;
 use crate::{Eviction, FsError, PoolConfig, PoolStats};
 
@@ -301,10 +301,10 @@ impl State {
     }
 
     /// Returns freed charges to their pools.
-    fn give_back(&mut self, freed: Vec<(u64, u64)>) {
-        for (pool, bytes) in freed {
-            if let Some(p) = self.pool_nodes.get_mut(&pool) {
-                p.used = p.used.saturating_sub(bytes);
+    fn give_back(&mut self, freed: Vec<Charge>) {
+        for c in freed {
+            if let Some(p) = self.pool_nodes.get_mut(&c.pool.0) {
+                p.used = p.used.saturating_sub(c.bytes);
             }
         }
     }

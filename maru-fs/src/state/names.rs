@@ -79,10 +79,13 @@ impl State {
             pool.set_listed(ino, false);
             // Until its memory is freed (last descriptor and last mapping gone),
             // the chunk stays charged; the reaper returns the charge then.
-            let watched = pool
-                .store
-                .file_path(&name)
-                .is_some_and(|path| self.reaper.watch(&path, pool.ino, c.charged));
+            let watched = pool.store.file_path(&name).is_some_and(|path| {
+                let charge = Charge {
+                    pool: INodeNo(pool.ino),
+                    bytes: c.charged,
+                };
+                self.reaper.watch(&path, charge)
+            });
             if watched {
                 c.charged = 0;
             } else if c.opens == 0 {
