@@ -87,8 +87,9 @@ pub fn run(args: &FormatArgs) -> anyhow::Result<()> {
             users.join(", ")
         );
     }
-    let data = maru_fs::devdax::format(&d.fs_config(args.takeover, None))
-        .with_context(|| format!("cannot format {what}"))?;
+    let mut cfg = d.fs_config(args.takeover, None);
+    cfg.progress = Some(crate::daemon::progress::hook(&pool.name));
+    let data = maru_fs::devdax::format(&cfg).with_context(|| format!("cannot format {what}"))?;
     crate::output::stdout(&format!(
         "formatted {what}: a new, empty pool with {} for chunks\n",
         human(data)

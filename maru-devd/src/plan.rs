@@ -119,6 +119,7 @@ impl DevdaxPlan {
             } else {
                 maru_fs::devdax::Coherence::None
             },
+            progress: None,
         }
     }
 

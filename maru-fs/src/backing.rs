@@ -6,11 +6,11 @@
 //! is served through FUSE READ/WRITE; callers ask [`Store::passthrough`] which data
 //! path applies. An open chunk of either is a [`ChunkFile`].
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +19,8 @@ use nix::sys::stat::{fstat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::chunk_file::ChunkFile;
-use crate::devdax::{DevdaxError, DevdaxStore, FoundChunk};
+use crate::devdax::{DevdaxError, DevdaxStore, Extent};
+use crate::sys::xattr::{fget_xattr, flist_xattr, fset_xattr_flags};
 use crate::Backing;
 
 /// Name of the xattr on a backing file that records the chunk's owner, mode and
@@ -73,7 +74,8 @@ impl ChunkMeta {
     }
 }
 
-/// A chunk found in a backing store when a pool is mounted (restart adoption).
+/// A published chunk found in a backing store: when a pool is mounted (restart
+/// adoption), or published by another host of a shared pool.
 #[derive(Debug)]
 pub(crate) struct Found {
     /// The key (the backing file's name).
@@ -84,21 +86,6 @@ pub(crate) struct Found {
     pub meta: ChunkMeta,
     /// The writer's own `user.*` xattrs.
     pub xattrs: Vec<(OsString, Vec<u8>)>,
-}
-
-impl From<FoundChunk> for Found {
-    fn from(c: FoundChunk) -> Found {
-        Found {
-            name: c.name,
-            size: c.size,
-            meta: ChunkMeta {
-                uid: c.uid,
-                mode: c.mode,
-                created: c.created,
-            },
-            xattrs: c.xattrs,
-        }
-    }
 }
 
 /// A pool's backing store.
@@ -157,7 +144,7 @@ impl Store {
     }
 
     /// `(device offset, length)` of the extent of the devdax chunk named `name`.
-    pub fn devdax_extent(&self, name: &OsStr) -> Option<(u64, u64)> {
+    pub fn devdax_extent(&self, name: &OsStr) -> Option<Extent> {
         match self {
             Store::Dir(_) => None,
             Store::Devdax(d) => d.extent_of(name),
@@ -255,7 +242,7 @@ impl Store {
     pub fn adopt(&self) -> io::Result<Vec<Found>> {
         match self {
             Store::Dir(d) => d.adopt(),
-            Store::Devdax(d) => Ok(d.published().into_iter().map(Found::from).collect()),
+            Store::Devdax(d) => Ok(d.published()),
         }
     }
 }
@@ -403,81 +390,4 @@ pub(crate) fn allocate(file: &File, mode: i32, offset: u64, length: u64) -> io::
         i64::try_from(length).map_err(|_| too_big())?,
     )?;
     Ok(())
-}
-
-fn c_name(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-/// Sets xattr `name` on `file` (flags as for setxattr(2): 0, XATTR_CREATE, XATTR_REPLACE).
-pub(crate) fn fset_xattr_flags(
-    file: &File,
-    name: &OsStr,
-    value: &[u8],
-    flags: i32,
-) -> io::Result<()> {
-    let cname = c_name(name)?;
-    // SAFETY: `cname` is a NUL-terminated string and `value` a valid buffer of
-    // `value.len()` bytes, both alive for the call; the fd is owned by `file`.
-    let rc = unsafe {
-        libc::fsetxattr(
-            file.as_fd().as_raw_fd(),
-            cname.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            flags,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Removes xattr `name` from `file`.
-pub(crate) fn fremove_xattr(file: &File, name: &OsStr) -> io::Result<()> {
-    let cname = c_name(name)?;
-    // SAFETY: `cname` is NUL-terminated and alive for the call; the fd is owned by `file`.
-    let rc = unsafe { libc::fremovexattr(file.as_fd().as_raw_fd(), cname.as_ptr()) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn fget_xattr(file: &File, name: &OsStr) -> io::Result<Vec<u8>> {
-    let cname = c_name(name)?;
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: `cname` is NUL-terminated; `buf` is a writable buffer of `buf.len()`
-    // bytes; both outlive the call; the fd is owned by `file`.
-    let n = unsafe {
-        libc::fgetxattr(
-            file.as_fd().as_raw_fd(),
-            cname.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
-}
-
-fn flist_xattr(file: &File) -> io::Result<Vec<OsString>> {
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: `buf` is a writable buffer of `buf.len()` bytes that outlives the call;
-    // the fd is owned by `file`.
-    let n =
-        unsafe { libc::flistxattr(file.as_fd().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(buf
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| OsString::from_vec(s.to_vec()))
-        .collect())
 }

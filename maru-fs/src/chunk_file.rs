@@ -7,8 +7,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::backing::{allocate, fremove_xattr, fset_xattr_flags};
-use crate::devdax::ChunkHandle;
+use crate::backing::allocate;
+use crate::devdax::{ChunkHandle, Extent};
+use crate::sys::xattr::{fremove_xattr, fset_xattr_flags};
 
 /// An open chunk's data.
 #[derive(Debug)]
@@ -90,8 +91,24 @@ impl ChunkFile {
         }
     }
 
+    /// Seals a devdax chunk ahead of publishing (its checksum is taken now, outside
+    /// every lock; see [`ChunkHandle::seal`]); nothing to do for a file.
+    pub fn seal(&self) -> io::Result<()> {
+        match self {
+            ChunkFile::File(_) => Ok(()),
+            ChunkFile::Devdax(h) => h.seal(),
+        }
+    }
+
+    /// Lifts [`ChunkFile::seal`] from a chunk that was not published after all.
+    pub fn unseal(&self) {
+        if let ChunkFile::Devdax(h) = self {
+            h.unseal();
+        }
+    }
+
     /// `(device offset, length)` of a devdax chunk's extent.
-    pub fn devdax_extent(&self) -> Option<(u64, u64)> {
+    pub fn devdax_extent(&self) -> Option<Extent> {
         match self {
             ChunkFile::File(_) => None,
             ChunkFile::Devdax(h) => Some(h.extent()),

@@ -116,6 +116,11 @@ fn open_flags(o: &Opened) -> FopenFlags {
     }
 }
 
+/// The errno of a failed copy or resize (`EIO` when it has none).
+fn errno(e: &std::io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
 fn reply_xattr(reply: ReplyXattr, size: u32, value: Result<Vec<u8>, Errno>) {
     match value {
         Err(e) => reply.error(e),
@@ -154,7 +159,7 @@ impl Filesystem for MaruFs {
         if name.len() > NAME_MAX {
             return reply.error(Errno::ENAMETOOLONG);
         }
-        match self.shared.with(|s| s.lookup(parent.0, name)) {
+        match self.shared.with(|s| s.lookup(parent, name)) {
             Ok(Some(attr)) => reply.entry(&TTL, &attr, Generation(0)),
             // A zero inode number is a negative entry the kernel caches for TTL.
             Ok(None) => reply.entry(&TTL, &negative_attr(), Generation(0)),
@@ -163,11 +168,11 @@ impl Filesystem for MaruFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.shared.with(|s| s.forget(ino.0, nlookup));
+        self.shared.with(|s| s.forget(ino, nlookup));
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.shared.with(|s| s.attr(ino.0)) {
+        match self.shared.with(|s| s.attr(ino)) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }
@@ -192,10 +197,22 @@ impl Filesystem for MaruFs {
         reply: ReplyAttr,
     ) {
         let owner_change = uid.is_some() || gid.is_some();
-        match self
-            .shared
-            .with(|s| s.setattr(ino.0, size, mode, owner_change))
-        {
+        if let Some(new) = size {
+            let (file, old) = match self
+                .shared
+                .with(|s| s.truncate_begin(ino, new, owner_change))
+            {
+                Ok(v) => v,
+                Err(e) => return reply.error(e),
+            };
+            // A devdax chunk zeroes or moves its bytes: not under the state lock.
+            if let Err(e) = file.set_len(new) {
+                // Undo the charge; evictions already made stay made.
+                self.shared.with(|s| s.undo_growth(ino, old));
+                return reply.error(errno(&e));
+            }
+        }
+        match self.shared.with(|s| s.setattr(ino, mode, owner_change)) {
             Ok(attr) => reply.attr(&TTL, &attr),
             Err(e) => reply.error(e),
         }
@@ -228,7 +245,7 @@ impl Filesystem for MaruFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.shared.with(|s| s.unlink(parent.0, name)) {
+        match self.shared.with(|s| s.unlink(parent, name)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -248,23 +265,38 @@ impl Filesystem for MaruFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        // A devdax chunk's checksum (and write-back) is taken before the state
+        // lock, which publishing then only records.
+        let sealed = self
+            .shared
+            .with(|s| s.publish_prepare(parent, name, newname));
+        if let Some(file) = &sealed {
+            if let Err(e) = file.seal() {
+                return reply.error(errno(&e));
+            }
+        }
         match self
             .shared
-            .with(|s| s.rename(parent.0, name, newparent.0, newname, flags.bits()))
+            .with(|s| s.rename(parent, name, newparent, newname, flags.bits()))
         {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                if let Some(file) = &sealed {
+                    file.unseal();
+                }
+                reply.error(e)
+            }
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let open_backing = |f: &File| reply.open_backing(f);
-        let res = self.shared.with(|s| s.open(ino.0, write, &open_backing));
+        let res = self.shared.with(|s| s.open(ino, write, &open_backing));
         match res {
             Ok(o) => match &o.backing {
-                Some(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), id),
-                None => reply.opened(FileHandle(o.fh), open_flags(&o)),
+                Some(id) => reply.opened_passthrough(o.fh, FopenFlags::empty(), id),
+                None => reply.opened(o.fh, open_flags(&o)),
             },
             Err(e) => reply.error(e),
         }
@@ -282,32 +314,20 @@ impl Filesystem for MaruFs {
     ) {
         let open_backing = |f: &File| reply.open_backing(f);
         let uid = req.uid();
-        let res = self.shared.with(|s| {
-            s.create(
-                parent.0,
-                name,
-                mode & !umask,
-                (uid, req.pid()),
-                &open_backing,
-            )
-        });
+        let res = self
+            .shared
+            .with(|s| s.create(parent, name, mode & !umask, (uid, req.pid()), &open_backing));
         match res {
             Ok(o) => match &o.backing {
                 Some(id) => reply.created_passthrough(
                     &TTL,
                     &o.attr,
                     Generation(0),
-                    FileHandle(o.fh),
+                    o.fh,
                     FopenFlags::empty(),
                     id,
                 ),
-                None => reply.created(
-                    &TTL,
-                    &o.attr,
-                    Generation(0),
-                    FileHandle(o.fh),
-                    open_flags(&o),
-                ),
+                None => reply.created(&TTL, &o.attr, Generation(0), o.fh, open_flags(&o)),
             },
             Err(e) => reply.error(e),
         }
@@ -324,9 +344,15 @@ impl Filesystem for MaruFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.shared.with(|s| s.read(ino.0, offset, size)) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(e),
+        let file = match self.shared.with(|s| s.read_begin(ino)) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        // The copy is made without the state lock.
+        let mut buf = vec![0u8; size as usize];
+        match file.read_at(&mut buf, offset) {
+            Ok(n) => reply.data(&buf[..n]),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -342,9 +368,14 @@ impl Filesystem for MaruFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.shared.with(|s| s.write(ino.0, offset, data)) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(e),
+        let file = match self.shared.with(|s| s.write_begin(ino, offset, data.len())) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
+        };
+        // The copy is made without the state lock.
+        match file.write_all_at(data, offset) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -371,7 +402,7 @@ impl Filesystem for MaruFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.shared.with(|s| s.release(fh.0));
+        self.shared.with(|s| s.release(fh));
         reply.ok();
     }
 
@@ -399,7 +430,7 @@ impl Filesystem for MaruFs {
     ) {
         let (file, undo) = match self
             .shared
-            .with(|s| s.fallocate_begin(ino.0, offset, length, mode))
+            .with(|s| s.fallocate_begin(ino, offset, length, mode))
         {
             Ok(v) => v,
             Err(e) => return reply.error(e),
@@ -409,16 +440,16 @@ impl Filesystem for MaruFs {
             Ok(()) => reply.ok(),
             Err(e) => {
                 if let Some(old) = undo {
-                    self.shared.with(|s| s.undo_growth(ino.0, old));
+                    self.shared.with(|s| s.undo_growth(ino, old));
                 }
-                reply.error(Errno::from(e));
+                reply.error(errno(&e));
             }
         }
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.shared.with(|s| s.opendir(ino.0, req.uid(), req.pid())) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.shared.with(|s| s.opendir(ino, req.uid(), req.pid())) {
+            Ok(fh) => reply.opened(fh, FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
     }
@@ -432,7 +463,7 @@ impl Filesystem for MaruFs {
         mut reply: ReplyDirectory,
     ) {
         let res = self.shared.with(|s| {
-            s.readdir(fh.0, offset, |ino, next, kind, name| {
+            s.readdir(fh, offset, |ino, next, kind, name| {
                 reply.add(INodeNo(ino), next, kind, name)
             })
         });
@@ -450,7 +481,7 @@ impl Filesystem for MaruFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.shared.with(|s| s.releasedir(fh.0));
+        self.shared.with(|s| s.releasedir(fh));
         reply.ok();
     }
 
@@ -513,7 +544,7 @@ impl Filesystem for MaruFs {
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        let (blocks, bfree, used_files) = self.shared.with(|s| s.statfs(ino.0));
+        let (blocks, bfree, used_files) = self.shared.with(|s| s.statfs(ino));
         // f_files is the total of inodes, f_ffree the free ones: `df -i` shows their
         // difference as IUsed, so the total must count the used ones too.
         let (files, ffree) = inode_counts(used_files);
@@ -541,7 +572,7 @@ impl Filesystem for MaruFs {
     ) {
         match self
             .shared
-            .with(|s| s.setxattr(ino.0, name, Some(value), flags))
+            .with(|s| s.setxattr(ino, name, Some(value), flags))
         {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -549,17 +580,17 @@ impl Filesystem for MaruFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let value = self.shared.with(|s| s.getxattr(ino.0, name));
+        let value = self.shared.with(|s| s.getxattr(ino, name));
         reply_xattr(reply, size, value);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let names = self.shared.with(|s| s.listxattr(ino.0));
+        let names = self.shared.with(|s| s.listxattr(ino));
         reply_xattr(reply, size, Ok(names));
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.shared.with(|s| s.setxattr(ino.0, name, None, 0)) {
+        match self.shared.with(|s| s.setxattr(ino, name, None, 0)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }

@@ -306,11 +306,7 @@ fn slots_for(n: u64) -> u64 {
 
 fn random_u64() -> io::Result<u64> {
     let mut b = [0u8; 8];
-    // SAFETY: writes at most 8 bytes into `b`.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != 8 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::sys::random::fill(&mut b)?;
     Ok(u64::from_le_bytes(b))
 }
 

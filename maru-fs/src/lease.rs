@@ -10,10 +10,12 @@
 //! daemon, so no CAP_LEASE is needed.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::{openat, OFlag};
+
+use crate::sys::lease::set_lease;
 use nix::sys::stat::Mode;
 
 /// Whether file `name` in directory `dir` is open anywhere (a mapping counts).
@@ -28,14 +30,14 @@ pub(crate) fn in_use(dir: impl AsFd, name: &OsStr) -> bool {
         Ok(fd) => fd,
         Err(_) => return false,
     };
-    // SAFETY: fcntl with an integer argument on a descriptor we own.
-    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
-    if rc == 0 {
-        // SAFETY: as above; dropping the lease we just took.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-        return false;
-    }
-    let err = std::io::Error::last_os_error();
+    let err = match set_lease(fd.as_fd(), libc::F_WRLCK) {
+        Ok(()) => {
+            // Dropping the lease just taken.
+            let _ = set_lease(fd.as_fd(), libc::F_UNLCK);
+            return false;
+        }
+        Err(e) => e,
+    };
     if err.raw_os_error() == Some(libc::EAGAIN) {
         return true;
     }
@@ -50,6 +52,7 @@ pub(crate) fn in_use(dir: impl AsFd, name: &OsStr) -> bool {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // mapping a test file
 mod tests {
     use super::*;
 

@@ -9,7 +9,7 @@ use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 
 use crate::fs::{MaruFs, Shared};
 use crate::reaper::{self, ReaperThread};
-use crate::state::State;
+use crate::state::{self, State};
 use crate::{notify, FsError, MountOptions, PoolCharges, PoolConfig, PoolStats};
 
 /// A mounted maru-fs, served by background threads; unmounts on drop.
@@ -217,9 +217,18 @@ impl Control {
     }
 
     /// Adds a pool (adopting what its backing store holds): its directory appears
-    /// under the mount point at once.
+    /// under the mount point once it is open. The store is opened (a devdax pool
+    /// recovered and verified) while the other pools keep serving.
     pub fn add_pool(&self, cfg: PoolConfig) -> Result<(), FsError> {
-        self.shared.with(|s| s.add_pool(cfg))
+        self.shared.with(|s| s.reserve_pool(&cfg))?;
+        let name = cfg.name.clone();
+        match state::open_pool(cfg) {
+            Ok(opened) => self.shared.with(|s| s.insert_pool(opened)),
+            Err(e) => {
+                self.shared.with(|s| s.unreserve_pool(&name));
+                Err(e)
+            }
+        }
     }
 
     /// Removes a pool from the mount (its backing files are left alone); refused

@@ -22,14 +22,26 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use fuser::INodeNo;
+
 use crate::fs::Shared;
+
+/// Bytes a removed chunk still holds charged to its pool, returned when the
+/// chunk's memory is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Charge {
+    /// The pool's directory inode.
+    pub pool: INodeNo,
+    /// Bytes to return.
+    pub bytes: u64,
+}
 
 /// The inotify instance and the charges waiting on it.
 #[derive(Debug)]
 pub(crate) struct Reaper {
     fd: Option<OwnedFd>,
-    /// Watch descriptor -> (pool inode, bytes to return).
-    pending: HashMap<i32, (u64, u64)>,
+    /// Watch descriptor -> the charge to return.
+    pending: HashMap<i32, Charge>,
     /// When the books were last reconciled with the kernel's watch list.
     last_reconcile: Instant,
 }
@@ -60,7 +72,7 @@ impl Reaper {
     /// Watches the backing file at `path` (which is about to be removed) and
     /// returns `bytes` to `pool` when its memory is freed. Returns false if it
     /// cannot watch, in which case the caller returns the charge itself.
-    pub fn watch(&mut self, path: &Path, pool: u64, bytes: u64) -> bool {
+    pub fn watch(&mut self, path: &Path, charge: Charge) -> bool {
         let Some(fd) = &self.fd else {
             return false;
         };
@@ -79,7 +91,7 @@ impl Reaper {
             );
             return false;
         }
-        self.pending.insert(wd, (pool, bytes));
+        self.pending.insert(wd, charge);
         true
     }
 
@@ -99,10 +111,10 @@ impl Reaper {
         }
     }
 
-    /// Collects the charges whose backing memory has been freed: (pool, bytes).
+    /// Collects the charges whose backing memory has been freed.
     /// Always drains the queue, so a thread polling the descriptor does not spin
     /// on events for watches it no longer waits on.
-    pub fn reap(&mut self) -> Vec<(u64, u64)> {
+    pub fn reap(&mut self) -> Vec<Charge> {
         let mut freed = Vec::new();
         let Some(fd) = &self.fd else {
             return freed;
@@ -150,14 +162,14 @@ impl Reaper {
         freed
     }
 
-    /// Charges waiting for their memory to be freed: (pool, bytes) each.
-    pub fn pending(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    /// Charges waiting for their memory to be freed.
+    pub fn pending(&self) -> impl Iterator<Item = Charge> + '_ {
         self.pending.values().copied()
     }
 
     /// Reconciles with the kernel if [`RECONCILE_EVERY`] has passed since the
     /// last time (see [`Reaper::reconcile`]).
-    pub fn reconcile_due(&mut self) -> Vec<(u64, u64)> {
+    pub fn reconcile_due(&mut self) -> Vec<Charge> {
         if self.last_reconcile.elapsed() < RECONCILE_EVERY {
             return Vec::new();
         }
@@ -170,7 +182,7 @@ impl Reaper {
     /// is the ground truth a lost `IN_IGNORED` (queue overflow) cannot hide.
     /// Charges are removed from `pending` as they are returned, so an event that
     /// arrives later for the same watch returns nothing twice.
-    pub fn reconcile(&mut self) -> Vec<(u64, u64)> {
+    pub fn reconcile(&mut self) -> Vec<Charge> {
         self.last_reconcile = Instant::now();
         let mut freed = Vec::new();
         if self.pending.is_empty() {
@@ -318,6 +330,13 @@ fn run(shared: &Shared, inotify: Option<&OwnedFd>, stop: &OwnedFd) {
 mod tests {
     use super::*;
 
+    fn charge(pool: u64, bytes: u64) -> Charge {
+        Charge {
+            pool: INodeNo(pool),
+            bytes,
+        }
+    }
+
     #[test]
     fn charge_returns_only_after_last_mapping_goes() {
         let (_dir, path, file) = crate::test_file::shm_chunk(8192);
@@ -326,11 +345,11 @@ mod tests {
         drop(file);
 
         let mut reaper = Reaper::new();
-        assert!(reaper.watch(&path, 7, 8192), "inotify watch");
+        assert!(reaper.watch(&path, charge(7, 8192)), "inotify watch");
         std::fs::remove_file(&path).unwrap();
         assert!(reaper.reap().is_empty(), "freed while still mapped");
         drop(map);
-        assert_eq!(reaper.reap(), vec![(7, 8192)]);
+        assert_eq!(reaper.reap(), vec![charge(7, 8192)]);
         assert!(reaper.reap().is_empty(), "returned twice");
     }
 
@@ -344,18 +363,18 @@ mod tests {
         drop(file2);
 
         let mut reaper = Reaper::new();
-        assert!(reaper.watch(&path, 3, 4096));
-        assert!(reaper.watch(&path2, 3, 1));
+        assert!(reaper.watch(&path, charge(3, 4096)));
+        assert!(reaper.watch(&path2, charge(3, 1)));
         std::fs::remove_file(&path).unwrap();
         std::fs::remove_file(&path2).unwrap();
         // Reconcile without reading the queue, as after an overflow.
         assert_eq!(
             reaper.reconcile(),
-            vec![(3, 1)],
+            vec![charge(3, 1)],
             "only the unmapped one is gone"
         );
         drop(map);
-        assert_eq!(reaper.reconcile(), vec![(3, 4096)]);
+        assert_eq!(reaper.reconcile(), vec![charge(3, 4096)]);
         assert!(
             reaper.reap().is_empty(),
             "queued events returned a charge twice"
@@ -368,8 +387,8 @@ mod tests {
         let (_dir, path, file) = crate::test_file::shm_chunk(1);
         drop(file);
         let mut reaper = Reaper::new();
-        assert!(reaper.watch(&path, 1, 1));
+        assert!(reaper.watch(&path, charge(1, 1)));
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(reaper.reap(), vec![(1, 1)]);
+        assert_eq!(reaper.reap(), vec![charge(1, 1)]);
     }
 }

@@ -68,16 +68,16 @@ pub(crate) fn chunk_value(
 }
 
 /// The value of a devdax xattr, if `name` is one: the pool's `device`, and the
-/// chunk's `extent` (device offset, length) where there is a chunk.
+/// chunk's `extent` (its device offset and length) where there is a chunk.
 pub(crate) fn devdax_value(
     name: &OsStr,
     device: &Path,
-    extent: Option<(u64, u64)>,
+    extent: Option<crate::devdax::Extent>,
 ) -> Option<Vec<u8>> {
     match name.to_str()? {
         DEVDAX_PATH => Some(device.as_os_str().as_bytes().to_vec()),
-        DEVDAX_OFFSET => Some(extent?.0.to_string().into_bytes()),
-        DEVDAX_LEN => Some(extent?.1.to_string().into_bytes()),
+        DEVDAX_OFFSET => Some(extent?.offset.to_string().into_bytes()),
+        DEVDAX_LEN => Some(extent?.len.to_string().into_bytes()),
         _ => None,
     }
 }

@@ -8,6 +8,7 @@ mod limits;
 pub mod lock;
 mod notify;
 mod privileges;
+pub(crate) mod progress;
 mod signals;
 
 use crate::check;
@@ -104,14 +105,16 @@ fn fs_pool(
         name: p.name.clone(),
         backing: match &p.devdax {
             None => maru_fs::Backing::Dir(backing.to_path_buf()),
-            Some(d) => maru_fs::Backing::Devdax(
-                d.fs_config(
+            Some(d) => {
+                let mut cfg = d.fs_config(
                     takeover,
                     cluster
                         .filter(|_| d.shared)
                         .map(|s| crate::cluster::link(s, &p.name)),
-                ),
-            ),
+                );
+                cfg.progress = Some(progress::hook(&p.name));
+                maru_fs::Backing::Devdax(cfg)
+            }
         },
         capacity: p.size,
         eviction: match p.eviction {

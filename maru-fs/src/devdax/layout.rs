@@ -240,6 +240,17 @@ pub(crate) enum RecordState {
     Removing,
 }
 
+/// A byte range of a devdax pool holding one chunk's data: `offset` bytes from
+/// the start of the pool's range (of the device, where a caller says so), `len`
+/// bytes long (a multiple of the alignment; 0 for an empty chunk).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// Start of the range.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
 /// One index record: a chunk and its extent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
@@ -284,6 +295,14 @@ pub(crate) fn xattr_bytes<'a>(xattrs: impl Iterator<Item = (&'a [u8], &'a [u8])>
 }
 
 impl Record {
+    /// The chunk's extent, relative to the pool's range.
+    pub fn extent(&self) -> Extent {
+        Extent {
+            offset: self.extent_off,
+            len: self.extent_len,
+        }
+    }
+
     /// The record image, tagged with the pool's `uuid`; `None` if the name or the
     /// xattrs do not fit.
     pub fn encode(&self, uuid: &[u8; 16]) -> Option<Vec<u8>> {

@@ -21,17 +21,27 @@
 //! ([`FormatPolicy::IfBlank`]) or [`format`] is called explicitly. The layout is
 //! described in `docs/devdax.md`.
 
+#[deny(unsafe_code)]
 mod alloc;
 mod crc;
+#[deny(unsafe_code)]
 mod error;
 #[cfg(test)]
 mod fuzz;
+#[deny(unsafe_code)]
 mod geometry;
+#[deny(unsafe_code)]
 mod host_id;
+#[deny(unsafe_code)]
 mod layout;
 mod mapping;
+#[deny(unsafe_code)]
 mod owner;
+#[deny(unsafe_code)]
+mod progress;
+#[deny(unsafe_code)]
 mod shared;
+#[deny(unsafe_code)]
 mod store;
 #[cfg(test)]
 mod tests;
@@ -41,10 +51,12 @@ use std::path::PathBuf;
 pub use error::DevdaxError;
 pub use geometry::{Geometry, DEFAULT_ALIGN};
 pub use host_id::{HostIdentity, ENV_BOOT_ID, ENV_HOST_NAME, ENV_MACHINE_ID};
+pub use layout::Extent;
 pub use owner::OwnerPolicy;
+pub use progress::{Progress, ProgressHook, Step, Work};
 pub use shared::{Coordinator, KeyRef, Published, SharedLink};
 pub use store::Recovery;
-pub(crate) use store::{ChunkHandle, DevdaxStore, FoundChunk};
+pub(crate) use store::{ChunkHandle, DevdaxStore};
 
 /// What to do when the pool's range holds no pool header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,6 +107,8 @@ pub struct DevdaxConfig {
     pub shared: Option<SharedLink>,
     /// Cache coherence between the hosts sharing the device (shared pools).
     pub coherence: Coherence,
+    /// Where formatting and recovery (with verification) report their progress.
+    pub progress: Option<ProgressHook>,
 }
 
 impl DevdaxConfig {
@@ -110,6 +124,7 @@ impl DevdaxConfig {
             owner: OwnerPolicy::default(),
             shared: None,
             coherence: Coherence::None,
+            progress: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::layout::{INDEX_OFFSET, LEASE_OFFSET, RECORD_SIZE, SLOT_SIZE};
 use super::*;
@@ -212,8 +212,8 @@ fn restart_recovers_published_chunks_and_drops_staging() {
     let found = store.published();
     let names: Vec<_> = found.iter().map(|f| f.name.to_str().unwrap()).collect();
     assert_eq!(names, ["a", "b", "c"], "in publish order");
-    assert_eq!(found[0].uid, 1000);
-    assert_eq!(found[0].mode, 0o640);
+    assert_eq!(found[0].meta.uid, 1000);
+    assert_eq!(found[0].meta.mode, 0o640);
     assert_eq!(found[0].size, a.len() as u64);
     assert_eq!(
         found[2].xattrs,
@@ -242,7 +242,7 @@ fn restart_on_another_mapping_of_the_same_range_sees_the_same_bytes() {
         let store = dev.open().unwrap();
         publish(&store, "k", 100_000, 9)
     };
-    let (off, len) = {
+    let Extent { offset: off, len } = {
         let store = dev.open().unwrap();
         assert_eq!(read_all(&store, "k"), data);
         store.extent_of(OsStr::new("k")).unwrap()
@@ -325,7 +325,7 @@ fn config_that_disagrees_with_the_header_is_refused() {
 #[test]
 fn data_checksum_catches_changed_chunks() {
     let mut dev = Dev::small();
-    let (off, _) = {
+    let Extent { offset: off, .. } = {
         let store = dev.open().unwrap();
         publish(&store, "good", 10_000, 1);
         publish(&store, "bad", 10_000, 2);
@@ -398,9 +398,12 @@ fn growing_keeps_data_and_reads_zeros_past_the_old_end() {
     let b = store.create(OsStr::new(".b"), 0, 0o600).unwrap();
     a.write_all_at(b"hello", 0).unwrap();
     b.set_len(MIB).unwrap(); // right after a: a cannot grow in place
-    let (a_off, _) = a.extent();
+    let a_off = a.extent().offset;
     a.set_len(5 * MIB).unwrap();
-    let (a_off2, a_len2) = a.extent();
+    let Extent {
+        offset: a_off2,
+        len: a_len2,
+    } = a.extent();
     assert_ne!(a_off, a_off2, "a was moved");
     assert_eq!(a_len2, 6 * MIB);
     let mut buf = vec![1u8; 5 * MIB as usize];
@@ -571,8 +574,10 @@ fn a_daemon_whose_lease_was_taken_fails_every_operation_with_eio() {
     let store = dev.open().unwrap();
     publish(&store, "a", 100, 1);
     let h = store.open_chunk(OsStr::new("a")).unwrap();
-    // Another host took the pool over (it judged this daemon gone).
-    dev.poke(LEASE_OFFSET, &owner::foreign_claim("node-b", [0xBB; 16], 1));
+    // Another host took the pool over (it judged this daemon gone). Its claim is
+    // kept to compare: it holds the time it was made.
+    let theirs = owner::foreign_claim("node-b", [0xBB; 16], 1);
+    dev.poke(LEASE_OFFSET, &theirs);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while store.open_chunk(OsStr::new("a")).is_ok() {
         assert!(
@@ -593,10 +598,7 @@ fn a_daemon_whose_lease_was_taken_fails_every_operation_with_eio() {
     // Closing does not release the other host's lease.
     drop(h);
     drop(store);
-    assert_eq!(
-        dev.peek(LEASE_OFFSET, 128),
-        owner::foreign_claim("node-b", [0xBB; 16], 1)
-    );
+    assert_eq!(dev.peek(LEASE_OFFSET, 128), theirs);
 }
 
 #[test]
@@ -650,4 +652,101 @@ fn bench_write_back() {
         let (w, f) = (w[25].as_secs_f64() * 1e6, f[25].as_secs_f64() * 1e6);
         println!("| {} KiB | {w:.0} | {f:.0} | {:.2}x |", size / 1024, f / w);
     }
+}
+
+#[test]
+fn a_sealed_chunk_refuses_changes_and_publishes_with_its_seal_checksum() {
+    let dev = Dev::small();
+    let store = dev.open().unwrap();
+    let h = store.create(OsStr::new(".s"), 0, 0o600).unwrap();
+    h.write_all_at(b"hello", 0).unwrap();
+    h.seal().unwrap();
+    assert_eq!(errno_of(&h.write_all_at(b"x", 0).unwrap_err()), libc::EPERM);
+    assert_eq!(errno_of(&h.set_len(1).unwrap_err()), libc::EPERM);
+    // A publish that did not happen lifts the seal.
+    h.unseal();
+    h.write_all_at(b"HELLO", 0).unwrap();
+    h.seal().unwrap();
+    store
+        .rename_noreplace(OsStr::new(".s"), OsStr::new("k"))
+        .unwrap();
+    assert_eq!(errno_of(&h.write_all_at(b"x", 0).unwrap_err()), libc::EPERM);
+    drop(h);
+    drop(store);
+    // The checksum the seal took is the data's: verification at open keeps the chunk.
+    let (store, rec) = dev.open_recovering();
+    assert_eq!((rec.published, rec.data_mismatch), (1, 0));
+    let h = store.open_chunk(OsStr::new("k")).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(h.read_at(&mut buf, 0).unwrap(), 5);
+    assert_eq!(&buf[..5], b"HELLO");
+}
+
+/// Every step a [`Progress`] hook was shown.
+#[derive(Default)]
+struct Steps(std::sync::Mutex<Vec<Step>>);
+
+impl Progress for Steps {
+    fn report(&self, step: Step) {
+        self.0.lock().unwrap().push(step);
+    }
+}
+
+impl Steps {
+    /// The steps of `work`, checked: they start at 0, `done` never goes back and
+    /// never passes the total, and the last is the total.
+    fn of(&self, work: Work) -> Vec<Step> {
+        let steps: Vec<Step> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.work == work)
+            .copied()
+            .collect();
+        assert!(!steps.is_empty(), "no {work:?} progress");
+        assert_eq!(steps[0].done, 0, "{work:?} does not start at 0");
+        for w in steps.windows(2) {
+            assert!(w[1].done >= w[0].done, "{work:?} went back: {w:?}");
+            assert!(w[1].bytes >= w[0].bytes, "{work:?} bytes went back: {w:?}");
+            assert_eq!(w[1].total, w[0].total);
+        }
+        let last = steps[steps.len() - 1];
+        assert_eq!(last.done, last.total, "{work:?} did not end at its total");
+        steps
+    }
+}
+
+#[test]
+fn format_and_recovery_report_progress_up_to_the_total() {
+    let mut dev = Dev::fixture();
+    let steps = Arc::new(Steps::default());
+    dev.cfg.progress = Some(ProgressHook(steps.clone()));
+    let sizes = [3 * MIB as usize + 17, 4096, 100_000];
+    {
+        // A blank device: opening it formats it.
+        let store = dev.open().unwrap();
+        let format = steps.of(Work::Format);
+        assert!(format.len() > 2, "formatting reported only {format:?}");
+        for (i, len) in sizes.iter().enumerate() {
+            publish(&store, &format!("k{i}"), *len, i as u8);
+        }
+    }
+    steps.0.lock().unwrap().clear();
+    let (_store, rec) = dev.open_recovering();
+    assert_eq!(rec.published, 3);
+    let recover = steps.of(Work::Recover);
+    assert!(recover.len() > 2, "recovery reported only {recover:?}");
+    let last = recover[recover.len() - 1];
+    assert_eq!(
+        last.bytes,
+        sizes.iter().map(|s| *s as u64).sum::<u64>(),
+        "verification did not read every published byte"
+    );
+    assert!(steps
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|s| s.work == Work::Recover));
 }

@@ -25,8 +25,8 @@ impl State {
             let removed_bytes = self
                 .reaper
                 .pending()
-                .filter(|(pool, _)| *pool == p.ino)
-                .map(|(_, bytes)| bytes)
+                .filter(|c| c.pool.0 == p.ino)
+                .map(|c| c.bytes)
                 .sum();
             out.push(crate::PoolCharges {
                 name: p.cfg.name.clone(),
@@ -148,40 +148,51 @@ impl State {
         }
     }
 
-    /// Changes size and/or permission bits of `ino`.
-    pub fn setattr(
+    /// First half of a size change (`ftruncate`) of chunk `ino` to `new_size`:
+    /// checks it and charges it (evicting if the policy allows). The caller then
+    /// resizes the returned file *without* holding the state lock (a devdax chunk
+    /// may zero or move its bytes), and calls [`State::undo_growth`] with the
+    /// returned old size if that fails.
+    pub fn truncate_begin(
         &mut self,
-        ino: u64,
-        size: Option<u64>,
-        mode: Option<u32>,
+        ino: INodeNo,
+        new_size: u64,
         owner_change: bool,
-    ) -> Result<FileAttr, Errno> {
-        let c = self.chunks.get(&ino).ok_or_else(|| {
+    ) -> Result<(Arc<ChunkFile>, u64), Errno> {
+        let ino = ino.0;
+        let c = self.chunk_for_setattr(ino)?;
+        if owner_change || c.phase == Phase::Published {
+            return Err(Errno::EPERM);
+        }
+        let file = c.file.clone().ok_or(Errno::ENOENT)?;
+        let old = c.size;
+        self.charge(ino, new_size)?;
+        Ok((file, old))
+    }
+
+    /// The chunk `setattr` changes: `EPERM` for a directory.
+    fn chunk_for_setattr(&self, ino: u64) -> Result<&Chunk, Errno> {
+        self.chunks.get(&ino).ok_or_else(|| {
             if ino == ROOT || self.pool_nodes.contains_key(&ino) {
                 Errno::EPERM
             } else {
                 Errno::ENOENT
             }
-        })?;
-        if owner_change || ((size.is_some() || mode.is_some()) && c.phase == Phase::Published) {
+        })
+    }
+
+    /// Changes the permission bits of `ino` (a size change went through
+    /// [`State::truncate_begin`] first) and returns its attributes.
+    pub fn setattr(
+        &mut self,
+        ino: INodeNo,
+        mode: Option<u32>,
+        owner_change: bool,
+    ) -> Result<FileAttr, Errno> {
+        let ino = ino.0;
+        let c = self.chunk_for_setattr(ino)?;
+        if owner_change || (mode.is_some() && c.phase == Phase::Published) {
             return Err(Errno::EPERM);
-        }
-        if let Some(new_size) = size {
-            if c.file.is_none() {
-                return Err(Errno::ENOENT);
-            }
-            let old = c.size;
-            self.charge(ino, new_size)?;
-            let res = self
-                .chunks
-                .get(&ino)
-                .and_then(|c| c.file.as_ref())
-                .map_or(Ok(()), |f| f.set_len(new_size));
-            if let Err(e) = res {
-                // Undo the charge; evictions already made stay made.
-                let _ = self.charge(ino, old);
-                return Err(errno_of(&e));
-            }
         }
         if let Some(mode) = mode {
             let perm = (mode & 0o777) as u16;
@@ -203,7 +214,7 @@ impl State {
                 c.mode = perm;
             }
         }
-        self.attr(ino)
+        self.attr_of(ino)
     }
 
     /// First half of `fallocate` on a staging chunk: checks the request and
@@ -218,11 +229,12 @@ impl State {
     /// SIGBUS at a page fault.
     pub fn fallocate_begin(
         &mut self,
-        ino: u64,
+        ino: INodeNo,
         offset: u64,
         length: u64,
         mode: i32,
     ) -> Result<(Arc<ChunkFile>, Option<u64>), Errno> {
+        let ino = ino.0;
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         if c.phase == Phase::Published {
             return Err(Errno::EPERM);
@@ -327,7 +339,8 @@ impl State {
     }
 
     /// Returns the charge taken by a `fallocate` that then failed.
-    pub fn undo_growth(&mut self, ino: u64, old: u64) {
+    pub fn undo_growth(&mut self, ino: INodeNo, old: u64) {
+        let ino = ino.0;
         let _ = self.charge(ino, old);
     }
 }

@@ -1,23 +1,30 @@
-//! Data through the daemon (only when passthrough is unavailable).
+//! Data through the daemon (devdax chunks, and files when passthrough is
+//! unavailable). Only the decision is made under the state lock: the caller
+//! copies with the returned [`ChunkFile`] after dropping it.
 
 use super::*;
 
 impl State {
-    /// Reads through the daemon (only when passthrough is unavailable).
-    pub fn read(&mut self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    /// Counts a READ of chunk `ino` and hands back its data to read from.
+    pub fn read_begin(&mut self, ino: INodeNo) -> Result<Arc<ChunkFile>, Errno> {
+        let ino = ino.0;
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         if let Some(p) = self.pool_nodes.get_mut(&c.pool) {
             p.counters.read_requests += 1;
         }
-        let f = c.file.as_ref().ok_or(Errno::EBADF)?;
-        let mut buf = vec![0u8; size as usize];
-        let n = f.read_at(&mut buf, offset).map_err(|e| errno_of(&e))?;
-        buf.truncate(n);
-        Ok(buf)
+        c.file.clone().ok_or(Errno::EBADF)
     }
 
-    /// Writes through the daemon (only when passthrough is unavailable).
-    pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+    /// Counts a WRITE of `len` bytes at `offset` to chunk `ino`, refuses it on a
+    /// published chunk, charges growth past the chunk's size (evicting if the
+    /// pool allows), and hands back the data to write to.
+    pub fn write_begin(
+        &mut self,
+        ino: INodeNo,
+        offset: u64,
+        len: usize,
+    ) -> Result<Arc<ChunkFile>, Errno> {
+        let ino = ino.0;
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
         if let Some(p) = self.pool_nodes.get_mut(&c.pool) {
             p.counters.write_requests += 1;
@@ -25,13 +32,11 @@ impl State {
         if c.phase == Phase::Published {
             return Err(Errno::EPERM);
         }
-        let end = offset.saturating_add(data.len() as u64);
+        let end = offset.saturating_add(len as u64);
         if end > c.size {
             self.charge(ino, end)?;
         }
         let c = self.chunks.get(&ino).ok_or(Errno::ENOENT)?;
-        let f = c.file.as_ref().ok_or(Errno::EBADF)?;
-        f.write_all_at(data, offset).map_err(|e| errno_of(&e))?;
-        Ok(data.len() as u32)
+        c.file.clone().ok_or(Errno::EBADF)
     }
 }

@@ -3,6 +3,7 @@
 use crate::ratelimit::RateLimited;
 
 use super::*;
+use fuser::FileHandle;
 
 /// Most directory handles one uid may hold open at once; `opendir` beyond that
 /// fails with EMFILE. A handle costs the daemon a few bytes (no listing is kept),
@@ -45,7 +46,8 @@ impl Pool {
 
 impl State {
     /// Opens directory `ino` for uid `uid` and returns its handle.
-    pub fn opendir(&mut self, ino: u64, uid: u32, pid: u32) -> Result<u64, Errno> {
+    pub fn opendir(&mut self, ino: INodeNo, uid: u32, pid: u32) -> Result<FileHandle, Errno> {
+        let ino = ino.0;
         if ino != ROOT && !self.pool_nodes.contains_key(&ino) {
             return Err(Errno::ENOTDIR);
         }
@@ -62,7 +64,7 @@ impl State {
         *held += 1;
         let fh = self.alloc_fh();
         self.dirs.insert(fh, DirHandle { ino, uid });
-        Ok(fh)
+        Ok(FileHandle(fh))
     }
 
     /// Lists directory handle `fh` from the kernel's `offset` on: calls `add(ino,
@@ -71,10 +73,11 @@ impl State {
     /// added or removed meanwhile may or may not be.
     pub fn readdir(
         &self,
-        fh: u64,
+        fh: FileHandle,
         offset: u64,
         mut add: impl FnMut(u64, u64, FileType, &OsStr) -> bool,
     ) -> Result<(), Errno> {
+        let fh = fh.0;
         let dir = self.dirs.get(&fh).ok_or(Errno::EBADF)?;
         let ino = dir.ino;
         if offset < DOT && add(ino, DOT, FileType::Directory, OsStr::new(".")) {
@@ -122,7 +125,8 @@ impl State {
     }
 
     /// Closes a directory handle.
-    pub fn releasedir(&mut self, fh: u64) {
+    pub fn releasedir(&mut self, fh: FileHandle) {
+        let fh = fh.0;
         let Some(dir) = self.dirs.remove(&fh) else {
             return;
         };
@@ -136,7 +140,8 @@ impl State {
 
     /// statfs figures for the pool holding `ino` (or all pools for the root):
     /// (blocks, free blocks, files).
-    pub fn statfs(&self, ino: u64) -> (u64, u64, u64) {
+    pub fn statfs(&self, ino: INodeNo) -> (u64, u64, u64) {
+        let ino = ino.0;
         let pool_ino = if self.pool_nodes.contains_key(&ino) {
             Some(ino)
         } else {

@@ -205,7 +205,7 @@ impl State {
         let fh = self.alloc_fh();
         self.handles.insert(fh, ino);
         Some(Ok(Opened {
-            fh,
+            fh: FileHandle(fh),
             attr,
             backing,
             direct_io: false,

@@ -1,7 +1,12 @@
 //! The filesystem's in-memory state: pools, chunks, open handles, capacity and
-//! eviction. Everything here runs under one mutex held by [`crate::fs`]; nothing
-//! here talks to the kernel except through the backing stores and the notices it
-//! queues for the notifier thread (see [`crate::notify`]).
+//! eviction. Everything here runs under one mutex held by [`crate::fs`], and only
+//! for bookkeeping: whatever takes time with a pool's memory (copying chunk data,
+//! zeroing or moving a devdax extent, a publish's checksum, opening, recovering
+//! and verifying a store) is decided here and done by the caller after the lock
+//! is dropped (`*_begin`/`*_prepare` and [`open_pool`]), so one pool's slow work
+//! never holds up another pool's requests. Nothing here talks to the kernel
+//! except through the backing stores and the notices it queues for the notifier
+//! thread (see [`crate::notify`]).
 //!
 //! The types and pool management live here; the operations are split by concern:
 //! `names` (lookup, create, open, release, unlink, rename/publish), `capacity`
@@ -16,12 +21,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use fuser::{BackingId, Errno, FileAttr, FileType, INodeNo};
+use fuser::{BackingId, Errno, FileAttr, FileHandle, FileType, INodeNo};
 
 use crate::backing::{ChunkMeta, Found, OpenError, Store};
 use crate::chunk_file::ChunkFile;
 use crate::notify::Notice;
-use crate::reaper::Reaper;
+use crate::reaper::{Charge, Reaper};
 use crate::xattr;
 use crate::{Eviction, FsError, PoolConfig, PoolStats};
 
@@ -148,7 +153,7 @@ impl Chunk {
 
 /// What an open or create hands back to the FUSE layer.
 pub(crate) struct Opened {
-    pub fh: u64,
+    pub fh: FileHandle,
     pub attr: FileAttr,
     /// Passthrough registration to reply with; `None` means the daemon serves I/O.
     pub backing: Option<Arc<BackingId>>,
@@ -171,6 +176,8 @@ pub(crate) struct State {
     /// Whether the kernel accepted FUSE passthrough at init.
     passthrough: bool,
     pools: BTreeMap<String, u64>,
+    /// Names of pools being opened (outside the lock) by [`State::reserve_pool`].
+    opening: BTreeSet<String>,
     pool_nodes: HashMap<u64, Pool>,
     chunks: HashMap<u64, Chunk>,
     /// Open file handle -> chunk inode.
@@ -223,6 +230,50 @@ fn validate_pool(cfg: &PoolConfig) -> Result<(), FsError> {
     Ok(())
 }
 
+/// A pool's backing store, opened (recovered, verified) and listed without the
+/// state lock, ready for [`State::insert_pool`].
+#[derive(Debug)]
+pub(crate) struct OpenedPool {
+    cfg: PoolConfig,
+    store: Store,
+    /// Its chunks, oldest first.
+    found: Vec<Found>,
+}
+
+/// Opens pool `cfg`'s backing store and lists the chunks to adopt (a devdax pool
+/// is recovered and its data verified here): the slow part of adding a pool,
+/// done without the state lock so the other pools keep serving.
+pub(crate) fn open_pool(cfg: PoolConfig) -> Result<OpenedPool, FsError> {
+    let backing_err = |source: io::Error| FsError::Backing {
+        pool: cfg.name.clone(),
+        path: match &cfg.backing {
+            crate::Backing::Dir(p) => p.clone(),
+            crate::Backing::Devdax(d) => d.device.clone(),
+        },
+        source,
+    };
+    let store = Store::open(&cfg.backing).map_err(|e| match e {
+        OpenError::Io(e) => backing_err(e),
+        OpenError::Devdax(source) => FsError::Devdax {
+            pool: cfg.name.clone(),
+            source,
+        },
+    })?;
+    let mut found = store.adopt().map_err(backing_err)?;
+    let mut cfg = cfg;
+    if let Some(limit) = store.limit().filter(|l| *l < cfg.capacity) {
+        log::info!(
+            "pool {}: capacity {} bytes is more than its device offers; using {limit} bytes",
+            cfg.name,
+            cfg.capacity
+        );
+        cfg.capacity = limit;
+    }
+    // Oldest first, so the LRU clock starts in creation order.
+    found.sort_by_key(|f| f.meta.created);
+    Ok(OpenedPool { cfg, store, found })
+}
+
 impl State {
     /// Empty state: only the root directory.
     pub fn new() -> State {
@@ -233,6 +284,7 @@ impl State {
             mounted_at: SystemTime::now(),
             passthrough: false,
             pools: BTreeMap::new(),
+            opening: BTreeSet::new(),
             pool_nodes: HashMap::new(),
             chunks: HashMap::new(),
             handles: HashMap::new(),
@@ -253,10 +305,10 @@ impl State {
     }
 
     /// Returns freed charges to their pools.
-    fn give_back(&mut self, freed: Vec<(u64, u64)>) {
-        for (pool, bytes) in freed {
-            if let Some(p) = self.pool_nodes.get_mut(&pool) {
-                p.used = p.used.saturating_sub(bytes);
+    fn give_back(&mut self, freed: Vec<Charge>) {
+        for c in freed {
+            if let Some(p) = self.pool_nodes.get_mut(&c.pool.0) {
+                p.used = p.used.saturating_sub(c.bytes);
             }
         }
     }
@@ -310,39 +362,44 @@ impl State {
         self.tick
     }
 
-    /// Adds a pool, adopting the chunks already in its backing store.
+    /// Adds a pool, adopting the chunks already in its backing store (all under
+    /// the caller's hold on the state: for a mount not yet serving).
     pub fn add_pool(&mut self, cfg: PoolConfig) -> Result<(), FsError> {
-        validate_pool(&cfg)?;
+        self.reserve_pool(&cfg)?;
+        let name = cfg.name.clone();
+        match open_pool(cfg) {
+            Ok(opened) => self.insert_pool(opened),
+            Err(e) => {
+                self.unreserve_pool(&name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks pool `cfg` and holds its name while it is opened with [`open_pool`]
+    /// (outside the state lock: recovery and verification take long); then
+    /// [`State::insert_pool`], or [`State::unreserve_pool`] if opening failed.
+    pub fn reserve_pool(&mut self, cfg: &PoolConfig) -> Result<(), FsError> {
+        validate_pool(cfg)?;
+        if self.pools.contains_key(&cfg.name) || !self.opening.insert(cfg.name.clone()) {
+            return Err(FsError::PoolExists(cfg.name.clone()));
+        }
+        Ok(())
+    }
+
+    /// Lets go of a name [`State::reserve_pool`] held for a pool that did not open.
+    pub fn unreserve_pool(&mut self, name: &str) {
+        self.opening.remove(name);
+    }
+
+    /// Adds a pool opened by [`open_pool`] (its name reserved by
+    /// [`State::reserve_pool`]).
+    pub fn insert_pool(&mut self, opened: OpenedPool) -> Result<(), FsError> {
+        let OpenedPool { cfg, store, found } = opened;
+        self.opening.remove(&cfg.name);
         if self.pools.contains_key(&cfg.name) {
             return Err(FsError::PoolExists(cfg.name));
         }
-        let backing_err = |source: io::Error| FsError::Backing {
-            pool: cfg.name.clone(),
-            path: match &cfg.backing {
-                crate::Backing::Dir(p) => p.clone(),
-                crate::Backing::Devdax(d) => d.device.clone(),
-            },
-            source,
-        };
-        let store = Store::open(&cfg.backing).map_err(|e| match e {
-            OpenError::Io(e) => backing_err(e),
-            OpenError::Devdax(source) => FsError::Devdax {
-                pool: cfg.name.clone(),
-                source,
-            },
-        })?;
-        let mut found = store.adopt().map_err(backing_err)?;
-        let mut cfg = cfg;
-        if let Some(limit) = store.limit().filter(|l| *l < cfg.capacity) {
-            log::info!(
-                "pool {}: capacity {} bytes is more than its device offers; using {limit} bytes",
-                cfg.name,
-                cfg.capacity
-            );
-            cfg.capacity = limit;
-        }
-        // Oldest first, so the LRU clock starts in creation order.
-        found.sort_by_key(|f| f.meta.created);
         let pool_ino = self.alloc_ino();
         let mut pool = Pool {
             ino: pool_ino,
@@ -523,7 +580,12 @@ impl State {
     }
 
     /// Attributes of any inode.
-    pub fn attr(&self, ino: u64) -> Result<FileAttr, Errno> {
+    pub fn attr(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
+        self.attr_of(ino.0)
+    }
+
+    /// [`State::attr`] by raw inode number.
+    fn attr_of(&self, ino: u64) -> Result<FileAttr, Errno> {
         if ino == ROOT {
             return Ok(self.root_attr());
         }

@@ -3,6 +3,7 @@
 use crate::ratelimit::RateLimited;
 
 use super::*;
+use fuser::FileHandle;
 
 /// Refused `create`s (a uid at its staging cap) are logged at most 5 times a minute.
 static STAGING_LIMIT: RateLimited = RateLimited::new("create refusals (EMFILE)");
@@ -10,12 +11,13 @@ static STAGING_LIMIT: RateLimited = RateLimited::new("create refusals (EMFILE)")
 impl State {
     /// Looks `name` up in directory `parent`; `Ok(None)` means "no such entry"
     /// (cacheable by the kernel as a negative entry).
-    pub fn lookup(&mut self, parent: u64, name: &OsStr) -> Result<Option<FileAttr>, Errno> {
+    pub fn lookup(&mut self, parent: INodeNo, name: &OsStr) -> Result<Option<FileAttr>, Errno> {
+        let parent = parent.0;
         if parent == ROOT {
             let Some(&ino) = name.to_str().and_then(|n| self.pools.get(n)) else {
                 return Ok(None);
             };
-            return self.attr(ino).map(Some);
+            return self.attr_of(ino).map(Some);
         }
         if index::is_index_name(name) {
             return Ok(self.index_lookup(parent));
@@ -35,11 +37,12 @@ impl State {
             pool.counters.hits += 1;
         }
         c.nlookup += 1;
-        self.attr(ino).map(Some)
+        self.attr_of(ino).map(Some)
     }
 
     /// The kernel dropped `n` references to `ino`.
-    pub fn forget(&mut self, ino: u64, n: u64) {
+    pub fn forget(&mut self, ino: INodeNo, n: u64) {
+        let ino = ino.0;
         if let Some(c) = self.chunks.get_mut(&ino) {
             c.nlookup = c.nlookup.saturating_sub(n);
             self.drop_if_orphan(ino);
@@ -76,10 +79,13 @@ impl State {
             pool.set_listed(ino, false);
             // Until its memory is freed (last descriptor and last mapping gone),
             // the chunk stays charged; the reaper returns the charge then.
-            let watched = pool
-                .store
-                .file_path(&name)
-                .is_some_and(|path| self.reaper.watch(&path, pool.ino, c.charged));
+            let watched = pool.store.file_path(&name).is_some_and(|path| {
+                let charge = Charge {
+                    pool: INodeNo(pool.ino),
+                    bytes: c.charged,
+                };
+                self.reaper.watch(&path, charge)
+            });
             if watched {
                 c.charged = 0;
             } else if c.opens == 0 {
@@ -109,12 +115,13 @@ impl State {
     /// Creates and opens a staging chunk `name` in pool `parent`.
     pub fn create(
         &mut self,
-        parent: u64,
+        parent: INodeNo,
         name: &OsStr,
         mode: u32,
         (uid, pid): (u32, u32),
         open_backing: OpenBacking<'_>,
     ) -> Result<Opened, Errno> {
+        let parent = parent.0;
         let passthrough = self.passthrough;
         let max_staging = self.max_staging_per_uid;
         let held = self.staging_per_uid.get(&uid).copied().unwrap_or(0);
@@ -209,7 +216,7 @@ impl State {
         self.handles.insert(fh, ino);
         self.writable.insert(fh);
         Ok(Opened {
-            fh,
+            fh: FileHandle(fh),
             attr,
             backing,
             direct_io,
@@ -219,10 +226,11 @@ impl State {
     /// Opens chunk `ino`; `write` is whether the open asks for write access.
     pub fn open(
         &mut self,
-        ino: u64,
+        ino: INodeNo,
         write: bool,
         open_backing: OpenBacking<'_>,
     ) -> Result<Opened, Errno> {
+        let ino = ino.0;
         if let Some(opened) = self.index_open(ino, write, open_backing) {
             return opened;
         }
@@ -286,14 +294,14 @@ impl State {
         }
         c.last_used = tick;
         let backing = c.backing.clone();
-        let attr = self.attr(ino)?;
+        let attr = self.attr_of(ino)?;
         let fh = self.alloc_fh();
         self.handles.insert(fh, ino);
         if write {
             self.writable.insert(fh);
         }
         Ok(Opened {
-            fh,
+            fh: FileHandle(fh),
             attr,
             backing,
             direct_io,
@@ -302,7 +310,8 @@ impl State {
 
     /// Releases handle `fh`. The last handle of a staging chunk reclaims it; the
     /// last handle of an unlinked chunk returns its space.
-    pub fn release(&mut self, fh: u64) {
+    pub fn release(&mut self, fh: FileHandle) {
+        let fh = fh.0;
         let Some(ino) = self.handles.remove(&fh) else {
             return;
         };
@@ -346,7 +355,8 @@ impl State {
     }
 
     /// Unlinks `name` from pool `parent`.
-    pub fn unlink(&mut self, parent: u64, name: &OsStr) -> Result<(), Errno> {
+    pub fn unlink(&mut self, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
+        let parent = parent.0;
         let pool = self.pool_mut(parent)?;
         if index::is_index_name(name) {
             return Err(Errno::EPERM);
@@ -365,15 +375,41 @@ impl State {
         Ok(())
     }
 
+    /// Before renaming `name` to `newname` in pool `parent`: if that publishes a
+    /// chunk whose data the daemon serves (devdax), its open data, which the caller
+    /// seals ([`ChunkFile::seal`]: write-back and checksum) without holding the
+    /// state lock, then calls [`State::rename`] (and unseals it if that fails).
+    pub fn publish_prepare(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        newname: &OsStr,
+    ) -> Option<Arc<ChunkFile>> {
+        let parent = parent.0;
+        if is_staging_name(newname) {
+            return None;
+        }
+        let pool = self.pool_nodes.get(&parent)?;
+        if pool.store.passthrough() {
+            return None;
+        }
+        let c = self.chunks.get(pool.entries.get(name)?)?;
+        (c.phase == Phase::Staging)
+            .then(|| c.file.clone())
+            .flatten()
+    }
+
     /// Renames within a pool; publishing is `staging name -> key`.
     pub fn rename(
         &mut self,
-        parent: u64,
+        parent: INodeNo,
         name: &OsStr,
-        newparent: u64,
+        newparent: INodeNo,
         newname: &OsStr,
         flags: u32,
     ) -> Result<(), Errno> {
+        let parent = parent.0;
+        let newparent = newparent.0;
         if parent == ROOT || newparent == ROOT {
             return Err(Errno::EPERM);
         }

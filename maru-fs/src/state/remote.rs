@@ -5,7 +5,6 @@ use std::ffi::OsStr;
 use std::io;
 
 use super::{is_staging_name, Chunk, State};
-use crate::backing::Found;
 use crate::devdax::KeyRef;
 use crate::notify::Notice;
 
@@ -33,7 +32,7 @@ impl State {
         p.entries.insert(key.to_os_string(), ino);
         p.set_listed(ino, !is_staging_name(key));
         self.chunks
-            .insert(ino, Chunk::adopted(pool_ino, Found::from(found), 0, tick));
+            .insert(ino, Chunk::adopted(pool_ino, found, 0, tick));
         // A lookup of the key before it existed left a negative entry in the
         // kernel's cache: drop it, so the key is visible at once.
         self.notices.push(Notice::InvalEntry {

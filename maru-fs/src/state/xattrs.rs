@@ -4,7 +4,8 @@ use super::*;
 
 impl State {
     /// Value of xattr `name` on `ino`.
-    pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>, Errno> {
+    pub fn getxattr(&self, ino: INodeNo, name: &OsStr) -> Result<Vec<u8>, Errno> {
+        let ino = ino.0;
         if let Some(p) = self.pool_nodes.get(&ino) {
             if let Some(v) = p
                 .store
@@ -40,7 +41,8 @@ impl State {
     }
 
     /// NUL-separated xattr names of `ino`.
-    pub fn listxattr(&self, ino: u64) -> Vec<u8> {
+    pub fn listxattr(&self, ino: INodeNo) -> Vec<u8> {
+        let ino = ino.0;
         let devdax = |pool: u64| {
             self.pool_nodes
                 .get(&pool)
@@ -76,11 +78,12 @@ impl State {
     /// Sets (or with `value == None` removes) a writer's `user.*` xattr on a staging chunk.
     pub fn setxattr(
         &mut self,
-        ino: u64,
+        ino: INodeNo,
         name: &OsStr,
         value: Option<&[u8]>,
         flags: i32,
     ) -> Result<(), Errno> {
+        let ino = ino.0;
         let Some(c) = self.chunks.get_mut(&ino) else {
             return Err(if self.pool_nodes.contains_key(&ino) || ino == ROOT {
                 Errno::EPERM
