@@ -4,10 +4,10 @@ use super::locate::Seg;
 use super::size::{decimal_note, parse_bytes, parse_size, SizeSpec, SIZE_HINT};
 use super::suggest::hint;
 use super::{
-    ClusterSpec, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, MetricsSpec,
+    ClusterSpec, Coherence, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, MetricsSpec,
     NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
-use serde_yaml_ng::{Mapping, Value};
+use super::yaml::{Mapping, Value};
 use std::path::PathBuf;
 
 const TOP_KEYS: &[&str] = &["mount", "pools", "cluster", "metrics"];
@@ -92,7 +92,6 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
     }
 }
 
@@ -733,23 +732,23 @@ impl Parser {
                 }
             },
         };
-        let coherent = match map.get("coherence") {
-            None => false,
-            Some(Value::String(s)) if s == "none" => false,
-            Some(Value::String(s)) if s == "hardware" => true,
+        let coherence = match map.get("coherence") {
+            None => Coherence::None,
+            Some(Value::String(s)) if s == "none" => Coherence::None,
+            Some(Value::String(s)) if s == "hardware" => Coherence::Hardware,
             Some(v) => {
                 self.err(
                     at(path, val("coherence")),
                     format!("`coherence` is `none` (the default: chunks are written back from the CPU caches at publish and another host's chunks invalidated before reading) or `hardware` (the device keeps the hosts' caches coherent); found `{}`", show(v)),
                 );
-                false
+                Coherence::None
             }
         };
         if self.diags.len() > before {
             return None;
         }
         Some(SourceSpec::Devdax(DevdaxSpec {
-            coherent,
+            coherence,
             select: select?,
             offset: offset?,
             length,

@@ -402,7 +402,7 @@ fn devdax_of(
         verify_data: d.verify_data,
         lease_timeout: std::time::Duration::from_millis(d.lease_timeout_ms),
         shared: false,
-        coherent: d.coherent,
+        coherence: d.coherence,
     };
     Some((plan, host.devices_for_dax(dax)))
 }

@@ -114,10 +114,7 @@ fn fs_pool(
             ),
         },
         capacity: p.size,
-        eviction: match p.eviction {
-            config::Eviction::Lru => maru_fs::Eviction::Lru,
-            config::Eviction::None => maru_fs::Eviction::None,
-        },
+        eviction: p.eviction,
         max_chunk_size: p.max_chunk_size,
         uid: p.uid,
         gid: p.gid,
