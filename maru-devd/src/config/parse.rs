@@ -3,11 +3,11 @@
 use super::locate::Seg;
 use super::size::{decimal_note, parse_bytes, parse_size, SizeSpec, SIZE_HINT};
 use super::suggest::hint;
-use super::{
-    ClusterSpec, Coherence, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, MetricsSpec,
-    NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
-};
 use super::yaml::{Mapping, Value};
+use super::{
+    ClusterSpec, Coherence, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec,
+    MetricsSpec, NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
+};
 use std::path::PathBuf;
 
 const TOP_KEYS: &[&str] = &["mount", "pools", "cluster", "metrics"];
@@ -625,7 +625,7 @@ impl Parser {
         let given: Vec<&str> = DEVDAX_SELECTORS
             .iter()
             .copied()
-            .filter(|k| map.get(*k).is_some())
+            .filter(|k| map.get(k).is_some())
             .collect();
         let select = match given.as_slice() {
             ["device"] => match map.get("device") {

@@ -357,7 +357,7 @@ fn devdax_of(
     };
     let range_path = |k: &str| pool_path(spec, &["source", "devdax", k]);
     let before = diags.len();
-    if d.offset % align != 0 || d.offset >= size {
+    if !d.offset.is_multiple_of(align) || d.offset >= size {
         diags.push(Diag {
             path: range_path("offset"),
             msg: format!(
