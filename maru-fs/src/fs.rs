@@ -82,6 +82,12 @@ impl MaruFs {
     pub fn new(shared: Arc<Shared>) -> MaruFs {
         MaruFs { shared }
     }
+
+    /// Counts `e` against the pool of `ino` (the pool's errors by errno) and returns it.
+    fn failed(&self, ino: INodeNo, e: Errno) -> Errno {
+        self.shared.with(|s| s.count_error(ino.0, e));
+        e
+    }
 }
 
 /// The attributes sent with a negative entry (only the zero inode number matters).
@@ -152,13 +158,13 @@ impl Filesystem for MaruFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if name.len() > NAME_MAX {
-            return reply.error(Errno::ENAMETOOLONG);
+            return reply.error(self.failed(parent, Errno::ENAMETOOLONG));
         }
         match self.shared.with(|s| s.lookup(parent.0, name)) {
             Ok(Some(attr)) => reply.entry(&TTL, &attr, Generation(0)),
             // A zero inode number is a negative entry the kernel caches for TTL.
             Ok(None) => reply.entry(&TTL, &negative_attr(), Generation(0)),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(parent, e)),
         }
     }
 
@@ -169,7 +175,7 @@ impl Filesystem for MaruFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.shared.with(|s| s.attr(ino.0)) {
             Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -197,14 +203,14 @@ impl Filesystem for MaruFs {
             .with(|s| s.setattr(ino.0, size, mode, owner_change))
         {
             Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
     fn mknod(
         &self,
         _req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
         _umask: u32,
@@ -212,30 +218,30 @@ impl Filesystem for MaruFs {
         reply: ReplyEntry,
     ) {
         // Chunks are made with open(O_CREAT) only.
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn mkdir(
         &self,
         _req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.shared.with(|s| s.unlink(parent.0, name)) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(parent, e)),
         }
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EPERM);
+    fn rmdir(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn rename(
@@ -253,7 +259,7 @@ impl Filesystem for MaruFs {
             .with(|s| s.rename(parent.0, name, newparent.0, newname, flags.bits()))
         {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(parent, e)),
         }
     }
 
@@ -266,7 +272,7 @@ impl Filesystem for MaruFs {
                 Some(id) => reply.opened_passthrough(FileHandle(o.fh), FopenFlags::empty(), id),
                 None => reply.opened(FileHandle(o.fh), open_flags(&o)),
             },
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -309,7 +315,7 @@ impl Filesystem for MaruFs {
                     open_flags(&o),
                 ),
             },
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(parent, e)),
         }
     }
 
@@ -326,7 +332,7 @@ impl Filesystem for MaruFs {
     ) {
         match self.shared.with(|s| s.read(ino.0, offset, size)) {
             Ok(data) => reply.data(&data),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -344,7 +350,7 @@ impl Filesystem for MaruFs {
     ) {
         match self.shared.with(|s| s.write(ino.0, offset, data)) {
             Ok(n) => reply.written(n),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -402,7 +408,7 @@ impl Filesystem for MaruFs {
             .with(|s| s.fallocate_begin(ino.0, offset, length, mode))
         {
             Ok(v) => v,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(self.failed(ino, e)),
         };
         // Zeroing memory takes a while: not under the state lock.
         match file.allocate(mode, offset, length) {
@@ -411,7 +417,7 @@ impl Filesystem for MaruFs {
                 if let Some(old) = undo {
                     self.shared.with(|s| s.undo_growth(ino.0, old));
                 }
-                reply.error(Errno::from(e));
+                reply.error(self.failed(ino, Errno::from(e)));
             }
         }
     }
@@ -419,14 +425,14 @@ impl Filesystem for MaruFs {
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.shared.with(|s| s.opendir(ino.0, req.uid(), req.pid())) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
@@ -438,7 +444,7 @@ impl Filesystem for MaruFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -473,14 +479,14 @@ impl Filesystem for MaruFs {
                 ino.0
             )
         });
-        reply.error(Errno::ENOTTY);
+        reply.error(self.failed(ino, Errno::ENOTTY));
     }
 
     fn link(
         &self,
         req: &Request,
         _ino: INodeNo,
-        _newparent: INodeNo,
+        newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
@@ -491,13 +497,13 @@ impl Filesystem for MaruFs {
                 req.uid()
             )
         });
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(newparent, Errno::EPERM));
     }
 
     fn symlink(
         &self,
         req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         link_name: &OsStr,
         _target: &std::path::Path,
         reply: ReplyEntry,
@@ -509,7 +515,7 @@ impl Filesystem for MaruFs {
                 req.uid()
             )
         });
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
@@ -544,12 +550,15 @@ impl Filesystem for MaruFs {
             .with(|s| s.setxattr(ino.0, name, Some(value), flags))
         {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let value = self.shared.with(|s| s.getxattr(ino.0, name));
+        let value = self
+            .shared
+            .with(|s| s.getxattr(ino.0, name))
+            .map_err(|e| self.failed(ino, e));
         reply_xattr(reply, size, value);
     }
 
@@ -561,7 +570,7 @@ impl Filesystem for MaruFs {
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.shared.with(|s| s.setxattr(ino.0, name, None, 0)) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
