@@ -13,9 +13,10 @@ need_pkgs=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if command -v dpkg-query >/dev/null 2>&1; then
     # etcd-server and etcd-client: the multi-host tests start a real etcd (docs/multihost.md);
-    # protobuf-compiler: the etcd client crate compiles etcd's protocol at build time.
+    # protobuf-compiler: the etcd client crate compiles etcd's protocol at build time;
+    # systemd: systemd-analyze checks the shipped unit offline (maru-devd/tests/unit_file.rs).
     for p in pkg-config libudev-dev fuse3 gcc make util-linux attr binutils python3 python3-venv python3-pip \
-        etcd-server etcd-client protobuf-compiler; do
+        etcd-server etcd-client protobuf-compiler systemd; do
         have_pkg "$p" || need_pkgs+=("$p")
     done
 else
