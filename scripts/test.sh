@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every Maru test. This is the README's test command.
 #
-# Run it as yourself or as root. As the caller it checks formatting and lints, runs the
+# Run it as yourself or as root. As the caller it checks formatting and lints, the
+# dependency policy (cargo deny, when installed), runs the
 # C ABI test (tests/c/run.sh: header/exports check, SONAME, install with pkg-config),
 # builds every test, and installs the Python package into .venv-test with
 # `pip install ./python` (which compiles and bundles libmaru). The Rust and Python tests
@@ -22,6 +23,15 @@ if [ -z "${MARU_ELEVATED:-}" ]; then
     echo "== format and lints"
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
+
+    echo "== dependency policy: cargo deny check bans licenses sources (deny.toml)"
+    if cargo deny --version >/dev/null 2>&1; then
+        # The advisories check needs the RustSec database from GitHub; a CI with network
+        # access adds `cargo deny check advisories`.
+        cargo deny --locked check bans licenses sources
+    else
+        echo "   SKIPPED: cargo-deny is not installed; MARU_INSTALL_CARGO_DENY=1 ./scripts/setup.sh installs it"
+    fi
 
     echo "== C ABI test"
     ./tests/c/run.sh

@@ -337,6 +337,18 @@ pub fn render(source: &Source) -> String {
         "Chunks removed by clients (unlink through the mount) since the mount.",
         &per_pool(&|s| s.removals),
     );
+    let errors: Vec<(String, u64)> = stats
+        .iter()
+        .flat_map(|s| {
+            s.errors.iter().map(|(errno, n)| {
+                (
+                    format!("{{pool=\"{}\",errno=\"{}\"}}", label(&s.name), label(errno)),
+                    *n,
+                )
+            })
+        })
+        .collect();
+    family(&mut out, "maru_pool_errors_total", "counter", "Requests on the pool or its chunks that maru-fs answered with an error since the mount, by errno (ENOSPC: full with nothing evictable; EEXIST: the key is already published; ...). A series appears with its errno's first error.", &errors);
     family(
         &mut out,
         "maru_pool_quarantined_bytes",

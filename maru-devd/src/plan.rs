@@ -1,6 +1,6 @@
 //! The plan: what the daemon will set up for a checked configuration.
 
-use crate::config::{DevdaxFormat, Eviction};
+use crate::config::{Coherence, DevdaxFormat, Eviction};
 use crate::units::human;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -77,8 +77,8 @@ pub struct DevdaxPlan {
     pub lease_timeout: std::time::Duration,
     /// Served by several hosts at once, coordinated through the cluster.
     pub shared: bool,
-    /// The hosts' CPU caches are kept coherent by the hardware.
-    pub coherent: bool,
+    /// Whether the hardware keeps the hosts' CPU caches coherent.
+    pub coherence: Coherence,
 }
 
 impl DevdaxPlan {
@@ -104,21 +104,14 @@ impl DevdaxPlan {
             offset: self.offset,
             len: Some(self.length),
             sysfs_dir: Some(self.sysfs_dir.clone()),
-            format: match self.format {
-                DevdaxFormat::IfBlank => maru_fs::devdax::FormatPolicy::IfBlank,
-                DevdaxFormat::Never => maru_fs::devdax::FormatPolicy::Never,
-            },
+            format: self.format,
             verify_data: self.verify_data,
             owner: maru_fs::devdax::OwnerPolicy {
                 timeout: self.lease_timeout,
                 takeover,
             },
             shared,
-            coherence: if self.coherent {
-                maru_fs::devdax::Coherence::Hardware
-            } else {
-                maru_fs::devdax::Coherence::None
-            },
+            coherence: self.coherence,
             progress: None,
         }
     }
@@ -253,7 +246,7 @@ impl Plan {
                         let _ = writeln!(
                             s,
                             "  shared:   served by every host of the cluster at once: identity, arenas, publishes and removals coordinated through etcd; reads stay local; coherence {}",
-                            if d.coherent {
+                            if d.coherence == Coherence::Hardware {
                                 "hardware (no cache flushes)"
                             } else {
                                 "none (chunks written back at publish, other hosts' chunks invalidated before reading)"

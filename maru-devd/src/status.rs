@@ -47,48 +47,22 @@ pub struct StatusReport {
     pub pools: Vec<PoolReport>,
 }
 
-/// One pool in the status report.
+/// One pool in the status report: maru-fs's statistics of the pool (flattened into the
+/// JSON object: `name`, `capacity`, `used_bytes`, counters, `errors`...) and what the
+/// daemon knows about it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PoolReport {
-    /// Pool name.
-    pub name: String,
+    /// The pool's occupancy and counters since the mount.
+    #[serde(flatten)]
+    pub stats: maru_fs::PoolStats,
     /// NUMA node of its pages.
     pub node: u32,
     /// Backing tmpfs directory.
     pub backing: PathBuf,
-    /// `online`, or `offline`.
+    /// `online`, or `offline` (the same as `online`, in words).
     pub state: String,
-    /// Why it is offline.
-    pub offline_reason: Option<String>,
     /// Devices whose removal takes the pool offline.
     pub devices: Vec<String>,
-    /// Configured capacity in bytes.
-    pub capacity: u64,
-    /// Bytes charged to chunks.
-    pub used_bytes: u64,
-    /// Bytes of chunks open or mapped.
-    pub pinned_bytes: u64,
-    /// Published chunks.
-    pub published_chunks: u64,
-    /// Staging chunks.
-    pub staging_chunks: u64,
-    /// Creates since mount.
-    pub creates: u64,
-    /// Publishes since mount.
-    pub publishes: u64,
-    /// Lookups that reached the daemon.
-    pub lookups: u64,
-    /// Lookups that found a chunk.
-    pub hits: u64,
-    /// Evictions.
-    pub evictions: u64,
-    /// Chunks removed by clients (unlink) since mount.
-    #[serde(default)]
-    pub removals: u64,
-    /// READ requests the daemon served (0 while passthrough works).
-    pub read_requests: u64,
-    /// WRITE requests the daemon served (0 while passthrough works).
-    pub write_requests: u64,
     /// What the plan warned about: `node: auto` fell back to node 0, memory in ZONE_MOVABLE.
     pub warnings: Vec<String>,
     /// For a shared pool: its cluster state as this host sees it.
@@ -155,30 +129,35 @@ fn render(r: &StatusReport) -> String {
         if r.no_new_privs { "yes" } else { "no" }
     );
     for p in &r.pools {
-        let state = match &p.offline_reason {
+        let st = &p.stats;
+        let state = match &st.offline_reason {
             Some(why) => format!("{} ({why})", p.state),
             None => p.state.clone(),
         };
         let _ = writeln!(
             s,
             "pool {} [{state}] node {}, backing {}",
-            p.name,
+            st.name,
             p.node,
             p.backing.display()
         );
-        let _ = writeln!(s, "  capacity {}", human(p.capacity));
-        let _ = writeln!(s, "  used     {}", human(p.used_bytes));
-        let _ = writeln!(s, "  pinned   {}", human(p.pinned_bytes));
+        let _ = writeln!(s, "  capacity {}", human(st.capacity));
+        let _ = writeln!(s, "  used     {}", human(st.used_bytes));
+        let _ = writeln!(s, "  pinned   {}", human(st.pinned_bytes));
         let _ = writeln!(
             s,
             "  chunks   {} published, {} staging; creates {}, publishes {}, lookups {}, hits {}, evictions {}",
-            p.published_chunks, p.staging_chunks, p.creates, p.publishes, p.lookups, p.hits, p.evictions
+            st.published_chunks, st.staging_chunks, st.creates, st.publishes, st.lookups, st.hits, st.evictions
         );
         let _ = writeln!(
             s,
             "  daemon data requests: {} read, {} write (0 = zero-copy passthrough)",
-            p.read_requests, p.write_requests
+            st.read_requests, st.write_requests
         );
+        if !st.errors.is_empty() {
+            let errors: Vec<String> = st.errors.iter().map(|(e, n)| format!("{e} {n}")).collect();
+            let _ = writeln!(s, "  errors   {}", errors.join(", "));
+        }
         if let Some(c) = &p.cluster {
             let list = |v: &Option<Vec<String>>| match v {
                 None => "(etcd did not answer)".to_string(),

@@ -21,7 +21,9 @@ fn unit_of(bytes: u64) -> Option<(&'static str, u64)> {
 pub fn human(bytes: u64) -> String {
     match unit_of(bytes) {
         None => format!("{bytes} bytes"),
-        Some((name, m)) if bytes % m == 0 => format!("{bytes} bytes ({} {name})", bytes / m),
+        Some((name, m)) if bytes.is_multiple_of(m) => {
+            format!("{bytes} bytes ({} {name})", bytes / m)
+        }
         Some((name, m)) => format!("{bytes} bytes ({:.1} {name})", bytes as f64 / m as f64),
     }
 }

@@ -180,6 +180,62 @@ fn metrics_endpoint_reports_each_pool_and_the_mount_is_fuse_maru() {
 }
 
 #[test]
+fn failed_requests_are_counted_by_errno_in_metrics_and_status() {
+    if !can_run_daemon() {
+        return;
+    }
+    let w = World::new(&pool("kv", "4MiB", "    eviction: none\n"));
+    let port = free_port();
+    let cfg = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        format!("{cfg}metrics: {{listen: \"127.0.0.1:{port}\"}}\n"),
+    )
+    .unwrap();
+    let d = w.start();
+    let kv = w.mnt.join("kv");
+
+    // EEXIST: publishing a second chunk under a key already published (first writer wins).
+    // Staging files stay open until published: the last close of one reclaims it.
+    let mut first = std::fs::File::create(kv.join(".a")).unwrap();
+    first.write_all(b"first").unwrap();
+    std::fs::rename(kv.join(".a"), kv.join("key")).unwrap();
+    let mut second = std::fs::File::create(kv.join(".b")).unwrap();
+    second.write_all(b"second").unwrap();
+    let err = std::fs::rename(kv.join(".b"), kv.join("key")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+    // ENOSPC: growing a staging chunk past the 4 MiB pool, which may not evict.
+    let big = std::fs::File::create(kv.join(".big")).unwrap();
+    let err = big.set_len(8 << 20).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+
+    let resp = get(
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap(),
+        "/metrics",
+    );
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    assert_eq!(
+        sample(body, "maru_pool_errors_total{pool=\"kv\",errno=\"EEXIST\"}"),
+        Some(1),
+        "{body}"
+    );
+    assert_eq!(
+        sample(body, "maru_pool_errors_total{pool=\"kv\",errno=\"ENOSPC\"}"),
+        Some(1),
+        "{body}"
+    );
+    assert!(body.contains("# TYPE maru_pool_errors_total counter\n"));
+
+    let v = w.status_json().unwrap();
+    assert_eq!(v["pools"][0]["errors"]["EEXIST"], 1, "{v}");
+    assert_eq!(v["pools"][0]["errors"]["ENOSPC"], 1, "{v}");
+    let table = text(&w.devd(&["status"]));
+    assert!(table.contains("  errors   EEXIST 1, ENOSPC 1\n"), "{table}");
+    drop((first, second, big));
+    assert!(d.stop());
+}
+
+#[test]
 fn a_metrics_listen_address_off_loopback_is_a_config_error() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("m.yaml");

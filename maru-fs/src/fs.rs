@@ -82,6 +82,12 @@ impl MaruFs {
     pub fn new(shared: Arc<Shared>) -> MaruFs {
         MaruFs { shared }
     }
+
+    /// Counts `e` against the pool of `ino` (the pool's errors by errno) and returns it.
+    fn failed(&self, ino: INodeNo, e: Errno) -> Errno {
+        self.shared.with(|s| s.count_error(ino.0, e));
+        e
+    }
 }
 
 /// The attributes sent with a negative entry (only the zero inode number matters).
@@ -157,13 +163,13 @@ impl Filesystem for MaruFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         if name.len() > NAME_MAX {
-            return reply.error(Errno::ENAMETOOLONG);
+            return reply.error(self.failed(parent, Errno::ENAMETOOLONG));
         }
         match self.shared.with(|s| s.lookup(parent, name)) {
             Ok(Some(attr)) => reply.entry(&TTL, &attr, Generation(0)),
             // A zero inode number is a negative entry the kernel caches for TTL.
             Ok(None) => reply.entry(&TTL, &negative_attr(), Generation(0)),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(parent, e)),
         }
     }
 
@@ -174,7 +180,7 @@ impl Filesystem for MaruFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.shared.with(|s| s.attr(ino)) {
             Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -203,25 +209,25 @@ impl Filesystem for MaruFs {
                 .with(|s| s.truncate_begin(ino, new, owner_change))
             {
                 Ok(v) => v,
-                Err(e) => return reply.error(e),
+                Err(e) => return reply.error(self.failed(ino, e)),
             };
             // A devdax chunk zeroes or moves its bytes: not under the state lock.
             if let Err(e) = file.set_len(new) {
                 // Undo the charge; evictions already made stay made.
                 self.shared.with(|s| s.undo_growth(ino, old));
-                return reply.error(errno(&e));
+                return reply.error(self.failed(ino, errno(&e)));
             }
         }
         match self.shared.with(|s| s.setattr(ino, mode, owner_change)) {
             Ok(attr) => reply.attr(&TTL, &attr),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
     fn mknod(
         &self,
         _req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
         _umask: u32,
@@ -229,30 +235,30 @@ impl Filesystem for MaruFs {
         reply: ReplyEntry,
     ) {
         // Chunks are made with open(O_CREAT) only.
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn mkdir(
         &self,
         _req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.shared.with(|s| s.unlink(parent, name)) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(parent, e)),
         }
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EPERM);
+    fn rmdir(&self, _req: &Request, parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn rename(
@@ -272,7 +278,7 @@ impl Filesystem for MaruFs {
             .with(|s| s.publish_prepare(parent, name, newname));
         if let Some(file) = &sealed {
             if let Err(e) = file.seal() {
-                return reply.error(errno(&e));
+                return reply.error(self.failed(parent, errno(&e)));
             }
         }
         match self
@@ -284,7 +290,7 @@ impl Filesystem for MaruFs {
                 if let Some(file) = &sealed {
                     file.unseal();
                 }
-                reply.error(e)
+                reply.error(self.failed(parent, e))
             }
         }
     }
@@ -298,7 +304,7 @@ impl Filesystem for MaruFs {
                 Some(id) => reply.opened_passthrough(o.fh, FopenFlags::empty(), id),
                 None => reply.opened(o.fh, open_flags(&o)),
             },
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -329,7 +335,7 @@ impl Filesystem for MaruFs {
                 ),
                 None => reply.created(&TTL, &o.attr, Generation(0), o.fh, open_flags(&o)),
             },
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(parent, e)),
         }
     }
 
@@ -346,13 +352,13 @@ impl Filesystem for MaruFs {
     ) {
         let file = match self.shared.with(|s| s.read_begin(ino)) {
             Ok(f) => f,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(self.failed(ino, e)),
         };
         // The copy is made without the state lock.
         let mut buf = vec![0u8; size as usize];
         match file.read_at(&mut buf, offset) {
             Ok(n) => reply.data(&buf[..n]),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.failed(ino, errno(&e))),
         }
     }
 
@@ -370,12 +376,12 @@ impl Filesystem for MaruFs {
     ) {
         let file = match self.shared.with(|s| s.write_begin(ino, offset, data.len())) {
             Ok(f) => f,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(self.failed(ino, e)),
         };
         // The copy is made without the state lock.
         match file.write_all_at(data, offset) {
             Ok(()) => reply.written(data.len() as u32),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.failed(ino, errno(&e))),
         }
     }
 
@@ -433,7 +439,7 @@ impl Filesystem for MaruFs {
             .with(|s| s.fallocate_begin(ino, offset, length, mode))
         {
             Ok(v) => v,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(self.failed(ino, e)),
         };
         // Zeroing memory takes a while: not under the state lock.
         match file.allocate(mode, offset, length) {
@@ -442,7 +448,7 @@ impl Filesystem for MaruFs {
                 if let Some(old) = undo {
                     self.shared.with(|s| s.undo_growth(ino, old));
                 }
-                reply.error(errno(&e));
+                reply.error(self.failed(ino, errno(&e)));
             }
         }
     }
@@ -450,14 +456,14 @@ impl Filesystem for MaruFs {
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.shared.with(|s| s.opendir(ino, req.uid(), req.pid())) {
             Ok(fh) => reply.opened(fh, FopenFlags::empty()),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
@@ -469,7 +475,7 @@ impl Filesystem for MaruFs {
         });
         match res {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
@@ -504,14 +510,14 @@ impl Filesystem for MaruFs {
                 ino.0
             )
         });
-        reply.error(Errno::ENOTTY);
+        reply.error(self.failed(ino, Errno::ENOTTY));
     }
 
     fn link(
         &self,
         req: &Request,
         _ino: INodeNo,
-        _newparent: INodeNo,
+        newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
@@ -522,13 +528,13 @@ impl Filesystem for MaruFs {
                 req.uid()
             )
         });
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(newparent, Errno::EPERM));
     }
 
     fn symlink(
         &self,
         req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         link_name: &OsStr,
         _target: &std::path::Path,
         reply: ReplyEntry,
@@ -540,7 +546,7 @@ impl Filesystem for MaruFs {
                 req.uid()
             )
         });
-        reply.error(Errno::EPERM);
+        reply.error(self.failed(parent, Errno::EPERM));
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
@@ -575,12 +581,15 @@ impl Filesystem for MaruFs {
             .with(|s| s.setxattr(ino, name, Some(value), flags))
         {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let value = self.shared.with(|s| s.getxattr(ino, name));
+        let value = self
+            .shared
+            .with(|s| s.getxattr(ino, name))
+            .map_err(|e| self.failed(ino, e));
         reply_xattr(reply, size, value);
     }
 
@@ -592,7 +601,7 @@ impl Filesystem for MaruFs {
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.shared.with(|s| s.setxattr(ino, name, None, 0)) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(self.failed(ino, e)),
         }
     }
 

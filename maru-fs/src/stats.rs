@@ -1,10 +1,16 @@
 //! Per-pool statistics, read by the daemon through [`crate::Control::stats`], and
 //! the books behind `used_bytes` ([`crate::Control::charges`]).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 /// A snapshot of one pool's counters and occupancy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct PoolStats {
     /// Pool name.
     pub name: String,
@@ -38,6 +44,9 @@ pub struct PoolStats {
     pub read_requests: u64,
     /// WRITE requests served by the daemon (0 while passthrough works).
     pub write_requests: u64,
+    /// Requests on the pool or its chunks the daemon answered with an error since mount,
+    /// by errno name (`ENOSPC`, `EEXIST`, ...; a number for an errno without a name).
+    pub errors: BTreeMap<String, u64>,
 }
 
 /// One pool's books: what `used_bytes` is made of. `used_bytes` always equals the

@@ -1,6 +1,6 @@
 //! Finds where a node of a YAML document sits (line and column), for error messages.
 //!
-//! `serde_yaml_ng::Value` carries no positions, but the deserializer stamps every error a
+//! [`super::yaml::Value`] carries no positions, but the deserializer stamps every error a
 //! visitor raises with the position of the node being visited. [`locate`] re-reads the
 //! document with a visitor that walks down a [`Seg`] path and fails on purpose at the target
 //! node, then takes the position from that error. Configs are a few lines long, so the extra
@@ -31,14 +31,32 @@ pub struct Pos {
 
 /// Returns the position of the node `path` names in `text`, if the path exists.
 pub fn locate(text: &str, path: &[Seg]) -> Option<Pos> {
-    let de = serde_yaml_ng::Deserializer::from_str(text);
-    match (Probe { path }).deserialize(de) {
+    match serde_saphyr::with_deserializer_from_str(text, |de| (Probe { path }).deserialize(de)) {
         Ok(()) => None,
-        Err(e) if e.to_string().contains(MARKER) => e.location().map(|l| Pos {
-            line: l.line(),
-            col: l.column(),
-        }),
+        Err(e) if message(&e) == MARKER => position(&e),
         Err(_) => None,
+    }
+}
+
+/// Where a reader error points, if it knows.
+pub fn position(e: &serde_saphyr::Error) -> Option<Pos> {
+    let l = e.location()?;
+    Some(Pos {
+        line: usize::try_from(l.line()).ok().filter(|&n| n > 0)?,
+        col: usize::try_from(l.column()).ok().filter(|&n| n > 0)?,
+    })
+}
+
+/// A reader error's message alone: no position, no source snippet, and no parser context
+/// (`while parsing a flow mapping, did not find expected ',' or '}'` keeps what was expected).
+pub fn message(e: &serde_saphyr::Error) -> String {
+    let mut msg = e.without_snippet().to_string();
+    if let Some(cut) = msg.find(" at line ") {
+        msg.truncate(cut);
+    }
+    match msg.strip_prefix("while ").and_then(|m| m.split_once(", ")) {
+        Some((_, problem)) => problem.to_string(),
+        None => msg,
     }
 }
 

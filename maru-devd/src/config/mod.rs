@@ -6,6 +6,7 @@ mod parse;
 pub mod size;
 mod suggest;
 mod validate;
+mod yaml;
 
 use locate::{locate, Seg};
 use size::SizeSpec;
@@ -118,8 +119,8 @@ pub struct DevdaxSpec {
     /// How long the owner lease's heartbeat may stand still before its holder counts
     /// as gone, in milliseconds (default 5000).
     pub lease_timeout_ms: u64,
-    /// `coherence: hardware`: the hosts' CPU caches are coherent (default: not).
-    pub coherent: bool,
+    /// Whether the hosts' CPU caches are coherent (`coherence:`, default: not).
+    pub coherence: Coherence,
 }
 
 /// How a `devdax` source names its device.
@@ -134,14 +135,12 @@ pub enum DaxSel {
     MemdevSerial(u64),
 }
 
-/// `format:` of a devdax source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DevdaxFormat {
-    /// `if-blank` (default): a range whose two header copies are all zeros becomes a new pool.
-    IfBlank,
-    /// `never`: a range without a pool header is refused.
-    Never,
-}
+/// `format:` of a devdax source, maru-fs's own type: `if-blank` (default) is
+/// [`DevdaxFormat::IfBlank`], `never` is [`DevdaxFormat::Never`].
+pub use maru_fs::devdax::FormatPolicy as DevdaxFormat;
+
+/// `coherence:` of a devdax source, maru-fs's own type: `none` (default) or `hardware`.
+pub use maru_fs::devdax::Coherence;
 
 /// A NUMA node as the config selects it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,15 +160,9 @@ pub enum IdSpec {
     Id(u32),
 }
 
-/// Eviction policy of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Eviction {
-    /// Evict least recently used unpinned published chunks when full.
-    Lru,
-    /// Fail with ENOSPC when full.
-    None,
-}
+/// `eviction:` of a pool, maru-fs's own type: `lru` (default) or `none` (a full pool
+/// answers ENOSPC).
+pub use maru_fs::Eviction;
 
 /// A problem tied to a node of the document (resolved to a position by [`ConfigError`]).
 #[derive(Debug, Clone)]
@@ -295,28 +288,20 @@ impl Source {
 
     /// Parses the text into a [`Config`] (structure and syntax only).
     pub fn parse(&self) -> Result<Config, ConfigErrors> {
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&self.text).map_err(|e| {
+        let doc = yaml::from_str(&self.text).map_err(|e| {
             let tabs = self.tab_errors();
             if !tabs.is_empty() {
                 return ConfigErrors(tabs);
             }
-            let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            let mut msg = e.to_string();
-            if let Some(cut) = msg.find(" at line ") {
-                msg.truncate(cut);
-            }
-            let (line, col, msg) = match duplicate_key(&msg) {
-                Some(key) => match second_key(&self.text, line, col, key) {
-                    Some((l, first)) => (
-                        l,
-                        col,
-                        format!(
-                            "duplicate key `{key}` (first at line {first}); keep only one of them"
-                        ),
-                    ),
-                    None => (line, col, format!("YAML syntax error: {msg}")),
-                },
-                None => (line, col, format!("YAML syntax error: {msg}")),
+            let (line, col) = locate::position(&e).map_or((1, 1), |p| (p.line, p.col));
+            let msg = locate::message(&e);
+            let duplicate = duplicate_key(&msg)
+                .and_then(|key| Some((key, first_key(&self.text, line, col, key)?)));
+            let msg = match duplicate {
+                Some((key, first)) => {
+                    format!("duplicate key `{key}` (first at line {first}); keep only one of them")
+                }
+                None => format!("YAML syntax error: {msg}"),
             };
             ConfigErrors(vec![ConfigError {
                 file: self.file.clone(),
@@ -329,27 +314,32 @@ impl Source {
     }
 }
 
-/// The key of serde_yaml_ng's "duplicate entry with key \"K\"" message.
+/// The key of serde-saphyr's "duplicate mapping key: K, set DuplicateKeyPolicy ..." message.
 fn duplicate_key(msg: &str) -> Option<&str> {
-    let rest = &msg[msg.find("duplicate entry with key \"")? + 26..];
-    rest.strip_suffix('"')
+    let rest = msg.strip_prefix("duplicate mapping key: ")?;
+    Some(&rest[..rest.find(", set DuplicateKeyPolicy")?])
 }
 
-/// For a block mapping starting at `line`:`col` (1-based), the lines of the first and second
-/// `key:` at that column.
-fn second_key(text: &str, line: usize, col: usize, key: &str) -> Option<(usize, usize)> {
-    let mut hits = text
-        .lines()
-        .enumerate()
-        .skip(line - 1)
-        .filter_map(|(i, l)| {
-            let at = l.get(col - 1..)?;
-            let is_key = l[..col - 1].trim_start_matches([' ', '-']).is_empty()
-                && at.strip_prefix(key)?.trim_start().starts_with(':');
-            is_key.then_some(i + 1)
-        });
-    let first = hits.next()?;
-    Some((hits.next()?, first))
+/// For a duplicated `key:` at `line`:`col` (1-based) of a block mapping, the line of its first
+/// occurrence: the nearest `key:` above at that column, within the same mapping (the search
+/// stops at a line indented less, its parent).
+fn first_key(text: &str, line: usize, col: usize, key: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    for i in (0..line.checked_sub(1)?).rev() {
+        let l = lines.get(i)?;
+        let body = l.trim_start_matches([' ', '-']);
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = l.len() - body.len();
+        if indent < col - 1 {
+            return None;
+        }
+        if indent == col - 1 && body.strip_prefix(key)?.trim_start().starts_with(':') {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// The embedded default pool's size: min(1 GiB, 10% of node 0's memory), rounded down to a

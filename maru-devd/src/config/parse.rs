@@ -3,12 +3,12 @@
 use super::locate::Seg;
 use super::size::{decimal_note, parse_bytes, parse_size, SizeSpec, SIZE_HINT};
 use super::suggest::hint;
+use super::yaml::{Mapping, Value};
 use super::{
-    ClusterSpec, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec, MetricsSpec,
-    NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
+    ClusterSpec, Coherence, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec,
+    MetricsSpec, NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
 use maru_proto::name::{is_staging, NAME_MAX};
-use serde_yaml_ng::{Mapping, Value};
 use std::path::PathBuf;
 
 const TOP_KEYS: &[&str] = &["mount", "pools", "cluster", "metrics"];
@@ -93,7 +93,6 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Sequence(_) => "a list",
         Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
     }
 }
 
@@ -627,7 +626,7 @@ impl Parser {
         let given: Vec<&str> = DEVDAX_SELECTORS
             .iter()
             .copied()
-            .filter(|k| map.get(*k).is_some())
+            .filter(|k| map.get(k).is_some())
             .collect();
         let select = match given.as_slice() {
             ["device"] => match map.get("device") {
@@ -734,23 +733,23 @@ impl Parser {
                 }
             },
         };
-        let coherent = match map.get("coherence") {
-            None => false,
-            Some(Value::String(s)) if s == "none" => false,
-            Some(Value::String(s)) if s == "hardware" => true,
+        let coherence = match map.get("coherence") {
+            None => Coherence::None,
+            Some(Value::String(s)) if s == "none" => Coherence::None,
+            Some(Value::String(s)) if s == "hardware" => Coherence::Hardware,
             Some(v) => {
                 self.err(
                     at(path, val("coherence")),
                     format!("`coherence` is `none` (the default: chunks are written back from the CPU caches at publish and another host's chunks invalidated before reading) or `hardware` (the device keeps the hosts' caches coherent); found `{}`", show(v)),
                 );
-                false
+                Coherence::None
             }
         };
         if self.diags.len() > before {
             return None;
         }
         Some(SourceSpec::Devdax(DevdaxSpec {
-            coherent,
+            coherence,
             select: select?,
             offset: offset?,
             length,

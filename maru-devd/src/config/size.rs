@@ -41,7 +41,7 @@ const BINARY: &[(&str, u64)] = &[
 fn exact_form(bytes: u128) -> String {
     for (u, m) in BINARY {
         let m = u128::from(*m);
-        if bytes >= m && bytes % m == 0 {
+        if bytes >= m && bytes.is_multiple_of(m) {
             return format!("{}{u}", bytes / m);
         }
     }

@@ -357,7 +357,7 @@ fn devdax_of(
     };
     let range_path = |k: &str| pool_path(spec, &["source", "devdax", k]);
     let before = diags.len();
-    if d.offset % align != 0 || d.offset >= size {
+    if !d.offset.is_multiple_of(align) || d.offset >= size {
         diags.push(Diag {
             path: range_path("offset"),
             msg: format!(
@@ -402,7 +402,7 @@ fn devdax_of(
         verify_data: d.verify_data,
         lease_timeout: std::time::Duration::from_millis(d.lease_timeout_ms),
         shared: false,
-        coherent: d.coherent,
+        coherence: d.coherence,
     };
     Some((plan, host.devices_for_dax(dax)))
 }

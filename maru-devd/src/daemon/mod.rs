@@ -117,10 +117,7 @@ fn fs_pool(
             }
         },
         capacity: p.size,
-        eviction: match p.eviction {
-            config::Eviction::Lru => maru_fs::Eviction::Lru,
-            config::Eviction::None => maru_fs::Eviction::None,
-        },
+        eviction: p.eviction,
         max_chunk_size: p.max_chunk_size,
         uid: p.uid,
         gid: p.gid,
@@ -500,35 +497,20 @@ impl Daemon {
             .iter()
             .filter(|p| peer.sees(p.plan.uid, p.plan.gid, p.plan.mode))
             .map(|p| {
-                let s = stats
+                let stats = stats
                     .iter()
                     .find(|s| s.name == p.plan.name)
                     .cloned()
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| maru_fs::PoolStats {
+                        name: p.plan.name.clone(),
+                        ..Default::default()
+                    });
                 PoolReport {
-                    name: p.plan.name.clone(),
                     node: p.plan.node,
                     backing: p.backing.clone(),
-                    state: if s.online {
-                        "online".into()
-                    } else {
-                        "offline".into()
-                    },
-                    offline_reason: s.offline_reason,
+                    state: if stats.online { "online" } else { "offline" }.into(),
+                    stats,
                     devices: p.plan.devices.clone(),
-                    capacity: s.capacity,
-                    used_bytes: s.used_bytes,
-                    pinned_bytes: s.pinned_bytes,
-                    published_chunks: s.published_chunks,
-                    staging_chunks: s.staging_chunks,
-                    creates: s.creates,
-                    publishes: s.publishes,
-                    lookups: s.lookups,
-                    hits: s.hits,
-                    evictions: s.evictions,
-                    removals: s.removals,
-                    read_requests: s.read_requests,
-                    write_requests: s.write_requests,
                     warnings: p.plan.warnings.clone(),
                     cluster: self
                         .cluster

@@ -66,6 +66,8 @@ struct Counters {
     removals: u64,
     read_requests: u64,
     write_requests: u64,
+    /// Failed operations on the pool or its chunks, by errno (see [`State::count_error`]).
+    errors: BTreeMap<i32, u64>,
 }
 
 /// One pool: a directory of chunks with a capacity.
@@ -201,6 +203,14 @@ pub(crate) struct State {
 /// Whether `name` is a staging (non-key) name (the contract's rule).
 fn is_staging_name(name: &OsStr) -> bool {
     maru_proto::name::is_staging(name.as_bytes())
+}
+
+/// The symbolic name of an errno (`ENOSPC`), or its number for one nix does not know.
+fn errno_name(code: i32) -> String {
+    match nix::errno::Errno::from_raw(code) {
+        nix::errno::Errno::UnknownErrno => code.to_string(),
+        e => format!("{e:?}"),
+    }
 }
 
 fn errno_of(e: &io::Error) -> Errno {
@@ -505,6 +515,23 @@ impl State {
         Ok(())
     }
 
+    /// Counts a failed operation on `ino` (a pool directory or a chunk) against its pool,
+    /// by errno. `ENODATA` is not counted: it is how a missing xattr is answered, not a
+    /// failure. Errors on the mount's root or an unknown inode belong to no pool.
+    pub fn count_error(&mut self, ino: u64, e: Errno) {
+        let code = i32::from(e);
+        if code == libc::ENODATA {
+            return;
+        }
+        let pool = match self.chunks.get(&ino) {
+            Some(c) => c.pool,
+            None => ino,
+        };
+        if let Some(p) = self.pool_nodes.get_mut(&pool) {
+            *p.counters.errors.entry(code).or_default() += 1;
+        }
+    }
+
     /// One stats snapshot per pool, in name order.
     pub fn stats(&mut self) -> Vec<PoolStats> {
         self.reap();
@@ -527,6 +554,12 @@ impl State {
                 removals: p.counters.removals,
                 read_requests: p.counters.read_requests,
                 write_requests: p.counters.write_requests,
+                errors: p
+                    .counters
+                    .errors
+                    .iter()
+                    .map(|(&code, &n)| (errno_name(code), n))
+                    .collect(),
                 ..PoolStats::default()
             };
             for c in self.chunks.values().filter(|c| c.pool == p.ino) {
