@@ -24,7 +24,6 @@
 //! # Ok::<(), maru::Error>(())
 //! ```
 
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 // Raw system calls live in `sys` (and raw pointers from C in `ffi`) only.
 #![deny(unsafe_code)]
 

@@ -13,7 +13,6 @@
 //! test first.
 
 #![no_std]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod index;
 pub mod name;

@@ -13,7 +13,6 @@
 //! * [`user`]: running a command as an unprivileged user.
 //! * [`devd`]: a `maru-devd` daemon in a private world (config, runtime dir, mount).
 //! * [`faults`]: the runner of the fault suites (`N passed, M failed`).
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod devd;
 pub mod devdax;
