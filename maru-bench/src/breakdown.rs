@@ -2,28 +2,34 @@
 //! the time goes (the pool's filesystem or the memory work).
 
 use crate::stats::Samples;
+use crate::sys::Map;
 use crate::Row;
 use anyhow::{bail, Result};
+use nix::fcntl::{openat, renameat2, FallocateFlags, OFlag, RenameFlags};
+use nix::sys::stat::{fstat, Mode};
+use nix::unistd::{ftruncate, unlinkat, UnlinkatFlags};
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsFd;
 use std::path::Path;
 
-/// Fails with the OS error of the last call if `ok` is false.
-fn check(ok: bool, what: &str) -> Result<()> {
-    if !ok {
-        bail!("{what}: {}", std::io::Error::last_os_error());
+/// The value of a call, or an error naming the step and the OS error.
+fn check<T, E: Into<std::io::Error>>(r: Result<T, E>, what: &str) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) => bail!("{what}: {}", e.into()),
     }
-    Ok(())
 }
 
 /// Times each step of store (openat O_CREAT, fallocate, ftruncate, mmap +
 /// populate, memcpy, renameat2) and of retrieve (openat, fstat, mmap), then the
 /// untimed cleanup, `n` times at `size` bytes.
 pub fn run(backend: &str, pool: &Path, size: usize, n: usize) -> Result<Vec<Row>> {
-    let dir_c = CString::new(pool.as_os_str().as_bytes())?;
-    // SAFETY: NUL-terminated path; fd checked and closed at the end.
-    let dir = unsafe { libc::open(dir_c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
-    check(dir >= 0, "opening the pool")?;
+    let dir = check(
+        nix::fcntl::open(pool, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()),
+        "opening the pool",
+    )?;
+    let dir = dir.as_fd();
+    let len = i64::try_from(size)?;
     let src: Vec<u8> = (0..size).map(|i| i as u8).collect();
     let names = [
         "openat(O_CREAT)",
@@ -39,89 +45,51 @@ pub fn run(backend: &str, pool: &Path, size: usize, n: usize) -> Result<Vec<Row>
         "unlinkat",
     ];
     let mut s: Vec<Samples> = names.iter().map(|_| Samples::with_capacity(n)).collect();
-    let result = (|| -> Result<()> {
-        for i in 0..n {
-            let stage = CString::new(format!(".stage-bd-{}-{i}", std::process::id()))?;
-            let key = CString::new(format!("breakdown-{size}-{i}"))?;
-            // SAFETY: libc calls on this function's own fds, NUL-terminated names
-            // and mappings, each result checked before use; the one copy writes
-            // `size` bytes from `src` (`size` long) into a fresh `size`-byte mapping.
-            unsafe {
-                let fd = s[0].time(|| {
-                    libc::openat(
-                        dir,
-                        stage.as_ptr(),
-                        libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_CLOEXEC,
-                        0o644,
-                    )
-                });
-                check(fd >= 0, "openat O_CREAT")?;
-                // As Pool::create: fallocate sizes (charges) and allocates.
-                let rc = s[1].time(|| libc::fallocate(fd, 0, 0, size as i64));
-                check(rc == 0, "fallocate")?;
-                // What Pool::store does instead (timed here on the sized file).
-                check(
-                    s[2].time(|| libc::ftruncate(fd, size as i64)) == 0,
-                    "ftruncate",
-                )?;
-                let p = s[3].time(|| {
-                    let p = libc::mmap(
-                        std::ptr::null_mut(),
-                        size,
-                        libc::PROT_READ | libc::PROT_WRITE,
-                        libc::MAP_SHARED,
-                        fd,
-                        0,
-                    );
-                    if p != libc::MAP_FAILED {
-                        libc::madvise(p, size, libc::MADV_POPULATE_WRITE);
-                    }
-                    p
-                });
-                check(p != libc::MAP_FAILED, "mmap")?;
-                s[4].time(|| std::ptr::copy_nonoverlapping(src.as_ptr(), p.cast(), size));
-                let rc = s[5].time(|| {
-                    libc::renameat2(
-                        dir,
-                        stage.as_ptr(),
-                        dir,
-                        key.as_ptr(),
-                        libc::RENAME_NOREPLACE,
-                    )
-                });
-                check(rc == 0, "renameat2")?;
-                libc::munmap(p, size);
-                libc::close(fd);
-
-                let rfd =
-                    s[6].time(|| libc::openat(dir, key.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC));
-                check(rfd >= 0, "openat O_RDONLY")?;
-                let mut st: libc::stat = std::mem::zeroed();
-                check(s[7].time(|| libc::fstat(rfd, &mut st)) == 0, "fstat")?;
-                let q = s[8].time(|| {
-                    libc::mmap(
-                        std::ptr::null_mut(),
-                        size,
-                        libc::PROT_READ,
-                        libc::MAP_SHARED,
-                        rfd,
-                        0,
-                    )
-                });
-                check(q != libc::MAP_FAILED, "mmap read-only")?;
-                libc::munmap(q, size);
-                s[9].time(|| libc::close(rfd));
-                check(
-                    s[10].time(|| libc::unlinkat(dir, key.as_ptr(), 0)) == 0,
-                    "unlinkat",
-                )?;
+    for i in 0..n {
+        let stage = CString::new(format!(".stage-bd-{}-{i}", std::process::id()))?;
+        let stage = stage.as_c_str();
+        let key = CString::new(format!("breakdown-{size}-{i}"))?;
+        let key = key.as_c_str();
+        let fd = s[0].time(|| {
+            openat(
+                dir,
+                stage,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+        });
+        let fd = check(fd, "openat O_CREAT")?;
+        // As Pool::create: fallocate sizes (charges) and allocates.
+        let rc = s[1].time(|| nix::fcntl::fallocate(&fd, FallocateFlags::empty(), 0, len));
+        check(rc, "fallocate")?;
+        // What Pool::store does instead (timed here on the sized file).
+        check(s[2].time(|| ftruncate(&fd, len)), "ftruncate")?;
+        let map = s[3].time(|| {
+            let map = Map::new(fd.as_fd(), size, true);
+            if let Ok(m) = &map {
+                m.populate_write();
             }
-        }
-        Ok(())
-    })();
-    // SAFETY: closing our own directory fd once.
-    unsafe { libc::close(dir) };
-    result?;
+            map
+        });
+        let mut map = check(map, "mmap")?;
+        s[4].time(|| map.copy_in(&src));
+        let rc = s[5].time(|| renameat2(dir, stage, dir, key, RenameFlags::RENAME_NOREPLACE));
+        check(rc, "renameat2")?;
+        drop(map);
+        drop(fd);
+
+        let rfd = s[6].time(|| openat(dir, key, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()));
+        let rfd = check(rfd, "openat O_RDONLY")?;
+        check(s[7].time(|| fstat(&rfd)), "fstat")?;
+        let q = s[8].time(|| Map::new(rfd.as_fd(), size, false));
+        let q = check(q, "mmap read-only")?;
+        drop(q);
+        s[9].time(|| drop(rfd));
+        check(
+            s[10].time(|| unlinkat(dir, key, UnlinkatFlags::NoRemoveDir)),
+            "unlinkat",
+        )?;
+    }
     Ok(names
         .iter()
         .zip(s)

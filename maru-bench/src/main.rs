@@ -3,12 +3,17 @@
 //! process), with memcpy and loopback-TCP baselines in the same run. Prints a
 //! table and writes JSON.
 
+// Raw system calls and mapped memory live in `sys` only.
+#![deny(unsafe_code)]
+
 mod baseline;
 mod breakdown;
 mod ops;
 mod reference;
 mod setup;
 mod stats;
+#[allow(unsafe_code)] // the one system layer
+mod sys;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;

@@ -14,10 +14,7 @@ const BATCH_GET_MAX_ITERS: usize = 200;
 
 /// Sums the bytes as u64 words (reads every byte once).
 fn sum(bytes: &[u8]) -> u64 {
-    let (head, words, tail) = {
-        // SAFETY: u64 has no invalid bit patterns; align_to splits correctly.
-        unsafe { bytes.align_to::<u64>() }
-    };
+    let (head, words, tail) = crate::sys::as_words(bytes);
     let mut s = 0u64;
     for &w in words {
         s = s.wrapping_add(w);

@@ -27,8 +27,7 @@ pub fn run(path: &Path, sizes: &[usize], n: usize, batch: usize) -> Result<()> {
     for &size in sizes {
         let src: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(31)).collect();
         let k = batch.max(1);
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() };
+        let pid = std::process::id();
         let keys: Vec<Vec<u8>> = (0..k)
             .map(|i| format!("rustref/{pid}/{size}/{i}").into_bytes())
             .collect();

@@ -3,8 +3,6 @@
 //! an existing pool directory.
 
 use anyhow::{bail, Context, Result};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The pool under test; cleans up on drop.
@@ -80,29 +78,23 @@ impl Drop for BenchPool {
             }
         }
         if let Some(t) = self.tmpfs.take() {
-            if let Ok(c) = CString::new(t.as_os_str().as_bytes()) {
-                // SAFETY: NUL-terminated path; detaching our own mount.
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            }
+            // Detaching our own mount; nothing to do if that fails.
+            let _ = nix::mount::umount2(&t, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
 
 fn mount_tmpfs(dir: &Path, huge: &str) -> Result<()> {
-    let target = CString::new(dir.as_os_str().as_bytes()).context("tmpfs path")?;
-    let opts = CString::new(format!("size={TMPFS_SIZE},huge={huge},mode=0755"))?;
-    // SAFETY: NUL-terminated strings; mounting on our own fresh directory.
-    let rc = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            target.as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
-            opts.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| {
+    let opts = format!("size={TMPFS_SIZE},huge={huge},mode=0755");
+    let mounted = nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    );
+    if let Err(e) = mounted {
+        return Err(std::io::Error::from(e)).with_context(|| {
             format!(
                 "mounting a tmpfs (huge={huge}) on {} (maru-bench needs root, or pass --pool)",
                 dir.display()

@@ -89,11 +89,8 @@ pub fn stop(args: &ClientArgs) -> anyhow::Result<()> {
 
 /// Whether a daemon still holds the runtime directory's lock (see `daemon::lock`).
 fn lock_held(runtime_dir: &Path) -> bool {
-    use std::os::fd::AsRawFd;
     let Ok(file) = std::fs::File::open(runtime_dir.join(crate::daemon::lock::LOCK_FILE)) else {
         return false;
     };
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    rc != 0
+    crate::sys::try_flock(&file, false).is_err()
 }

@@ -1,6 +1,9 @@
 //! maru-devd: the Maru daemon. Discovers CXL/DAX memory, carves it into pools,
 //! serves them through the maru-fs FUSE mount.
 
+// Raw system calls live in `sys` only.
+#![deny(unsafe_code)]
+
 mod check;
 mod client;
 mod cluster;
@@ -20,6 +23,8 @@ mod output;
 mod plan;
 mod reconfigure;
 mod status;
+#[allow(unsafe_code)] // the one system layer
+mod sys;
 mod tmpfs;
 mod units;
 

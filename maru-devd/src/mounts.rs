@@ -69,26 +69,7 @@ impl MountTable {
 /// of a FUSE mount whose server was killed keeps answering from the cache for up to the
 /// attribute timeout (60 s for maru-fs) after anything stat'ed it (`df`, monitoring).
 fn stat_uncached(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: an all-zero statx is a valid value of this plain C struct.
-    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path and `buf` a statx we own, both alive for the call.
-    let rc = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_STATX_FORCE_SYNC | libc::AT_NO_AUTOMOUNT,
-            libc::STATX_BASIC_STATS,
-            &mut buf,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    crate::sys::statx_force_sync(path)
 }
 
 /// Makes sure `mountpoint` exists and carries no FUSE mount of a dead daemon: a FUSE mount
@@ -256,11 +237,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b");
-        // SAFETY: umask only changes this process's file creation mask.
-        let old = unsafe { libc::umask(0o077) };
+        use nix::sys::stat::{umask, Mode};
+        let old = umask(Mode::from_bits_truncate(0o077));
         let made = create_public_dirs(&dir);
-        // SAFETY: as above, restoring the previous mask.
-        unsafe { libc::umask(old) };
+        umask(old);
         made.unwrap();
         for d in [tmp.path().join("a"), dir] {
             assert_eq!(

@@ -32,7 +32,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-use memmap2::MmapMut;
+use crate::sys::mem::Words;
 
 pub use maru_proto::index::{hash, word, EMPTY, HEADER_LEN, INDEX_NAME, MAGIC, TOMBSTONE, VERSION};
 
@@ -41,7 +41,7 @@ const MIN_SLOTS: u64 = 1024;
 /// One index file, mapped read-write by the daemon.
 #[derive(Debug)]
 pub(crate) struct IndexFile {
-    map: MmapMut,
+    map: Words,
     /// Read-only descriptor handed to the kernel for passthrough opens.
     file: File,
     slots: u64,
@@ -52,13 +52,9 @@ pub(crate) struct IndexFile {
 }
 
 impl IndexFile {
+    /// The mapping's words (HEADER_LEN / 8 header words, then the slots).
     fn words(&self) -> &[AtomicU64] {
-        // SAFETY: the mapping is page-aligned, HEADER_LEN + slots * 8 bytes long
-        // and lives as long as `self`; AtomicU64 has the size and alignment of
-        // u64, and every access (ours and the clients') is atomic.
-        unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), self.map.len() / 8)
-        }
+        self.map.words()
     }
 
     fn word(&self, i: usize) -> &AtomicU64 {
@@ -92,9 +88,9 @@ impl IndexFile {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&tmp)?;
         rw.set_len(HEADER_LEN as u64 + slots * 8)?;
-        // SAFETY: a shared mapping of a file only this daemon writes; clients map
-        // it read-only and access it with atomics, as we do.
-        let map = unsafe { MmapMut::map_mut(&rw)? };
+        // Only this daemon writes the file; clients map it read-only and access
+        // it with atomics, as we do.
+        let map = Words::map(&rw, None)?;
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
@@ -211,12 +207,10 @@ fn supersede_old(path: &Path) {
     if !big_enough {
         return;
     }
-    // SAFETY: shared mapping of a regular file, accessed with atomics only.
-    let Ok(map) = (unsafe { memmap2::MmapOptions::new().len(HEADER_LEN).map_mut(&f) }) else {
+    let Ok(map) = Words::map(&f, Some(HEADER_LEN)) else {
         return;
     };
-    // SAFETY: page-aligned mapping of HEADER_LEN bytes, alive for this scope.
-    let words = unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), 8) };
+    let words = map.words();
     if words[word::MAGIC].load(Ordering::Acquire) == MAGIC {
         // One write section, as `IndexFile::write_section`. `| 1` also closes a
         // section a killed daemon left open (odd): adding 2 would keep it odd,

@@ -52,7 +52,6 @@ pub(crate) fn in_use(dir: impl AsFd, name: &OsStr) -> bool {
 }
 
 #[cfg(test)]
-#[allow(unsafe_code)] // mapping a test file
 mod tests {
     use super::*;
 
@@ -61,8 +60,7 @@ mod tests {
         let (dir, _path, file) = crate::test_file::shm_chunk(4096);
         let d = std::fs::File::open(dir.path()).unwrap();
         assert!(in_use(&d, OsStr::new("chunk")), "open descriptor not seen");
-        // SAFETY: a private test file nobody else touches.
-        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.unwrap();
+        let map = crate::sys::mem::map_for_test(&file).unwrap();
         drop(file);
         assert!(in_use(&d, OsStr::new("chunk")), "mapping not seen");
         drop(map);

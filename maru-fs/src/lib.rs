@@ -7,37 +7,28 @@
 //! `<mount>/<pool>/<key>`; the namespace, errno contract and xattrs are described in
 //! `docs/maru-fs.md`.
 
-#[deny(unsafe_code)]
+// Raw system calls and mapped memory live in `sys` only.
+#![deny(unsafe_code)]
+
 mod backing;
-#[deny(unsafe_code)]
 mod chunk_file;
-#[deny(unsafe_code)]
 mod config;
 pub mod devdax;
-#[deny(unsafe_code)]
 mod error;
-#[deny(unsafe_code)]
 mod fs;
 pub mod index;
-#[deny(unsafe_code)]
 mod lease;
-#[deny(unsafe_code)]
 mod mount;
-#[deny(unsafe_code)]
 mod notify;
-#[deny(unsafe_code)]
 pub mod pattern;
-#[deny(unsafe_code)]
 mod ratelimit;
 mod reaper;
-#[deny(unsafe_code)]
 mod state;
-#[deny(unsafe_code)]
 mod stats;
+#[allow(unsafe_code)] // the one system layer
 mod sys;
 #[cfg(test)]
 mod test_file;
-#[deny(unsafe_code)]
 mod xattr;
 
 pub use config::{Backing, Eviction, MountOptions, PoolConfig, DEFAULT_MAX_STAGING_PER_UID};

@@ -13,16 +13,17 @@
 //! books, are right without anyone calling [`crate::Control::stats`].
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use fuser::INodeNo;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use crate::fs::Shared;
 
@@ -39,7 +40,7 @@ pub(crate) struct Charge {
 /// The inotify instance and the charges waiting on it.
 #[derive(Debug)]
 pub(crate) struct Reaper {
-    fd: Option<OwnedFd>,
+    fd: Option<Inotify>,
     /// Watch descriptor -> the charge to return.
     pending: HashMap<i32, Charge>,
     /// When the books were last reconciled with the kernel's watch list.
@@ -49,18 +50,16 @@ pub(crate) struct Reaper {
 impl Reaper {
     /// A reaper; without inotify, charges are returned at the last close instead.
     pub fn new() -> Reaper {
-        // SAFETY: plain syscall with flag arguments; the result is checked.
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        let fd = if fd < 0 {
-            log::warn!(
-                "inotify unavailable ({}): space of removed chunks returns at their last close, \
-                 even if a process still maps them",
-                io::Error::last_os_error()
-            );
-            None
-        } else {
-            // SAFETY: `fd` is a fresh descriptor we own.
-            Some(unsafe { OwnedFd::from_raw_fd(fd) })
+        let fd = match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!(
+                    "inotify unavailable ({}): space of removed chunks returns at their last \
+                     close, even if a process still maps them",
+                    io::Error::from(e)
+                );
+                None
+            }
         };
         Reaper {
             fd,
@@ -76,22 +75,22 @@ impl Reaper {
         let Some(fd) = &self.fd else {
             return false;
         };
-        let Ok(cpath) = CString::new(path.as_os_str().as_bytes()) else {
-            return false;
+        let wd = match fd.add_watch(path, AddWatchFlags::IN_DELETE_SELF) {
+            Ok(wd) => wd,
+            // A path with a NUL byte cannot be watched (nor exist).
+            Err(Errno::EINVAL) if path.as_os_str().as_encoded_bytes().contains(&0) => {
+                return false;
+            }
+            Err(e) => {
+                log::warn!(
+                    "cannot watch {} ({}): its space returns now, even if it is still mapped",
+                    path.display(),
+                    io::Error::from(e)
+                );
+                return false;
+            }
         };
-        // SAFETY: `cpath` is NUL-terminated and outlives the call; `fd` is our inotify fd.
-        let wd = unsafe {
-            libc::inotify_add_watch(fd.as_raw_fd(), cpath.as_ptr(), libc::IN_DELETE_SELF)
-        };
-        if wd < 0 {
-            log::warn!(
-                "cannot watch {} ({}): its space returns now, even if it is still mapped",
-                path.display(),
-                io::Error::last_os_error()
-            );
-            return false;
-        }
-        self.pending.insert(wd, charge);
+        self.pending.insert(wd.as_raw(), charge);
         true
     }
 
@@ -99,7 +98,7 @@ impl Reaper {
     /// sleep on (`None` without inotify).
     pub fn wait_fd(&self) -> Option<OwnedFd> {
         let fd = self.fd.as_ref()?;
-        match fd.try_clone() {
+        match fd.as_fd().try_clone_to_owned() {
             Ok(fd) => Some(fd),
             Err(e) => {
                 log::warn!(
@@ -119,24 +118,15 @@ impl Reaper {
         let Some(fd) = &self.fd else {
             return freed;
         };
-        let mut buf = [0u8; 4096];
         let mut overflowed = false;
-        loop {
-            // SAFETY: `buf` is a writable buffer of `buf.len()` bytes; `fd` is our inotify fd.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
+        // Until the queue is empty (EAGAIN) or reading fails.
+        while let Ok(events) = fd.read_events() {
+            if events.is_empty() {
                 break;
             }
-            let n = n as usize;
-            let header = std::mem::size_of::<libc::inotify_event>();
-            let mut off = 0;
-            while off + header <= n {
-                // SAFETY: the kernel wrote a whole inotify_event header at `off`
-                // (checked against `n`); read_unaligned copes with the byte buffer.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(off).cast()) };
-                off += header + ev.len as usize;
-                if ev.wd == -1 && ev.mask & libc::IN_Q_OVERFLOW != 0 {
+            for ev in events {
+                let wd = ev.wd.as_raw();
+                if wd == -1 && ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                     // The queue was full (fs.inotify.max_queued_events): some
                     // IN_IGNORED were dropped. The kernel's watch list still knows.
                     overflowed = true;
@@ -144,8 +134,8 @@ impl Reaper {
                 }
                 // IN_IGNORED ends every watch (after IN_DELETE_SELF, or if the backing
                 // filesystem goes away): the memory is gone either way.
-                if ev.mask & libc::IN_IGNORED != 0 {
-                    if let Some(charge) = self.pending.remove(&ev.wd) {
+                if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
+                    if let Some(charge) = self.pending.remove(&wd) {
                         freed.push(charge);
                     }
                 }
@@ -219,8 +209,8 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
 /// The watch descriptors the kernel still holds on inotify instance `fd`, read
 /// from the `inotify wd:<hex> ...` lines of `/proc/self/fdinfo/<fd>`.
-fn live_watches(fd: &OwnedFd) -> io::Result<HashSet<i32>> {
-    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+fn live_watches(fd: &Inotify) -> io::Result<HashSet<i32>> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd()))?;
     let mut live = HashSet::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("inotify wd:") else {
@@ -287,32 +277,30 @@ pub(crate) fn spawn(shared: Arc<Shared>, inotify: Option<OwnedFd>) -> io::Result
 fn run(shared: &Shared, inotify: Option<&OwnedFd>, stop: &OwnedFd) {
     let mut last_tick = Instant::now();
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: stop.as_fd().as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: inotify.map_or(-1, |f| f.as_raw_fd()),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        // The stop pipe first, then the inotify descriptor (if there is one).
+        let mut fds: Vec<PollFd<'_>> = [Some(stop.as_fd()), inotify.map(AsFd::as_fd)]
+            .into_iter()
+            .flatten()
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
         let timeout = TICK.saturating_sub(last_tick.elapsed());
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a valid array of two pollfd for the call's duration; a
-        // negative fd is ignored by poll(2).
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                log::warn!("reaper: poll failed ({e}); retrying in a second");
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        if let Err(e) = nix::poll::poll(&mut fds, timeout) {
+            if e != Errno::EINTR {
+                log::warn!(
+                    "reaper: poll failed ({}); retrying in a second",
+                    io::Error::from(e)
+                );
                 std::thread::sleep(TICK);
             }
             continue;
         }
-        if fds[0].revents != 0 {
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(PollFd::revents)
+                .is_some_and(|r| !r.is_empty())
+        };
+        if ready(0) {
             // The pipe's write end is gone: unmounting.
             return;
         }
@@ -320,7 +308,7 @@ fn run(shared: &Shared, inotify: Option<&OwnedFd>, stop: &OwnedFd) {
         if tick {
             last_tick = Instant::now();
         }
-        if fds[1].revents != 0 || tick {
+        if ready(1) || tick {
             shared.with(|s| s.reap_tick(tick));
         }
     }
@@ -340,8 +328,7 @@ mod tests {
     #[test]
     fn charge_returns_only_after_last_mapping_goes() {
         let (_dir, path, file) = crate::test_file::shm_chunk(8192);
-        // SAFETY: a private test file nobody else touches.
-        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.unwrap();
+        let map = crate::sys::mem::map_for_test(&file).unwrap();
         drop(file);
 
         let mut reaper = Reaper::new();
@@ -356,8 +343,7 @@ mod tests {
     #[test]
     fn reconcile_returns_freed_charges_without_their_events() {
         let (_dir, path, file) = crate::test_file::shm_chunk(4096);
-        // SAFETY: a private test file nobody else touches.
-        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.unwrap();
+        let map = crate::sys::mem::map_for_test(&file).unwrap();
         drop(file);
         let (_dir2, path2, file2) = crate::test_file::shm_chunk(1);
         drop(file2);

@@ -115,28 +115,8 @@ impl Peer {
     /// The credentials of the process connected to `conn` (SO_PEERCRED), with its
     /// supplementary groups from /proc/PID/status (only the primary group if that is gone).
     pub fn of(conn: &UnixStream) -> anyhow::Result<Peer> {
-        use std::os::fd::AsRawFd;
-        let mut cred = libc::ucred {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `cred`, a properly sized and
-        // aligned ucred that lives across the call; the descriptor is owned by `conn`.
-        let rc = unsafe {
-            libc::getsockopt(
-                conn.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                std::ptr::addr_of_mut!(cred).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error())
-                .context("cannot read the control client's credentials (SO_PEERCRED)");
-        }
+        let cred = crate::sys::peer_cred(conn)
+            .context("cannot read the control client's credentials (SO_PEERCRED)")?;
         let mut gids = vec![cred.gid];
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", cred.pid)) {
             if let Some(line) = status.lines().find(|l| l.starts_with("Groups:")) {

@@ -1,7 +1,8 @@
 //! The udev monitor: dax, cxl and memory device events, turned into [`DeviceEvent`]s.
 
 use super::events::{Action, DeviceEvent, Event};
-use std::os::fd::AsRawFd;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::os::fd::AsFd;
 use std::sync::mpsc::Sender;
 
 /// Where udevd listens; without it there are no udev-processed events to receive.
@@ -36,16 +37,10 @@ pub fn forward(events: Sender<Event>) {
             return;
         }
     };
-    let mut pfd = libc::pollfd {
-        fd: socket.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
     loop {
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
-        if rc < 0 {
-            let err = std::io::Error::last_os_error();
+        let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        if let Err(e) = nix::poll::poll(&mut fds, PollTimeout::NONE) {
+            let err = std::io::Error::from(e);
             if err.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }

@@ -15,29 +15,15 @@ pub struct Nofile {
 /// descriptor in the daemon, so the default soft limit (1024 on most hosts) would cap the
 /// chunks open at once far below what a pool holds.
 pub fn raise_nofile() -> std::io::Result<Nofile> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the rlimit we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let before = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the rlimit we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (before, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if before < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     }
     Ok(Nofile {
         before,
-        now: lim.rlim_max,
-        hard: lim.rlim_max,
+        now: hard,
+        hard,
     })
 }
 

@@ -7,7 +7,6 @@ use crate::exit::WithCode;
 use anyhow::Context;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -42,9 +41,7 @@ pub fn acquire(runtime_dir: &Path) -> anyhow::Result<DaemonLock> {
         .open(&path)
         .with_context(|| format!("cannot open the daemon lock file {}", path.display()))
         .code(crate::exit::Code::Environment)?;
-    // SAFETY: flock on a descriptor we own; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = std::io::Error::last_os_error();
+    if let Err(err) = crate::sys::try_flock(&file, true) {
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
             return Err(anyhow::Error::new(err))
                 .with_context(|| format!("cannot lock {}", path.display()))

@@ -38,16 +38,12 @@ pub fn status_line(text: &str) -> String {
 
 /// `CLOCK_MONOTONIC` in microseconds, for `MONOTONIC_USEC=`.
 pub fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into `ts`, which lives across the call.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+    use nix::time::{clock_gettime, ClockId};
+    let Ok(ts) = clock_gettime(ClockId::CLOCK_MONOTONIC) else {
         return 0;
-    }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000
-        + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1000
+    };
+    u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000
+        + u64::try_from(ts.tv_nsec()).unwrap_or(0) / 1000
 }
 
 /// Tells systemd a reload starts (`RELOADING=1` with the time, as `Type=notify-reload`

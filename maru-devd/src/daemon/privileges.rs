@@ -18,12 +18,10 @@ pub const KEPT: &[Capability] = &[Capability::CAP_SYS_ADMIN];
 /// ambient sets of the calling thread, and sets no_new_privs. Call it while the process has
 /// one thread: threads started later inherit the reduced sets.
 pub fn drop_privileges() -> anyhow::Result<()> {
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) takes no pointers and only sets a flag
-    // on the calling thread (inherited by threads created afterwards).
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("prctl(PR_SET_NO_NEW_PRIVS) failed");
-    }
+    // Sets a flag on the calling thread (inherited by threads created afterwards).
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(std::io::Error::from)
+        .context("prctl(PR_SET_NO_NEW_PRIVS) failed")?;
     let keep: CapsHashSet = KEPT.iter().copied().collect();
     let bounding =
         caps::read(None, CapSet::Bounding).context("cannot read the bounding capability set")?;
@@ -61,6 +59,5 @@ pub fn effective() -> Vec<String> {
 
 /// Whether no_new_privs is set on the calling thread.
 pub fn no_new_privs() -> bool {
-    // SAFETY: prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) takes no pointers and only reads a flag.
-    unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1 }
+    nix::sys::prctl::get_no_new_privs().unwrap_or(false)
 }

@@ -21,27 +21,18 @@
 //! ([`FormatPolicy::IfBlank`]) or [`format`] is called explicitly. The layout is
 //! described in `docs/devdax.md`.
 
-#[deny(unsafe_code)]
 mod alloc;
 mod crc;
-#[deny(unsafe_code)]
 mod error;
 #[cfg(test)]
 mod fuzz;
-#[deny(unsafe_code)]
 mod geometry;
-#[deny(unsafe_code)]
 mod host_id;
-#[deny(unsafe_code)]
 mod layout;
 mod mapping;
-#[deny(unsafe_code)]
 mod owner;
-#[deny(unsafe_code)]
 mod progress;
-#[deny(unsafe_code)]
 mod shared;
-#[deny(unsafe_code)]
 mod store;
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,13 @@
-//! The system calls maru-fs makes through libc itself, each behind a safe
-//! function that states why its `unsafe` block is sound. The logic modules deny
-//! `unsafe_code` (see `lib.rs`); what still has unsafe code outside this module:
-//! the devdax mapping and CRC-32C (`devdax::mapping`, `devdax::crc`), the
-//! membership index's shared atomics (`index`) and the reaper's inotify loop.
+//! The system layer: the raw system calls and mapped memory of maru-fs, each
+//! behind a safe function or type that states why its `unsafe` block is sound.
+//! The rest of the crate denies `unsafe_code` (see `lib.rs`); inotify, poll and
+//! the other plain calls go through `nix`'s safe API instead.
+//!
+//! * [`mem`]: the devdax pool's shared mapping (bounds-checked copies, cache-line
+//!   flushes) and the membership index's atomic words;
+//! * [`lease`], [`random`], [`xattr`]: fcntl leases, getrandom, xattr calls.
 
 pub(crate) mod lease;
+pub(crate) mod mem;
 pub(crate) mod random;
 pub(crate) mod xattr;

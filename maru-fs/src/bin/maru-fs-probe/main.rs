@@ -23,13 +23,19 @@
 //! `hold` keeps the chunk mapped until a line arrives on stdin (after printing
 //! `addr=` and `len=`), so another process can inspect `/proc/<pid>/pagemap`.
 
+// Mapping files and registering buffers are unsafe calls: they live in `sys`.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+mod sys;
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::MmapMut;
 
 use maru_fs::pattern;
 
@@ -81,8 +87,7 @@ fn create_mapped(dir: &Path, staging: &str, size: usize) -> Result<(File, MmapMu
         .open(&path)
         .map_err(refused)?;
     file.set_len(size as u64).map_err(refused)?;
-    // SAFETY: the chunk is a file only this process writes while it is staging.
-    let map = unsafe { MmapOptions::new().len(size).map_mut(&file) }.map_err(refused)?;
+    let map = sys::map_staging(&file, size).map_err(refused)?;
     Ok((file, map))
 }
 
@@ -137,8 +142,7 @@ fn cmd_map(args: &[String]) -> Result<()> {
     let path = PathBuf::from(arg::<String>(args, 0, "chunk path")?);
     let file = File::open(&path).map_err(refused)?;
     let len = file.metadata().map_err(refused)?.len() as usize;
-    // SAFETY: published chunks are sealed; nobody writes them while we read.
-    let map = unsafe { MmapOptions::new().len(len).populate().map(&file) }.map_err(refused)?;
+    let map = sys::map_published(&file, Some(len)).map_err(refused)?;
     let sum: u64 = map.iter().map(|b| u64::from(*b)).sum();
     println!("len={len}");
     println!("sum={sum}");
@@ -190,8 +194,7 @@ fn cmd_mapmany(args: &[String]) -> Result<()> {
     let mut maps = Vec::with_capacity(count);
     for i in 0..count {
         let file = File::open(dir.join(format!("{prefix}-{i}"))).map_err(refused)?;
-        // SAFETY: published chunks are sealed; nobody writes them while we read.
-        let map = unsafe { MmapOptions::new().populate().map(&file) }.map_err(refused)?;
+        let map = sys::map_published(&file, None).map_err(refused)?;
         maps.push(map);
     }
     println!("mapped={}", maps.len());
@@ -298,12 +301,8 @@ fn cmd_pin(args: &[String]) -> Result<()> {
             return Ok(());
         }
     };
-    let iov = libc::iovec {
-        iov_base: map.as_mut_ptr().cast(),
-        iov_len: map.len(),
-    };
-    // SAFETY: the buffer stays mapped until after the ring is dropped below.
-    let res = unsafe { ring.submitter().register_buffers(&[iov]) };
+    let (registered, res) = sys::register_buffer(ring, map);
+    let map = registered.map();
     let after = vm_pin_kib()?;
     println!("register={}", outcome(res));
     println!("vmpin_before_kib={before}");
@@ -311,8 +310,7 @@ fn cmd_pin(args: &[String]) -> Result<()> {
     println!("addr={:#x}", map.as_ptr() as usize);
     println!("len={}", map.len());
     hold()?;
-    drop(ring);
-    drop(map);
+    drop(registered);
     Ok(())
 }
 
@@ -322,15 +320,10 @@ fn cmd_pin(args: &[String]) -> Result<()> {
 fn cmd_opendirs(args: &[String]) -> Result<()> {
     let dir = PathBuf::from(arg::<String>(args, 0, "dir")?);
     let n: usize = arg(args, 1, "count")?;
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
     let mut held = Vec::with_capacity(n);
