@@ -3,7 +3,6 @@
 //! process), with memcpy and loopback-TCP baselines in the same run. Prints a
 //! table and writes JSON.
 
-
 mod baseline;
 mod breakdown;
 mod ops;
