@@ -1060,7 +1060,6 @@ fn in_rename(tid: i32) -> bool {
 }
 
 #[test]
-#[ignore = "known: the etcd publish runs under maru-fs's state lock"]
 fn a_publish_waiting_on_etcd_does_not_stall_the_other_pools() {
     if !can_run_daemon() {
         return;

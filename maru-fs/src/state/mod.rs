@@ -29,9 +29,11 @@ use crate::notify::Notice;
 use crate::reaper::{Charge, Reaper};
 use crate::xattr;
 use crate::{Eviction, FsError, PoolConfig, PoolStats};
+pub(crate) use cluster::{PublishTicket, RemoveTicket};
 
 mod busy;
 mod capacity;
+mod cluster;
 mod data;
 mod dirs;
 mod index;
@@ -194,6 +196,9 @@ pub(crate) struct State {
     /// each), bounded by `max_staging_per_uid`: `create` beyond it is EMFILE.
     staging_per_uid: HashMap<u32, u32>,
     max_staging_per_uid: u32,
+    /// Keys of shared pools (pool inode, key) whose publish waits for the
+    /// cluster, outside the lock (see `cluster`).
+    publishing: HashMap<(u64, OsString), cluster::Publishing>,
     /// Kernel cache invalidations to send once the lock is dropped.
     notices: Vec<Notice>,
     /// Returns the space of removed chunks once their memory is freed.
@@ -303,6 +308,7 @@ impl State {
             dirs_per_uid: HashMap::new(),
             staging_per_uid: HashMap::new(),
             max_staging_per_uid: crate::DEFAULT_MAX_STAGING_PER_UID,
+            publishing: HashMap::new(),
             notices: Vec::new(),
             reaper: Reaper::new(),
         }
