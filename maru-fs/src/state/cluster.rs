@@ -7,6 +7,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 
 use fuser::Errno;
 
@@ -56,8 +57,6 @@ impl RemoveTicket {
         self.link.0.remove(self.name.as_bytes())
     }
 }
-
-use std::os::unix::ffi::OsStrExt;
 
 impl State {
     /// Whether chunk `ino` is being published (its cluster transaction in flight):

@@ -2,8 +2,9 @@
 //! eviction. Everything here runs under one mutex held by [`crate::fs`], and only
 //! for bookkeeping: whatever takes time with a pool's memory (copying chunk data,
 //! zeroing or moving a devdax extent, a publish's checksum, opening, recovering
-//! and verifying a store) is decided here and done by the caller after the lock
-//! is dropped (`*_begin`/`*_prepare` and [`open_pool`]), so one pool's slow work
+//! and verifying a store) and a shared pool's cluster round trips (`cluster`) is
+//! decided here and done by the caller after the lock is dropped
+//! (`*_begin`/`*_prepare`, the tickets and [`open_pool`]), so one pool's slow work
 //! never holds up another pool's requests. Nothing here talks to the kernel
 //! except through the backing stores and the notices it queues for the notifier
 //! thread (see [`crate::notify`]).
@@ -11,7 +12,8 @@
 //! The types and pool management live here; the operations are split by concern:
 //! `names` (lookup, create, open, release, unlink, rename/publish), `capacity`
 //! (charging, eviction, setattr, fallocate), `data` (READ/WRITE when the daemon
-//! serves data), `dirs` (listings, statfs) and `xattrs`.
+//! serves data), `dirs` (listings, statfs), `xattrs` and `cluster` (the cluster
+//! round trips of a shared pool's publish and unlink).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};

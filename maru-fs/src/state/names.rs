@@ -61,10 +61,7 @@ impl State {
     /// Removes chunk `ino`'s name and backing file; its charge goes when the last
     /// handle does. Queues a kernel dentry invalidation if `notify`.
     pub(super) fn unname(&mut self, ino: u64, notify: bool) {
-        let Some(c) = self.chunks.get_mut(&ino) else {
-            return;
-        };
-        if c.name.is_none() || self.is_publishing(ino) {
+        if self.is_publishing(ino) {
             // A chunk being published keeps its name until the publish ends.
             return;
         }
