@@ -3,6 +3,7 @@
 //! process), with memcpy and loopback-TCP baselines in the same run. Prints a
 //! table and writes JSON.
 
+
 mod baseline;
 mod breakdown;
 mod ops;
