@@ -1045,3 +1045,95 @@ fn a_host_cut_off_from_etcd_refuses_writes_while_the_others_go_on() {
     a.stop();
     b.stop();
 }
+
+/// Whether thread `tid` of this process is inside a rename system call (blocked in it:
+/// `/proc/self/task/TID/syscall` names the call a sleeping thread is in).
+fn in_rename(tid: i32) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    const RENAMES: &[&str] = &["82", "264", "316"];
+    #[cfg(target_arch = "aarch64")]
+    const RENAMES: &[&str] = &["38", "276"];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const RENAMES: &[&str] = &[];
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+        .is_ok_and(|s| RENAMES.contains(&s.split(' ').next().unwrap_or("")))
+}
+
+#[test]
+fn a_publish_waiting_on_etcd_does_not_stall_the_other_pools() {
+    if !can_run_daemon() {
+        return;
+    }
+    let (etcd, dev) = (Etcd::start(), Device::new());
+    let world = World::new(&format!(
+        "  - name: kv\n    source: {{devdax: {{device: {}}}}}\n    size: 100%\n    mode: \"0777\"\n    shared: true\n  - name: plain\n    source: {{numa: {{node: 0}}}}\n    size: 16MiB\n    mode: \"1777\"\ncluster:\n  etcd: [{}]\n  host: node-a\n  lease_ttl: 3\n",
+        dev.path.display(),
+        etcd.url
+    ));
+    let mut a = Host {
+        name: "node-a",
+        world,
+        daemon: None,
+        metrics: 0,
+    };
+    a.start(&dev);
+    let plain = a.world.mnt.join("plain");
+    publish(&a.pool(), "before", b"kept").unwrap();
+    publish(&plain, "p0", b"plain before").unwrap();
+
+    // etcd stops answering (SIGSTOP: its connections hang) and, before the host can
+    // notice its session is gone, a publish on the shared pool waits on etcd (the
+    // transaction's timeout, then the check whether it was applied after all).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let kv = a.pool();
+    let stage = kv.join(".stage-stuck");
+    let mut f = std::fs::File::create_new(&stage).unwrap();
+    f.write_all(b"stuck").unwrap();
+    etcd.signal(nix::sys::signal::Signal::SIGSTOP);
+    let publisher = std::thread::spawn(move || {
+        tx.send(nix::unistd::gettid().as_raw()).unwrap();
+        let r = std::fs::rename(&stage, kv.join("stuck"));
+        drop(f);
+        r.map_err(|e| e.raw_os_error().unwrap_or(0))
+    });
+    let tid = rx.recv().unwrap();
+    poll("the shared publish to be in its rename", || {
+        (in_rename(tid) || publisher.is_finished()).then_some(())
+    })
+    .unwrap();
+
+    // Meanwhile the plain pool is served: lookups, a publish, a read and a listing.
+    assert_eq!(std::fs::read(plain.join("p0")).unwrap(), b"plain before");
+    assert!(std::fs::metadata(plain.join("absent")).is_err());
+    publish(&plain, "p1", b"plain during").unwrap();
+    assert_eq!(std::fs::read(plain.join("p1")).unwrap(), b"plain during");
+    let listed = std::fs::read_dir(&plain).unwrap().count();
+    assert_eq!(listed, 2);
+    // ... all of it while the shared publish was still waiting on etcd.
+    assert!(
+        !publisher.is_finished(),
+        "the plain pool was stalled until the shared pool's etcd call gave up:\n{}",
+        a.log()
+    );
+    assert_eq!(publisher.join().unwrap(), Err(libc::EIO));
+    // Reads of the shared pool stay local and keep working.
+    assert_eq!(std::fs::read(a.pool().join("before")).unwrap(), b"kept");
+
+    etcd.signal(nix::sys::signal::Signal::SIGCONT);
+    if let Err(e) = poll("writes to resume", || {
+        publish(&a.pool(), "after", b"y").ok()
+    }) {
+        panic!("{e}:\n{}", a.log());
+    }
+    // The refused key is not on the mount. etcd may still apply the transaction it
+    // received while stopped: that orphan key is swept (every 10 s), then the key
+    // can be published.
+    assert!(!a.pool().join("stuck").exists());
+    if let Err(e) = poll("the refused key to be publishable", || {
+        publish(&a.pool(), "stuck", b"now").ok()
+    }) {
+        panic!("{e}:\n{}", a.log());
+    }
+    assert_eq!(std::fs::read(a.pool().join("stuck")).unwrap(), b"now");
+    a.stop();
+}

@@ -19,7 +19,7 @@ use nix::sys::stat::{fstat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 use crate::chunk_file::ChunkFile;
-use crate::devdax::{DevdaxError, DevdaxStore, Extent};
+use crate::devdax::{DevdaxError, DevdaxStore, Extent, PendingPublish};
 use crate::sys::xattr::{fget_xattr, flist_xattr, fset_xattr_flags};
 use crate::Backing;
 
@@ -196,11 +196,12 @@ impl Store {
     }
 
     /// Renames a chunk, failing with `EEXIST` if `to` exists (a devdax chunk
-    /// renamed to a key is published on the device).
-    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    /// renamed to a key is published on the device). A publish on a shared devdax
+    /// pool comes back pending: the caller ends it (see [`DevdaxStore::rename_begin`]).
+    pub fn rename_begin(&self, from: &OsStr, to: &OsStr) -> io::Result<Option<PendingPublish>> {
         match self {
-            Store::Dir(d) => d.rename_noreplace(from, to),
-            Store::Devdax(d) => d.rename_noreplace(from, to),
+            Store::Dir(d) => d.rename_noreplace(from, to).map(|()| None),
+            Store::Devdax(d) => d.rename_begin(from, to),
         }
     }
 

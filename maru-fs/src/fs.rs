@@ -251,7 +251,16 @@ impl Filesystem for MaruFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.shared.with(|s| s.unlink(parent, name)) {
+        let done = match self.shared.with(|s| s.unlink(parent, name)) {
+            Ok(None) => Ok(()),
+            // A shared pool's key goes from the cluster first: not under the state lock.
+            Ok(Some(ticket)) => {
+                let removed = ticket.claim();
+                self.shared.with(|s| s.unlink_end(ticket, removed))
+            }
+            Err(e) => Err(e),
+        };
+        match done {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.failed(parent, e)),
         }
@@ -281,10 +290,20 @@ impl Filesystem for MaruFs {
                 return reply.error(self.failed(parent, errno(&e)));
             }
         }
-        match self
+        let done = match self
             .shared
             .with(|s| s.rename(parent, name, newparent, newname, flags.bits()))
         {
+            Ok(None) => Ok(()),
+            // A shared pool's publish is a cluster transaction: not under the state
+            // lock (the key is reserved and the chunk sealed meanwhile).
+            Ok(Some(ticket)) => {
+                let claimed = ticket.claim();
+                self.shared.with(|s| s.publish_end(ticket, claimed))
+            }
+            Err(e) => Err(e),
+        };
+        match done {
             Ok(()) => reply.ok(),
             Err(e) => {
                 if let Some(file) = &sealed {

@@ -47,7 +47,7 @@ pub use owner::OwnerPolicy;
 pub use progress::{Progress, ProgressHook, Step, Work};
 pub use shared::{Coordinator, KeyRef, Published, SharedLink};
 pub use store::Recovery;
-pub(crate) use store::{ChunkHandle, DevdaxStore};
+pub(crate) use store::{ChunkHandle, DevdaxStore, PendingPublish};
 
 /// What to do when the pool's range holds no pool header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

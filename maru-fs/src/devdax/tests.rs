@@ -750,3 +750,143 @@ fn format_and_recovery_report_progress_up_to_the_total() {
         .iter()
         .all(|s| s.work == Work::Recover));
 }
+
+/// A shared pool's publish whose cluster transaction runs outside the pool's lock
+/// (`rename_begin` / `PendingPublish`), against a cluster in memory.
+mod pending_publish {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::io;
+    use std::sync::Mutex;
+
+    /// One host's view of a cluster kept in memory.
+    #[derive(Default)]
+    struct MemCluster {
+        uuid: Mutex<Option<[u8; 16]>>,
+        keys: Mutex<BTreeMap<Vec<u8>, KeyRef>>,
+        arenas: Mutex<Vec<u32>>,
+    }
+
+    impl Coordinator for MemCluster {
+        fn host(&self) -> &str {
+            "node-a"
+        }
+        fn check_identity(&self, uuid: &[u8; 16]) -> io::Result<Option<[u8; 16]>> {
+            let mut known = self.uuid.lock().unwrap();
+            let theirs = *known.get_or_insert(*uuid);
+            Ok((theirs != *uuid).then_some(theirs))
+        }
+        fn arenas(&self, count: u32) -> io::Result<Vec<u32>> {
+            let mut mine = self.arenas.lock().unwrap();
+            if mine.is_empty() && count > 0 {
+                mine.push(0);
+            }
+            Ok(mine.clone())
+        }
+        fn claim_arena(&self, count: u32) -> io::Result<Option<u32>> {
+            let mut mine = self.arenas.lock().unwrap();
+            let next = (0..count).find(|n| !mine.contains(n));
+            mine.extend(next);
+            Ok(next)
+        }
+        fn writable(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn publish(&self, key: &[u8], slot: u64) -> io::Result<()> {
+            let mut keys = self.keys.lock().unwrap();
+            if keys.contains_key(key) {
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            }
+            let at = KeyRef {
+                host: self.host().into(),
+                slot,
+            };
+            keys.insert(key.to_vec(), at);
+            Ok(())
+        }
+        fn remove(&self, key: &[u8]) -> io::Result<()> {
+            self.keys.lock().unwrap().remove(key);
+            Ok(())
+        }
+        fn snapshot(&self) -> io::Result<(Vec<Published>, i64)> {
+            let keys = self.keys.lock().unwrap();
+            Ok((
+                keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                0,
+            ))
+        }
+    }
+
+    fn shared(dev: &mut Dev, cluster: &Arc<MemCluster>) -> DevdaxStore {
+        let link: Arc<dyn Coordinator> = Arc::clone(cluster) as Arc<dyn Coordinator>;
+        dev.cfg.shared = Some(SharedLink(link));
+        dev.open().unwrap()
+    }
+
+    fn staged(store: &DevdaxStore, name: &str, data: &[u8]) -> ChunkHandle {
+        let h = store.create(OsStr::new(name), 1000, 0o640).unwrap();
+        h.set_len(data.len() as u64).unwrap();
+        h.write_all_at(data, 0).unwrap();
+        h
+    }
+
+    #[test]
+    fn a_key_in_flight_is_taken_but_not_visible_and_a_refusal_undoes_it() {
+        let mut dev = Dev::small();
+        let cluster = Arc::new(MemCluster::default());
+        let store = shared(&mut dev, &cluster);
+        let data = pattern(4096, 7);
+        let h = staged(&store, ".s", &data);
+        let _other = staged(&store, ".t", b"other");
+        let (s, t, k) = (OsStr::new(".s"), OsStr::new(".t"), OsStr::new("k"));
+
+        let pending = store
+            .rename_begin(s, k)
+            .unwrap()
+            .expect("a cluster publish");
+        // While the cluster is asked: the key is taken, not visible, and the chunk
+        // keeps its staging name and cannot be renamed again.
+        assert_eq!(
+            errno_of(&store.create(k, 0, 0o600).unwrap_err()),
+            libc::EEXIST
+        );
+        assert_eq!(
+            errno_of(&store.rename_begin(t, k).unwrap_err()),
+            libc::EEXIST
+        );
+        assert_eq!(errno_of(&store.open_chunk(k).unwrap_err()), libc::ENOENT);
+        assert_eq!(
+            errno_of(&store.rename_begin(s, OsStr::new("k2")).unwrap_err()),
+            libc::EBUSY
+        );
+        assert!(store.open_chunk(s).is_ok());
+        // The reclaimer's orphan sweep must not take the key in flight for an orphan.
+        let owned = |store: &DevdaxStore| (0..1024).any(|slot| store.owns_published(k, slot));
+        assert!(owned(&store));
+
+        // Another host won: EEXIST, and the chunk is staging as before.
+        let lost = pending.end(Err(io::Error::from_raw_os_error(libc::EEXIST)));
+        assert_eq!(errno_of(&lost.unwrap_err()), libc::EEXIST);
+        assert!(store.open_chunk(s).is_ok());
+        assert_eq!(errno_of(&store.open_chunk(k).unwrap_err()), libc::ENOENT);
+        assert!(!owned(&store));
+
+        // Asked again, the cluster says yes: published under the key.
+        let pending = store
+            .rename_begin(s, k)
+            .unwrap()
+            .expect("a cluster publish");
+        let claimed = pending.claim();
+        pending.end(claimed).unwrap();
+        drop(h);
+        assert_eq!(errno_of(&store.open_chunk(s).unwrap_err()), libc::ENOENT);
+        assert_eq!(read_all(&store, "k"), data);
+        assert!(cluster.keys.lock().unwrap().contains_key(&b"k"[..]));
+
+        // A restart finds it (the cluster agrees), and not the refused attempt.
+        drop(store);
+        let store = dev.open().unwrap();
+        assert_eq!(read_all(&store, "k"), data);
+        assert_eq!(store.published().len(), 1);
+    }
+}

@@ -2,8 +2,9 @@
 //! eviction. Everything here runs under one mutex held by [`crate::fs`], and only
 //! for bookkeeping: whatever takes time with a pool's memory (copying chunk data,
 //! zeroing or moving a devdax extent, a publish's checksum, opening, recovering
-//! and verifying a store) is decided here and done by the caller after the lock
-//! is dropped (`*_begin`/`*_prepare` and [`open_pool`]), so one pool's slow work
+//! and verifying a store) and a shared pool's cluster round trips (`cluster`) is
+//! decided here and done by the caller after the lock is dropped
+//! (`*_begin`/`*_prepare`, the tickets and [`open_pool`]), so one pool's slow work
 //! never holds up another pool's requests. Nothing here talks to the kernel
 //! except through the backing stores and the notices it queues for the notifier
 //! thread (see [`crate::notify`]).
@@ -11,7 +12,8 @@
 //! The types and pool management live here; the operations are split by concern:
 //! `names` (lookup, create, open, release, unlink, rename/publish), `capacity`
 //! (charging, eviction, setattr, fallocate), `data` (READ/WRITE when the daemon
-//! serves data), `dirs` (listings, statfs) and `xattrs`.
+//! serves data), `dirs` (listings, statfs), `xattrs` and `cluster` (the cluster
+//! round trips of a shared pool's publish and unlink).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -29,9 +31,11 @@ use crate::notify::Notice;
 use crate::reaper::{Charge, Reaper};
 use crate::xattr;
 use crate::{Eviction, FsError, PoolConfig, PoolStats};
+pub(crate) use cluster::{PublishTicket, RemoveTicket};
 
 mod busy;
 mod capacity;
+mod cluster;
 mod data;
 mod dirs;
 mod index;
@@ -194,6 +198,9 @@ pub(crate) struct State {
     /// each), bounded by `max_staging_per_uid`: `create` beyond it is EMFILE.
     staging_per_uid: HashMap<u32, u32>,
     max_staging_per_uid: u32,
+    /// Keys of shared pools (pool inode, key) whose publish waits for the
+    /// cluster, outside the lock (see `cluster`).
+    publishing: HashMap<(u64, OsString), cluster::Publishing>,
     /// Kernel cache invalidations to send once the lock is dropped.
     notices: Vec<Notice>,
     /// Returns the space of removed chunks once their memory is freed.
@@ -303,6 +310,7 @@ impl State {
             dirs_per_uid: HashMap::new(),
             staging_per_uid: HashMap::new(),
             max_staging_per_uid: crate::DEFAULT_MAX_STAGING_PER_UID,
+            publishing: HashMap::new(),
             notices: Vec::new(),
             reaper: Reaper::new(),
         }

@@ -61,6 +61,10 @@ impl State {
     /// Removes chunk `ino`'s name and backing file; its charge goes when the last
     /// handle does. Queues a kernel dentry invalidation if `notify`.
     pub(super) fn unname(&mut self, ino: u64, notify: bool) {
+        if self.is_publishing(ino) {
+            // A chunk being published keeps its name until the publish ends.
+            return;
+        }
         let Some(c) = self.chunks.get_mut(&ino) else {
             return;
         };
@@ -349,30 +353,34 @@ impl State {
             self.drop_if_orphan(ino);
             self.reap();
         } else if c.phase == Phase::Staging {
-            // The writer let go without publishing.
+            // The writer let go without publishing (a publish in flight decides
+            // when it ends: `publish_end`).
             self.unname(ino, true);
         }
     }
 
-    /// Unlinks `name` from pool `parent`.
-    pub fn unlink(&mut self, parent: INodeNo, name: &OsStr) -> Result<(), Errno> {
+    /// Unlinks `name` from pool `parent`. A published key of a shared pool goes
+    /// from the cluster first: that is left to the caller, outside the lock, with
+    /// the ticket returned, then [`State::unlink_end`].
+    pub fn unlink(&mut self, parent: INodeNo, name: &OsStr) -> Result<Option<RemoveTicket>, Errno> {
         let parent = parent.0;
         let pool = self.pool_mut(parent)?;
         if index::is_index_name(name) {
             return Err(Errno::EPERM);
         }
         let ino = *pool.entries.get(name).ok_or(Errno::ENOENT)?;
-        if pool.store.shared_devdax().is_some() {
-            // A shared pool's key goes from the cluster first: if the cluster cannot
-            // be reached the unlink fails (EIO) and nothing changes.
-            pool.store.remove(name).map_err(|e| errno_of(&e))?;
+        if self.is_publishing(ino) {
+            return Err(Errno::EBUSY);
+        }
+        if let Some(ticket) = self.remove_needs_cluster(parent, ino, name) {
+            return Ok(Some(ticket));
         }
         // The kernel drops its own dentry for an unlink it sent.
         self.unname(ino, false);
         if let Ok(pool) = self.pool_mut(parent) {
             pool.counters.removals += 1;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Before renaming `name` to `newname` in pool `parent`: if that publishes a
@@ -399,7 +407,9 @@ impl State {
             .flatten()
     }
 
-    /// Renames within a pool; publishing is `staging name -> key`.
+    /// Renames within a pool; publishing is `staging name -> key`. A publish on a
+    /// shared pool is left half done: the caller asks the cluster with the ticket
+    /// returned, outside the lock, then calls [`State::publish_end`].
     pub fn rename(
         &mut self,
         parent: INodeNo,
@@ -407,7 +417,7 @@ impl State {
         newparent: INodeNo,
         newname: &OsStr,
         flags: u32,
-    ) -> Result<(), Errno> {
+    ) -> Result<Option<PublishTicket>, Errno> {
         let parent = parent.0;
         let newparent = newparent.0;
         if parent == ROOT || newparent == ROOT {
@@ -425,9 +435,15 @@ impl State {
         let pool = self.pool_nodes.get(&parent).ok_or(Errno::ENOENT)?;
         let ino = *pool.entries.get(name).ok_or(Errno::ENOENT)?;
         if name == newname {
-            return Ok(());
+            return Ok(None);
         }
-        if pool.entries.contains_key(newname) || index::is_index_name(newname) {
+        if self.is_publishing(ino) {
+            return Err(Errno::EBUSY);
+        }
+        if pool.entries.contains_key(newname)
+            || index::is_index_name(newname)
+            || self.key_publishing(parent, newname)
+        {
             // First writer wins, with or without RENAME_NOREPLACE.
             return Err(Errno::EEXIST);
         }
@@ -447,9 +463,32 @@ impl State {
             }
         }
         let pool = self.pool_nodes.get_mut(&parent).ok_or(Errno::ENOENT)?;
-        pool.store
-            .rename_noreplace(name, newname)
+        let pending = pool
+            .store
+            .rename_begin(name, newname)
             .map_err(|e| errno_of(&e))?;
+        if let Some(pending) = pending {
+            return Ok(Some(
+                self.publish_reserved(parent, ino, name, newname, pending),
+            ));
+        }
+        self.renamed(parent, ino, name, newname, publish);
+        Ok(None)
+    }
+
+    /// Records chunk `ino`'s rename from `name` to `newname` in pool `parent`, done
+    /// by its store (`publish`: `newname` is a key).
+    pub(super) fn renamed(
+        &mut self,
+        parent: u64,
+        ino: u64,
+        name: &OsStr,
+        newname: &OsStr,
+        publish: bool,
+    ) {
+        let Some(pool) = self.pool_nodes.get_mut(&parent) else {
+            return;
+        };
         pool.entries.remove(name);
         pool.entries.insert(newname.to_os_string(), ino);
         pool.set_listed(ino, publish && !is_staging_name(newname));
@@ -468,7 +507,6 @@ impl State {
             self.settle_slot(ino);
             self.index_insert(parent, newname);
         }
-        Ok(())
     }
 
     /// Gives back chunk `ino`'s staging slot once the daemon no longer keeps a

@@ -53,7 +53,7 @@ impl State {
             return false;
         };
         let Some(&ino) = p.entries.get(key) else {
-            return false;
+            return self.removed_while_publishing(pool_ino, key);
         };
         let dropped = p.store.shared_devdax().map(|d| d.remote_removed(key));
         match dropped {

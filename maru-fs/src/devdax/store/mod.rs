@@ -92,6 +92,10 @@ struct Inner {
     alloc: Allocator,
     entries: HashMap<u64, Entry>,
     names: HashMap<OsString, u64>,
+    /// Keys of a shared pool whose publish waits for the cluster's answer (outside
+    /// every lock, see [`PendingPublish`]), with the chunk each names: taken (a
+    /// create or rename to one is `EEXIST`) but not yet visible.
+    publishing: HashMap<OsString, u64>,
     free_slots: BTreeSet<u64>,
     next_id: u64,
     next_seq: u64,
@@ -138,6 +142,50 @@ pub(crate) struct ChunkHandle {
     id: u64,
 }
 
+/// A publish of a shared pool's chunk between [`DevdaxStore::rename_begin`], which
+/// checked, reserved the key and wrote the record as published, and
+/// [`PendingPublish::end`], which makes the key visible or undoes the record. The
+/// cluster transaction in between ([`PendingPublish::claim`], a network round trip)
+/// holds no lock.
+#[derive(Debug)]
+pub(crate) struct PendingPublish {
+    inner: Arc<Mutex<Inner>>,
+    link: SharedLink,
+    id: u64,
+    slot: u64,
+    from: OsString,
+    to: OsString,
+    /// The record's name, state, sequence and checksum before, restored if the
+    /// cluster refuses.
+    old: (Vec<u8>, RecordState, u64, u32),
+}
+
+impl PendingPublish {
+    /// Asks the cluster for the key (first writer wins: `EEXIST` if another host has
+    /// it; `EIO` if the cluster cannot be reached). Blocks; call it without locks.
+    pub fn claim(&self) -> io::Result<()> {
+        self.link.0.publish(self.to.as_bytes(), self.slot)
+    }
+
+    /// Ends the publish with the cluster's answer `claimed`: the key becomes the
+    /// chunk's name, or (on an error, returned) the record is what it was.
+    pub fn end(self, claimed: io::Result<()>) -> io::Result<()> {
+        let mut inner = lock(&self.inner);
+        inner.publishing.remove(&self.to);
+        match claimed {
+            Ok(()) => {
+                inner.names.remove(&self.from);
+                inner.names.insert(self.to, self.id);
+                Ok(())
+            }
+            Err(err) => {
+                inner.restore_record(self.id, self.old, &self.from);
+                Err(err)
+            }
+        }
+    }
+}
+
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
     // A panic elsewhere must not take the pool down; the state stays consistent
     // because every update below completes before it returns.
@@ -172,7 +220,7 @@ impl DevdaxStore {
         if let Some(sh) = &inner.shared {
             sh.link.0.writable()?;
         }
-        if inner.names.contains_key(name) {
+        if inner.names.contains_key(name) || inner.publishing.contains_key(name) {
             return Err(errno(libc::EEXIST));
         }
         if inner.free_slots.is_empty() {
@@ -243,17 +291,36 @@ impl DevdaxStore {
     /// Renames `from` to `to` (`EEXIST` if `to` exists). Renaming a staging chunk
     /// to a name not starting with `.` publishes it: its data checksum is taken
     /// (unless [`ChunkHandle::seal`] took it already, outside the pool's lock) and
-    /// its record marked published.
+    /// its record marked published. (The filesystem uses [`DevdaxStore::rename_begin`],
+    /// to ask the cluster without the pool's lock.)
+    #[cfg(test)]
     pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        match self.rename_begin(from, to)? {
+            None => Ok(()),
+            Some(pending) => {
+                let claimed = pending.claim();
+                pending.end(claimed)
+            }
+        }
+    }
+
+    /// [`DevdaxStore::rename_noreplace`] up to the cluster: a rename that needs
+    /// none is done (`None`); a publish on a shared pool has its record written as
+    /// published and its key reserved, and the caller then runs
+    /// [`PendingPublish::claim`] without locks and [`PendingPublish::end`].
+    pub fn rename_begin(&self, from: &OsStr, to: &OsStr) -> io::Result<Option<PendingPublish>> {
         let mut inner = lock(&self.inner);
         inner.owner.check()?;
-        if inner.names.contains_key(to) {
+        if inner.names.contains_key(to) || inner.publishing.contains_key(to) {
             return Err(errno(libc::EEXIST));
         }
         if to.len() > maru_proto::name::NAME_MAX {
             return Err(errno(libc::ENAMETOOLONG));
         }
         let id = *inner.names.get(from).ok_or_else(|| errno(libc::ENOENT))?;
+        if inner.publishing.values().any(|&p| p == id) {
+            return Err(errno(libc::EBUSY));
+        }
         let publish = !maru_proto::name::is_staging(to.as_bytes());
         let seq = inner.next_seq;
         let (extent_off, size, sealed) = {
@@ -277,6 +344,11 @@ impl DevdaxStore {
             (true, Some(crc)) => Some(crc),
             (true, None) => Some(inner.map.crc(extent_off, size)?),
         };
+        let slot = inner.entry(id)?.slot;
+        if publish && inner.shared.is_some() && slot.is_none() {
+            // A named chunk always has a record.
+            return Err(errno(libc::EIO));
+        }
         let old = {
             let e = inner
                 .entries
@@ -295,36 +367,46 @@ impl DevdaxStore {
             }
             old
         };
-        let claimed = inner.write_record(id).and_then(|()| {
-            let Some(sh) = inner.shared.as_ref().filter(|_| publish) else {
-                return Ok(());
-            };
-            let slot = inner.entry(id)?.slot.ok_or_else(|| errno(libc::EIO))?;
-            // First writer wins across hosts: the record says published only once
-            // the cluster gave this host the key (a crash in between is undone by
-            // recovery, which keeps a published record only if the cluster agrees).
-            sh.link.0.publish(to.as_bytes(), slot)
-        });
-        if let Err(err) = claimed {
-            if let Some(e) = inner.entries.get_mut(&id) {
-                (e.rec.name, e.rec.state, e.rec.seq, e.rec.data_crc) = old;
-            }
-            if let Err(undo) = inner.write_record(id) {
-                log::warn!(
-                    "devdax pool on {}: cannot rewrite the record of {:?} after a failed \
-                     publish: {undo}",
-                    inner.device.display(),
-                    from
-                );
-            }
+        if let Err(err) = inner.write_record(id) {
+            inner.restore_record(id, old, from);
             return Err(err);
         }
         if publish {
             inner.next_seq += 1;
         }
+        if let (Some(sh), Some(slot)) = (inner.shared.as_ref().filter(|_| publish), slot) {
+            // First writer wins across hosts: the record says published only once
+            // the cluster gave this host the key (a crash in between is undone by
+            // recovery, which keeps a published record only if the cluster agrees).
+            // The key is reserved meanwhile, and the chunk is sealed.
+            let link = sh.link.clone();
+            inner.publishing.insert(to.to_os_string(), id);
+            return Ok(Some(PendingPublish {
+                inner: Arc::clone(&self.inner),
+                link,
+                id,
+                slot,
+                from: from.to_os_string(),
+                to: to.to_os_string(),
+                old,
+            }));
+        }
         inner.names.remove(from);
         inner.names.insert(to.to_os_string(), id);
-        Ok(())
+        Ok(None)
+    }
+
+    /// The cluster link to delete `name` with before it is removed here: `Some` for
+    /// a published key of a shared pool (this host's or another's).
+    pub fn cluster_key(&self, name: &OsStr) -> Option<SharedLink> {
+        let inner = lock(&self.inner);
+        let id = inner.names.get(name)?;
+        let published = inner.entries.get(id)?.rec.state == RecordState::Published;
+        inner
+            .shared
+            .as_ref()
+            .filter(|_| published)
+            .map(|sh| sh.link.clone())
     }
 
     /// Removes the name `name` and clears its record; the extent returns to the
@@ -412,6 +494,22 @@ impl Entry {
 }
 
 impl Inner {
+    /// Puts back the name, state, sequence and checksum chunk `id`'s record had
+    /// before a rename that failed (`from`: its name, for the log).
+    fn restore_record(&mut self, id: u64, old: (Vec<u8>, RecordState, u64, u32), from: &OsStr) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            (e.rec.name, e.rec.state, e.rec.seq, e.rec.data_crc) = old;
+        }
+        if let Err(undo) = self.write_record(id) {
+            log::warn!(
+                "devdax pool on {}: cannot rewrite the record of {:?} after a failed \
+                 publish: {undo}",
+                self.device.display(),
+                from
+            );
+        }
+    }
+
     /// Takes chunk `id`'s name away: its record is cleared (on a shared pool a
     /// published one is marked removing and its extent quarantined, since other
     /// hosts may map it); the extent goes when the last handle does.

@@ -477,6 +477,7 @@ impl DevdaxStore {
             alloc,
             entries: HashMap::new(),
             names: HashMap::new(),
+            publishing: HashMap::new(),
             free_slots: BTreeSet::new(),
             next_id: 1,
             next_seq: 1,

@@ -64,9 +64,12 @@ impl DevdaxStore {
     /// Whether `name` is this host's published chunk in index record `slot`.
     pub fn owns_published(&self, name: &OsStr, slot: u64) -> bool {
         let inner = lock(&self.inner);
+        // A key whose publish waits for the cluster's answer is owned too: the
+        // cluster may have applied it already.
         inner
             .names
             .get(name)
+            .or_else(|| inner.publishing.get(name))
             .and_then(|id| inner.entries.get(id))
             .is_some_and(|e| {
                 !e.is_remote() && e.slot == Some(slot) && e.rec.state == RecordState::Published
