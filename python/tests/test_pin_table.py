@@ -8,24 +8,9 @@ import os
 import stat
 
 import pytest
-from test_compat import Peer, put
+from test_compat import peer, put  # noqa: F401 (peer: the fixture, used by name)
 
 from maru import MaruHandler, _pins
-
-
-@pytest.fixture
-def peer(world):
-    """Starts MaruHandlers in other processes (see ``test_compat.Peer``)."""
-    peers: list[Peer] = []
-
-    def start(pool: str = "kv") -> Peer:
-        p = Peer(world, world.url(pool))
-        peers.append(p)
-        return p
-
-    yield start
-    for p in peers:
-        p.close()
 
 
 @pytest.fixture

@@ -91,14 +91,7 @@ pub unsafe extern "C" fn maru_pins(
     let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
     match pool.0.pins(key) {
         Ok(Some(n)) => c_int::try_from(n).unwrap_or(c_int::MAX),
-        Ok(None) => {
-            set_error(format!(
-                "pins: no key {} in pool {}",
-                key::display_prefix(key),
-                pool.0.path().display()
-            ));
-            -libc::ENOENT
-        }
+        Ok(None) => no_key("pins", &pool.0, key),
         Err(e) => fail(e),
     }
 }

@@ -36,14 +36,7 @@ pub unsafe extern "C" fn maru_remove(
     let key = or_return!(unsafe { bytes_arg(key, key_len, "key") });
     match pool.0.remove(key) {
         Ok(true) => 0,
-        Ok(false) => {
-            set_error(format!(
-                "remove: no key {} in pool {}",
-                key::display_prefix(key),
-                pool.0.path().display()
-            ));
-            -libc::ENOENT
-        }
+        Ok(false) => no_key("remove", &pool.0, key),
         Err(e) => fail(e),
     }
 }

@@ -54,6 +54,16 @@ fn invalid(msg: &str) -> c_int {
     -libc::EINVAL
 }
 
+/// Records "`op`: no key … in pool …" and returns `-ENOENT`.
+fn no_key(op: &str, pool: &Pool, key: &[u8]) -> c_int {
+    set_error(format!(
+        "{op}: no key {} in pool {}",
+        key::display_prefix(key),
+        pool.path().display()
+    ));
+    -libc::ENOENT
+}
+
 /// Converts a count to the `int` return value (counts are bounded by the
 /// caller's array sizes, far below `INT_MAX` in practice).
 fn count(n: usize) -> c_int {

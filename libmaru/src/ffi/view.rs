@@ -31,14 +31,7 @@ pub unsafe extern "C" fn maru_get(
             }
             0
         }
-        Ok(None) => {
-            set_error(format!(
-                "get: no key {} in pool {}",
-                key::display_prefix(key),
-                pool.0.path().display()
-            ));
-            -libc::ENOENT
-        }
+        Ok(None) => no_key("get", &pool.0, key),
         Err(e) => fail(e),
     }
 }
