@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// No endpoint answered, or a request failed on the way.
-    #[error("etcd at {endpoints}: {what}: {source}")]
+    #[error("etcd at {endpoints}: {what}: {}{source}", tls_hint(endpoints, source))]
     Etcd {
         /// The configured endpoints, comma-separated.
         endpoints: String,
@@ -38,4 +38,27 @@ pub enum ClusterError {
     /// The runtime for the client could not be started.
     #[error("cannot start the etcd client runtime: {0}")]
     Runtime(#[source] std::io::Error),
+}
+
+/// What a TLS failure means, for the message (empty when it is not one): rustls and
+/// etcd put the reason in the status text, so the text is what there is to look at.
+fn tls_hint(endpoints: &str, source: &etcd_client::Error) -> &'static str {
+    if !endpoints.contains("https://") {
+        return "";
+    }
+    let text = format!("{source:?}");
+    let has = |s: &str| text.contains(s);
+    if has("UnknownIssuer") || has("BadSignature") {
+        "the etcd server's certificate was not trusted: it is not signed by the CA in `cluster.tls.ca`: "
+    } else if has("NotValidForName") {
+        "the etcd server's certificate was not trusted: it does not name this endpoint's host or IP (its subjectAltName): "
+    } else if has("Expired") || has("NotValidYet") {
+        "the etcd server's certificate was not trusted: it has expired or is not valid yet: "
+    } else if has("invalid peer certificate") {
+        "the etcd server's certificate was not trusted: "
+    } else if has("received fatal alert") || has("connection closed") {
+        "etcd closed the TLS connection: if it runs with `--client-cert-auth`, this host needs a client certificate signed by a CA etcd trusts (`cluster.tls.cert` and `cluster.tls.key`): "
+    } else {
+        ""
+    }
 }

@@ -24,5 +24,5 @@ mod session;
 
 pub use error::ClusterError;
 pub use session::{
-    ClusterConfig, KeyEvent, KeyValue, PoolLink, Publish, Removal, Session, UuidCheck,
+    ClusterConfig, KeyEvent, KeyValue, PoolLink, Publish, Removal, Session, Tls, UuidCheck,
 };

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::runtime::Runtime;
 
@@ -27,6 +27,29 @@ pub struct ClusterConfig {
     pub auth: Option<(String, String)>,
     /// Key prefix of everything Maru writes (default `/maru/v1`).
     pub prefix: String,
+    /// TLS material, for `https://` endpoints.
+    pub tls: Option<Tls>,
+}
+
+/// PEM material for TLS to etcd, read by the caller (the daemon reads it while it
+/// still has the privileges to): the CA that signed the etcd servers' certificates,
+/// and optionally this host's client certificate and key (`--client-cert-auth`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// The CA certificate(s), PEM.
+    pub ca: Vec<u8>,
+    /// The client certificate chain and its private key, PEM.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Tls")
+            .field("ca_bytes", &self.ca.len())
+            .field("client_cert", &self.identity.is_some())
+            .finish()
+    }
 }
 
 impl ClusterConfig {
@@ -38,6 +61,7 @@ impl ClusterConfig {
             lease_ttl: Duration::from_secs(10),
             auth: None,
             prefix: "/maru/v1".into(),
+            tls: None,
         }
     }
 }
@@ -167,6 +191,13 @@ impl Session {
             .with_keep_alive_while_idle(true);
         if let Some((user, password)) = &cfg.auth {
             opts = opts.with_user(user.clone(), password.clone());
+        }
+        if let Some(tls) = &cfg.tls {
+            let mut t = TlsOptions::new().ca_certificate(Certificate::from_pem(&tls.ca));
+            if let Some((cert, key)) = &tls.identity {
+                t = t.identity(Identity::from_pem(cert, key));
+            }
+            opts = opts.with_tls(t);
         }
         let client = rt
             .block_on(Client::connect(cfg.endpoints.clone(), Some(opts)))
