@@ -19,8 +19,12 @@ pub fn host_name(spec: &ClusterSpec) -> String {
     })
 }
 
-/// Connects this host to the cluster of `spec`.
-pub fn connect(spec: &ClusterSpec) -> anyhow::Result<Session> {
+/// The client's settings for `spec`: the password file is read here; the TLS
+/// material (`tls`) was read with the config, before privileges were dropped.
+pub fn client_config(
+    spec: &ClusterSpec,
+    tls: Option<&maru_cluster::Tls>,
+) -> anyhow::Result<ClusterConfig> {
     let mut cfg = ClusterConfig::new(spec.etcd.clone(), host_name(spec));
     cfg.lease_ttl = Duration::from_secs(spec.lease_ttl_s);
     if let Some(user) = &spec.user {
@@ -33,6 +37,13 @@ pub fn connect(spec: &ClusterSpec) -> anyhow::Result<Session> {
         };
         cfg.auth = Some((user.clone(), password));
     }
+    cfg.tls = tls.cloned();
+    Ok(cfg)
+}
+
+/// Connects this host to the cluster of `spec`, with the TLS material `tls`.
+pub fn connect(spec: &ClusterSpec, tls: Option<&maru_cluster::Tls>) -> anyhow::Result<Session> {
+    let cfg = client_config(spec, tls)?;
     let host = cfg.host.clone();
     let session = Session::connect(cfg).with_context(|| {
         format!(

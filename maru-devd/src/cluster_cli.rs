@@ -4,7 +4,7 @@
 use crate::config::{Source, SourceSpec};
 use crate::output;
 use anyhow::Context;
-use maru_cluster::{ClusterConfig, Session};
+use maru_cluster::Session;
 use std::path::PathBuf;
 
 /// Arguments of `maru-devd cluster`.
@@ -59,11 +59,15 @@ fn observe(config: &std::path::Path) -> anyhow::Result<(Session, Vec<String>)> {
         .filter(|p| p.shared && matches!(p.source, SourceSpec::Devdax(_)))
         .map(|p| p.name.clone())
         .collect();
-    let session = Session::observe(ClusterConfig::new(
-        spec.etcd.clone(),
-        crate::cluster::host_name(&spec),
-    ))
-    .with_context(|| format!("cannot reach etcd at {}", spec.etcd.join(", ")))?;
+    let tls = match &spec.tls {
+        Some(t) => Some(crate::config::tls::load(t).map_err(|diags| {
+            let msgs: Vec<String> = diags.into_iter().map(|d| d.msg).collect();
+            anyhow::anyhow!("{}: cluster.tls: {}", config.display(), msgs.join("; "))
+        })?),
+        None => None,
+    };
+    let session = Session::observe(crate::cluster::client_config(&spec, tls.as_ref())?)
+        .with_context(|| format!("cannot reach etcd at {}", spec.etcd.join(", ")))?;
     Ok((session, shared))
 }
 

@@ -14,6 +14,8 @@ pub struct Plan {
     pub pools: Vec<PoolPlan>,
     /// The cluster shared pools are coordinated through.
     pub cluster: Option<crate::config::ClusterSpec>,
+    /// The PEM material of `cluster.tls`, read when the config was checked.
+    pub cluster_tls: Option<maru_cluster::Tls>,
     /// The Prometheus endpoint, if the config asks for one.
     pub metrics: Option<crate::config::MetricsSpec>,
 }

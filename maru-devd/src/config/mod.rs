@@ -5,6 +5,7 @@ pub mod locate;
 mod parse;
 pub mod size;
 mod suggest;
+pub mod tls;
 mod validate;
 mod yaml;
 
@@ -59,6 +60,18 @@ pub struct ClusterSpec {
     pub user: Option<String>,
     /// File holding the etcd user's password (read at start).
     pub password_file: Option<PathBuf>,
+    /// TLS to etcd (`https://` endpoints).
+    pub tls: Option<TlsSpec>,
+}
+
+/// `cluster.tls`: the PEM files for TLS to etcd, read at start (before privileges
+/// are dropped) and checked by `check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// The CA that signed the etcd servers' certificates.
+    pub ca: PathBuf,
+    /// This host's client certificate and its key, when etcd asks for one.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// One pool as written in the file.

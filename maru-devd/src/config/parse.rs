@@ -6,14 +6,15 @@ use super::suggest::hint;
 use super::yaml::{Mapping, Value};
 use super::{
     ClusterSpec, Coherence, Config, DaxSel, DevdaxFormat, DevdaxSpec, Diag, Eviction, IdSpec,
-    MetricsSpec, NodeSel, PoolSpec, SourceSpec, DEFAULT_MODE, DEFAULT_MOUNT,
+    MetricsSpec, NodeSel, PoolSpec, SourceSpec, TlsSpec, DEFAULT_MODE, DEFAULT_MOUNT,
 };
 use maru_proto::name::{is_staging, NAME_MAX};
 use std::path::PathBuf;
 
 const TOP_KEYS: &[&str] = &["mount", "pools", "cluster", "metrics"];
 const METRICS_KEYS: &[&str] = &["listen", "socket"];
-const CLUSTER_KEYS: &[&str] = &["etcd", "host", "lease_ttl", "user", "password_file"];
+const CLUSTER_KEYS: &[&str] = &["etcd", "host", "lease_ttl", "user", "password_file", "tls"];
+const TLS_KEYS: &[&str] = &["ca", "cert", "key"];
 const POOL_KEYS: &[&str] = &[
     "name",
     "source",
@@ -313,19 +314,14 @@ impl Parser {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, item)| match item {
-                    Value::String(s) if s.starts_with("http://") => Some(s.clone()),
-                    Value::String(s) if s.starts_with("https://") => {
-                        self.err(
-                            at(&at(path, val("etcd")), Seg::Index(i)),
-                            format!("`{s}`: TLS to etcd is not supported yet; use an http:// endpoint on a trusted network (or a local etcd proxy)"),
-                        );
-                        None
+                    Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
+                        Some(s.clone())
                     }
                     other => {
                         self.err(
                             at(&at(path, val("etcd")), Seg::Index(i)),
                             format!(
-                                "an etcd endpoint is a URL like `http://10.0.0.1:2379`; found `{}`",
+                                "an etcd endpoint is a URL like `http://10.0.0.1:2379` or `https://10.0.0.1:2379`; found `{}`",
                                 show(other)
                             ),
                         );
@@ -392,6 +388,10 @@ impl Parser {
         };
         let user = text(self, "user");
         let password_file = text(self, "password_file").map(PathBuf::from);
+        let tls = map
+            .get("tls")
+            .and_then(|v| self.tls(v, &at(path, val("tls"))));
+        self.schemes(&etcd, map.get("tls").is_some(), path);
         if self.diags.len() > before {
             return None;
         }
@@ -401,6 +401,86 @@ impl Parser {
             lease_ttl_s,
             user,
             password_file,
+            tls,
+        })
+    }
+
+    /// The endpoints' schemes agree with each other and with `tls:`.
+    fn schemes(&mut self, etcd: &[String], tls: bool, path: &[Seg]) {
+        let https = etcd.iter().filter(|e| e.starts_with("https://")).count();
+        if https > 0 && https < etcd.len() {
+            self.err(
+                at(path, val("etcd")),
+                "the etcd endpoints mix http:// and https://: write every endpoint as https:// (with `tls:`) or every one as http://".into(),
+            );
+        } else if https > 0 && !tls {
+            self.err(
+                at(path, val("etcd")),
+                "https:// endpoints need `tls: {ca: /etc/maru/etcd-ca.pem}`, the CA that signed the etcd servers' certificates (and `cert:` and `key:` when etcd asks for client certificates)".into(),
+            );
+        } else if https == 0 && tls && !etcd.is_empty() {
+            self.err(
+                at(path, val("tls")),
+                "`tls` is for https:// endpoints, and the etcd endpoints are http://: write them as https://, or remove `tls`".into(),
+            );
+        }
+    }
+
+    /// `cluster.tls`: the CA, and the client certificate and key (both or neither).
+    fn tls(&mut self, v: &Value, path: &[Seg]) -> Option<TlsSpec> {
+        let Value::Mapping(map) = v else {
+            self.err(
+                path.to_vec(),
+                format!(
+                    "`tls` must be a mapping like `{{ca: /etc/maru/etcd-ca.pem, cert: /etc/maru/client.pem, key: /etc/maru/client-key.pem}}`; found {}",
+                    kind(v)
+                ),
+            );
+            return None;
+        };
+        let before = self.diags.len();
+        self.unknown_keys(map, path, TLS_KEYS, "the tls section");
+        let mut file = |key: &str| match map.get(key) {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
+            Some(v) => {
+                self.err(
+                    at(path, val(key)),
+                    format!(
+                        "`{key}` must be the path of a PEM file; found `{}`",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        };
+        let (ca, cert, key) = (file("ca"), file("cert"), file("key"));
+        match (&cert, &key) {
+            (Some(_), None) => self.err(
+                at(path, val("cert")),
+                "`cert` needs `key`, the client certificate's private key (PEM)".into(),
+            ),
+            (None, Some(_)) => self.err(
+                at(path, val("key")),
+                "`key` needs `cert`, the client certificate it belongs to (PEM)".into(),
+            ),
+            _ => {}
+        }
+        let Some(ca) = ca else {
+            if map.get("ca").is_none() {
+                self.err(
+                    path.to_vec(),
+                    "the tls section needs `ca:`, the PEM file of the CA that signed the etcd servers' certificates".into(),
+                );
+            }
+            return None;
+        };
+        if self.diags.len() > before {
+            return None;
+        }
+        Some(TlsSpec {
+            ca,
+            client: cert.zip(key),
         })
     }
 

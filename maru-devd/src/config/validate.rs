@@ -64,6 +64,10 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
     }
     overcommit(&pools, host, &mut diags);
     devdax_overlaps(&pools, &mut diags);
+    let cluster_tls = match cfg.cluster.as_ref().and_then(|c| c.tls.as_ref()) {
+        Some(spec) => super::tls::load(spec).map_err(|d| diags.extend(d)).ok(),
+        None => None,
+    };
     if !diags.is_empty() {
         return Err(diags);
     }
@@ -71,6 +75,7 @@ pub fn validate(cfg: &Config, host: &Host) -> Result<Plan, Vec<Diag>> {
         mount: cfg.mount.clone(),
         pools: pools.into_iter().map(|(p, _)| p).collect(),
         cluster: cfg.cluster.clone(),
+        cluster_tls,
         metrics: cfg.metrics.clone(),
     })
 }

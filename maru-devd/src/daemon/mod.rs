@@ -86,6 +86,9 @@ struct PoolState {
 struct Daemon {
     /// This host's cluster session (shared pools); its lease lives as long as this.
     cluster: Option<maru_cluster::Session>,
+    /// The `cluster:` section and its TLS material as read at start (a change waits
+    /// for a restart).
+    cluster_settings: (Option<config::ClusterSpec>, Option<maru_cluster::Tls>),
     args: RunArgs,
     mount: PathBuf,
     control: maru_fs::Control,
@@ -309,7 +312,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .any(|p| p.plan.devdax.as_ref().is_some_and(|d| d.shared));
     let session = match &plan.cluster {
-        Some(spec) if any_shared => Some(crate::cluster::connect(spec).code(Code::Environment)?),
+        Some(spec) if any_shared => {
+            Some(crate::cluster::connect(spec, plan.cluster_tls.as_ref()).code(Code::Environment)?)
+        }
         _ => None,
     };
     let configs = pools
@@ -351,6 +356,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut d = Daemon {
         cluster: session,
+        cluster_settings: (plan.cluster.clone(), plan.cluster_tls.clone()),
         control: mounted.control(),
         mount: plan.mount.clone(),
         pools,
@@ -600,6 +606,13 @@ impl Daemon {
                 "mount changed to {}: that takes effect after a restart",
                 plan.mount.display()
             ));
+        }
+        if (&plan.cluster, &plan.cluster_tls)
+            != (&self.cluster_settings.0, &self.cluster_settings.1)
+        {
+            notes.warn(
+                "the cluster section or its TLS files changed: that takes effect after a restart (etcd's endpoints, credentials and certificates are read at start)".into(),
+            );
         }
         let removed: Vec<String> = self
             .pools
