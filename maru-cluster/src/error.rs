@@ -4,8 +4,20 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// No endpoint answered, or a request failed on the way.
-    #[error("etcd at {endpoints}: {what}: {}{source}", tls_hint(endpoints, source))]
+    #[error("etcd at {endpoints}: {what}: {source}")]
     Etcd {
+        /// The configured endpoints, comma-separated.
+        endpoints: String,
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// The first exchange with etcd failed: nothing answered, or TLS was refused
+    /// (then the message says which side did not trust the other).
+    #[error("etcd at {endpoints}: {what}: {}{source}", tls_hint(endpoints, source))]
+    Connect {
         /// The configured endpoints, comma-separated.
         endpoints: String,
         /// What was being done.
@@ -56,7 +68,15 @@ fn tls_hint(endpoints: &str, source: &etcd_client::Error) -> &'static str {
         "the etcd server's certificate was not trusted: it has expired or is not valid yet: "
     } else if has("invalid peer certificate") {
         "the etcd server's certificate was not trusted: "
-    } else if has("received fatal alert") || has("connection closed") {
+    } else if [
+        "fatal alert",
+        "connection closed",
+        "broken pipe",
+        "reset by peer",
+    ]
+    .iter()
+    .any(|s| text.to_lowercase().contains(s))
+    {
         "etcd closed the TLS connection: if it runs with `--client-cert-auth`, this host needs a client certificate signed by a CA etcd trusts (`cluster.tls.cert` and `cluster.tls.key`): "
     } else {
         ""

@@ -178,7 +178,7 @@ impl Session {
         let err = |what: &str| {
             let endpoints = endpoints.clone();
             let what = what.to_string();
-            move |source| ClusterError::Etcd {
+            move |source| ClusterError::Connect {
                 endpoints,
                 what,
                 source,
@@ -209,6 +209,9 @@ impl Session {
                 .map_err(err("cannot take a lease"))?
                 .id()
         } else {
+            // One request, so that a refused connection (TLS) shows here, explained.
+            rt.block_on(c.get(cfg.prefix.clone(), None))
+                .map_err(err("cannot read from etcd"))?;
             0
         };
         let inner = Arc::new(Inner {
