@@ -202,6 +202,21 @@ impl Plan {
                 c.host.as_deref().unwrap_or("<this host's name>"),
                 c.lease_ttl_s
             );
+            if let Some(t) = &c.tls {
+                let _ = writeln!(
+                    s,
+                    "  tls:    CA {}; {}",
+                    t.ca.display(),
+                    match &t.client {
+                        Some((cert, key)) => format!(
+                            "client certificate {} (key {})",
+                            cert.display(),
+                            key.display()
+                        ),
+                        None => "no client certificate".into(),
+                    }
+                );
+            }
         }
         for p in &self.pools {
             let _ = writeln!(s, "pool {}:", p.name);

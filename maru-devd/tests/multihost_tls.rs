@@ -316,6 +316,23 @@ fn two_hosts_share_a_pool_over_tls_with_client_certificates() {
         text.contains("node-a") && text.contains("node-b"),
         "cluster status names both live hosts:\n{text}"
     );
+    // A reload re-reads the TLS files: unchanged, nothing to say; changed (a renewed
+    // certificate), it says a restart is needed.
+    let reload = || hosts[0].world.request(r#"{"cmd":"reload"}"#).to_string();
+    let reply = reload();
+    assert!(
+        reply.contains("no change") && !reply.contains("TLS files changed"),
+        "{reply}"
+    );
+    let mut cert = std::fs::read(pki.path("client.pem")).unwrap();
+    cert.extend(b"\n");
+    std::fs::write(pki.path("client.pem"), cert).unwrap();
+    let reply = reload();
+    assert!(
+        reply.contains("the cluster section or its TLS files changed")
+            && reply.contains("after a restart"),
+        "{reply}"
+    );
     for h in &mut hosts {
         h.stop();
     }

@@ -424,6 +424,26 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_tls_cluster_section() {
+        let cfg = src("pools:\n  - {name: a, source: {numa: {}}, size: 10%}\ncluster:\n  etcd: [https://10.0.0.1:2379, https://10.0.0.2:2379]\n  tls: {ca: /e/ca.pem, cert: /e/c.pem, key: /e/k.pem}\n")
+            .parse()
+            .unwrap();
+        let c = cfg.cluster.unwrap();
+        assert_eq!(c.etcd.len(), 2);
+        assert_eq!(
+            c.tls,
+            Some(TlsSpec {
+                ca: "/e/ca.pem".into(),
+                client: Some(("/e/c.pem".into(), "/e/k.pem".into())),
+            })
+        );
+        let cfg = src("pools:\n  - {name: a, source: {numa: {}}, size: 10%}\ncluster:\n  etcd: [https://10.0.0.1:2379]\n  tls: {ca: /e/ca.pem}\n")
+            .parse()
+            .unwrap();
+        assert_eq!(cfg.cluster.unwrap().tls.unwrap().client, None);
+    }
+
+    #[test]
     fn defaults_apply() {
         let cfg = src("pools:\n  - {name: a, source: {numa: {}}, size: 10%}\n")
             .parse()
