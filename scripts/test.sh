@@ -2,7 +2,7 @@
 # Sets up and runs every Maru test. This is the README's test command.
 #
 # Run it as yourself or as root. As the caller it checks formatting and lints, the
-# dependency policy (cargo deny, when installed), runs the
+# dependency policy (cargo deny, when installed), that the docs name no missing file, runs the
 # C ABI test (tests/c/run.sh: header/exports check, SONAME, install with pkg-config),
 # builds every test, and installs the Python package into .venv-test with
 # `pip install ./python` (which compiles and bundles libmaru). The Rust and Python tests
@@ -32,6 +32,9 @@ if [ -z "${MARU_ELEVATED:-}" ]; then
     else
         echo "   SKIPPED: cargo-deny is not installed; MARU_INSTALL_CARGO_DENY=1 ./scripts/setup.sh installs it"
     fi
+
+    echo "== docs: every repository path they name exists"
+    python3 scripts/check-doc-paths.py
 
     echo "== C ABI test"
     ./tests/c/run.sh
