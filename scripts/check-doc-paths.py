@@ -14,7 +14,12 @@ def known(t):
     if t.startswith("./"):
         t = t[2:]
     if t == "shared" or t.startswith("shared/"):
-        return os.path.exists(os.path.join("..", t))
+        # shared/ lives beside the repository (or at $MARU_SHARED_DIR); where it is
+        # absent (a bare CI checkout) its paths cannot be checked, so they pass.
+        shared = os.environ.get("MARU_SHARED_DIR") or os.path.join("..", "shared")
+        if not os.path.isdir(shared):
+            return True
+        return os.path.exists(os.path.join(shared, t[len("shared/"):]) if "/" in t else shared)
     return t in paths or any(p.endswith("/" + t) for p in paths)
 # Paths on a running system, in other repositories, or made by a build: not this repository's files.
 foreign = re.compile(
