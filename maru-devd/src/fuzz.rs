@@ -8,32 +8,13 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use maru_testkit::fuzz::runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 use crate::config::Source;
 use crate::daemon::control::{self, Reply};
 use crate::daemon::events::Event;
 use crate::discover::{self, Source as SysfsSource};
-
-/// The runner every property here uses: a fixed seed (`PROPTEST_RNG_SEED` overrides
-/// it), `PROPTEST_CASES` cases (else `default_cases`), no failure files written.
-fn runner(default_cases: u32) -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6d61_7275);
-    TestRunner::new(Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
 
 fn good_configs() -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/good");

@@ -12,9 +12,9 @@ use crate::exit::{Code, WithCode};
 use anyhow::Context;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -108,38 +108,22 @@ impl Listeners {
         let active = Arc::new(AtomicUsize::new(0));
         if let Some(l) = self.tcp {
             let (source, active) = (source.clone(), active.clone());
-            std::thread::Builder::new()
-                .name("maru-devd-metrics".into())
-                .spawn(move || {
-                    for conn in l.incoming() {
-                        match conn {
-                            Ok(c) => {
-                                let _ = c.set_read_timeout(Some(READ_TIMEOUT));
-                                let _ = c.set_write_timeout(Some(WRITE_TIMEOUT));
-                                dispatch(c, &source, &active);
-                            }
-                            Err(e) => pause(&e),
-                        }
-                    }
-                })
-                .context("cannot start the metrics thread")?;
+            accept_thread(move || {
+                let timeouts = |c: &TcpStream| {
+                    let _ = c.set_read_timeout(Some(READ_TIMEOUT));
+                    let _ = c.set_write_timeout(Some(WRITE_TIMEOUT));
+                };
+                accept_loop(l.incoming(), timeouts, &source, &active)
+            })?;
         }
         if let Some((l, _)) = self.unix {
-            std::thread::Builder::new()
-                .name("maru-devd-metrics".into())
-                .spawn(move || {
-                    for conn in l.incoming() {
-                        match conn {
-                            Ok(c) => {
-                                let _ = c.set_read_timeout(Some(READ_TIMEOUT));
-                                let _ = c.set_write_timeout(Some(WRITE_TIMEOUT));
-                                dispatch(c, &source, &active);
-                            }
-                            Err(e) => pause(&e),
-                        }
-                    }
-                })
-                .context("cannot start the metrics thread")?;
+            accept_thread(move || {
+                let timeouts = |c: &UnixStream| {
+                    let _ = c.set_read_timeout(Some(READ_TIMEOUT));
+                    let _ = c.set_write_timeout(Some(WRITE_TIMEOUT));
+                };
+                accept_loop(l.incoming(), timeouts, &source, &active)
+            })?;
         }
         Ok(())
     }
@@ -149,6 +133,34 @@ impl Listeners {
 fn pause(e: &std::io::Error) {
     log::warn!("metrics: accept failed ({e}); retrying in 100 ms");
     std::thread::sleep(Duration::from_millis(100));
+}
+
+/// Starts a named thread running one listener's accept loop.
+fn accept_thread(run: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("maru-devd-metrics".into())
+        .spawn(run)
+        .context("cannot start the metrics thread")?;
+    Ok(())
+}
+
+/// Accepts connections for ever: each gets its socket timeouts, then is dispatched;
+/// a failed accept pauses (see [`pause`]).
+fn accept_loop<S: Read + Write + Send + 'static>(
+    conns: impl Iterator<Item = std::io::Result<S>>,
+    timeouts: impl Fn(&S),
+    source: &Source,
+    active: &Arc<AtomicUsize>,
+) {
+    for conn in conns {
+        match conn {
+            Ok(c) => {
+                timeouts(&c);
+                dispatch(c, source, active);
+            }
+            Err(e) => pause(&e),
+        }
+    }
 }
 
 /// Serves one connection on its own thread, or answers 503 when too many are open.

@@ -120,12 +120,7 @@ fn listed(dir: &str) -> Chunks {
 }
 
 fn pool_status(w: &World) -> serde_json::Value {
-    let st = w.status_json().expect("status --json");
-    st["pools"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "kv"))
-        .cloned()
-        .expect("pool kv in status")
+    devd_support::pool_status(w, "kv").expect("status --json with pool kv")
 }
 
 /// Backing files of the pool whose names are staging names (none may survive a

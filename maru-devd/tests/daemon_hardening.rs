@@ -6,24 +6,11 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, poll, python, World, WRITER};
+use devd_support::{can_run_daemon, poll, pool, pool_status, python, World, WRITER};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn pool(name: &str, size: &str) -> String {
-    format!("  - name: {name}\n    source: {{numa: {{node: 0}}}}\n    size: {size}\n    mode: \"1777\"\n")
-}
-
-fn pool_status(w: &World, name: &str) -> Option<serde_json::Value> {
-    let st = w.status_json()?;
-    st["pools"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)
-        .cloned()
-}
 
 /// How long `maru-devd status` takes, asserting it succeeds.
 fn timed_status(w: &World) -> Duration {

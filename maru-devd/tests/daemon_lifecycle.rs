@@ -6,25 +6,12 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, poll, python, World, READER, WRITER};
+use devd_support::{can_run_daemon, poll, pool, pool_status, python, World, READER, WRITER};
 use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 const NOBODY: u32 = 65534;
-
-fn pool(name: &str, size: &str) -> String {
-    format!("  - name: {name}\n    source: {{numa: {{node: 0}}}}\n    size: {size}\n    mode: \"1777\"\n")
-}
-
-fn pool_status(w: &World, name: &str) -> Option<serde_json::Value> {
-    let st = w.status_json()?;
-    st["pools"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)
-        .cloned()
-}
 
 fn proc_status_field(pid: i32, field: &str) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -532,19 +532,7 @@ fn a_removed_chunk_is_reused_only_after_every_host_let_go() {
 }
 
 fn cluster_cmd(h: &Host, args: &[&str]) -> (bool, String) {
-    let out = Command::new(fixtures::bin())
-        .arg("cluster")
-        .args(args)
-        .arg("--config")
-        .arg(&h.world.config)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    devd_support::cluster_cmd(&h.world.config, args)
 }
 
 #[test]

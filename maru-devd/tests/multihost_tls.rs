@@ -245,19 +245,7 @@ impl Host {
 
     /// `maru-devd cluster ARGS --config <this host's config>`: success and output.
     fn cluster_cmd(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(fixtures::bin())
-            .arg("cluster")
-            .args(args)
-            .arg("--config")
-            .arg(&self.world.config)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        devd_support::cluster_cmd(&self.world.config, args)
     }
 }
 

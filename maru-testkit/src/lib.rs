@@ -18,6 +18,7 @@ pub mod devd;
 pub mod devdax;
 pub mod faults;
 pub mod fixtures;
+pub mod fuzz;
 pub mod need;
 pub mod pagemap;
 pub mod user;

@@ -6,6 +6,8 @@
 #![allow(dead_code, unused_imports)]
 
 use maru_testkit::wait::TIMEOUT;
+use std::path::Path;
+use std::process::Command;
 
 pub use maru_testkit::devd::{is_mountpoint, python, Daemon, READER, WRITER};
 
@@ -30,4 +32,37 @@ pub fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> Result<T, String> {
 /// `maru_testkit::need::root`).
 pub fn can_run_daemon() -> bool {
     maru_testkit::need::root()
+}
+
+/// A `pools:` list item: a numa pool on node 0 of `size`, mode 1777.
+pub fn pool(name: &str, size: &str) -> String {
+    format!("  - name: {name}\n    source: {{numa: {{node: 0}}}}\n    size: {size}\n    mode: \"1777\"\n")
+}
+
+/// Pool `name`'s entry in `maru-devd status --json` (None: status failed or no such pool).
+pub fn pool_status(w: &World, name: &str) -> Option<serde_json::Value> {
+    let st = w.status_json()?;
+    st["pools"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+}
+
+/// `maru-devd cluster ARGS --config CONFIG`: whether it succeeded, and its output
+/// (stdout then stderr).
+pub fn cluster_cmd(config: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(<MaruDevd as maru_testkit::devd::Binary>::PATH)
+        .arg("cluster")
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run maru-devd cluster");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }

@@ -5,8 +5,8 @@
 //! `owner/fuzz.rs`. A fixed seed and a small case budget in `cargo test` (`fuzz_`
 //! in every name); `scripts/fuzz.sh` runs them with a large `PROPTEST_CASES`.
 
+use maru_testkit::fuzz::runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 use super::crc::crc32c;
 use super::layout::{
@@ -14,25 +14,6 @@ use super::layout::{
     VERSION, XATTR_SPACE,
 };
 use super::shared::KeyRef;
-
-/// A fixed seed (`PROPTEST_RNG_SEED` overrides it), `PROPTEST_CASES` cases (else
-/// `default_cases`), no failure files written.
-pub(super) fn runner(default_cases: u32) -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6d61_7275);
-    TestRunner::new(Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
 
 /// Arbitrary bytes of any length, biased towards the sizes the decoders expect.
 pub(super) fn any_image(len: usize) -> impl Strategy<Value = Vec<u8>> {

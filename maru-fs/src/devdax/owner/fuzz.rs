@@ -4,8 +4,9 @@
 
 use proptest::prelude::*;
 
-use super::super::fuzz::{any_image, runner};
+use super::super::fuzz::any_image;
 use super::{Claim, Seen, HELD, NAME_MAX, RECORD_LEN, RELEASED, SHARED};
+use maru_testkit::fuzz::runner;
 
 fn claim() -> impl Strategy<Value = Claim> {
     (
