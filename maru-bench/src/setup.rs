@@ -44,7 +44,11 @@ impl BenchPool {
                 let mnt = backing.with_file_name("mnt");
                 std::fs::create_dir(&mnt).context("creating the maru-fs mount point")?;
                 let cfg = maru_fs::PoolConfig::new("bench", maru_fs::Backing::Dir(data), 5 << 30);
-                let m = maru_fs::mount(&maru_fs::MountOptions::new(&mnt), vec![cfg])
+                let opts = maru_fs::MountOptions {
+                    lend_socket: Some(backing.with_file_name("lend.sock")),
+                    ..maru_fs::MountOptions::new(&mnt)
+                };
+                let m = maru_fs::mount(&opts, vec![cfg])
                     .with_context(|| format!("mounting maru-fs on {}", mnt.display()))?;
                 pool.path = mnt.join("bench");
                 pool.description = format!(

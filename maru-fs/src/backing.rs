@@ -195,6 +195,24 @@ impl Store {
         }
     }
 
+    /// A read-only descriptor of the published chunk `name`'s memory, to lend to
+    /// a client ([`crate::lend`]); `EOPNOTSUPP` for a devdax pool (its chunks are
+    /// extents of the device, not files).
+    pub fn open_chunk_readonly(&self, name: &OsStr) -> io::Result<File> {
+        match self {
+            Store::Dir(d) => {
+                let fd = openat(
+                    &d.dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+                    Mode::empty(),
+                )?;
+                Ok(File::from(fd))
+            }
+            Store::Devdax(_) => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+        }
+    }
+
     /// Renames a chunk, failing with `EEXIST` if `to` exists (a devdax chunk
     /// renamed to a key is published on the device). A publish on a shared devdax
     /// pool comes back pending: the caller ends it (see [`DevdaxStore::rename_begin`]).

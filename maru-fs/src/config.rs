@@ -92,6 +92,11 @@ pub struct MountOptions {
     /// so this keeps one tenant from spending the daemon's `RLIMIT_NOFILE`.
     /// Root (uid 0) is not counted. Default [`DEFAULT_MAX_STAGING_PER_UID`].
     pub max_staging_per_uid: u32,
+    /// Where to listen for batch opens of published chunks (the lending socket,
+    /// `maru_proto::lend`), advertised on each tmpfs pool directory in the
+    /// `user.maru.lend.socket` xattr. `None` (the default): no socket, every
+    /// open goes through FUSE. The directory must let clients reach the socket.
+    pub lend_socket: Option<PathBuf>,
 }
 
 /// Default of [`MountOptions::max_staging_per_uid`].
@@ -105,6 +110,7 @@ impl MountOptions {
             mountpoint: mountpoint.into(),
             threads: 2,
             max_staging_per_uid: DEFAULT_MAX_STAGING_PER_UID,
+            lend_socket: None,
         }
     }
 }

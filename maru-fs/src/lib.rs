@@ -18,6 +18,7 @@ mod error;
 mod fs;
 pub mod index;
 mod lease;
+mod lend;
 mod mount;
 mod notify;
 pub mod pattern;

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 
 use crate::fs::{MaruFs, Shared};
+use crate::lend::{self, Lender};
 use crate::reaper::{self, ReaperThread};
 use crate::state::{self, State};
 use crate::{notify, FsError, MountOptions, PoolCharges, PoolConfig, PoolStats};
@@ -21,6 +22,8 @@ pub struct Mounted {
     notifier: Option<JoinHandle<()>>,
     /// Returns removed chunks' charges as their memory is freed.
     reaper: ReaperThread,
+    /// Lends chunk descriptors in batches (when [`MountOptions::lend_socket`] is set).
+    lender: Option<Lender>,
 }
 
 /// The daemon's handle on a mounted filesystem: cheap to clone, `Send + Sync`.
@@ -54,6 +57,7 @@ fn clear_stale_mount(mountpoint: &Path) {
 pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsError> {
     let mut state = State::new();
     state.set_max_staging_per_uid(opts.max_staging_per_uid);
+    state.set_lend_socket(opts.lend_socket.clone());
     for cfg in pools {
         state.add_pool(cfg)?;
     }
@@ -87,6 +91,22 @@ pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsE
     let notifier = notify::spawn(session.notifier(), rx).map_err(mount_err)?;
     let reaper = reaper::spawn(shared.clone(), wait_fd).map_err(mount_err)?;
     let session = session.spawn().map_err(mount_err)?;
+    let lender = match &opts.lend_socket {
+        Some(path) => match lend::spawn(shared.clone(), path) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                // Opens still work through FUSE, one round trip each.
+                log::warn!(
+                    "cannot listen on the lending socket {}: {e}; batch retrieves open each \
+                     chunk through the mount instead",
+                    path.display()
+                );
+                shared.with(|s| s.set_lend_socket(None));
+                None
+            }
+        },
+        None => None,
+    };
     log::info!("maru-fs mounted on {}", opts.mountpoint.display());
     Ok(Mounted {
         mountpoint: opts.mountpoint.clone(),
@@ -94,6 +114,7 @@ pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsE
         session: Some(session),
         notifier: Some(notifier),
         reaper,
+        lender,
     })
 }
 
@@ -121,6 +142,9 @@ impl Mounted {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
+        if let Some(l) = self.lender.as_mut() {
+            l.stop();
+        }
         self.reaper.stop();
         self.shared.stop_notifier();
         if let Some(t) = self.notifier.take() {

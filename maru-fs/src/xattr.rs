@@ -11,7 +11,8 @@ use crate::PoolConfig;
 
 // The names and word values are the contract's (maru-proto), shared with libmaru.
 pub(crate) use maru_proto::xattr::{
-    CAPACITY, CREATED, DEVDAX_LEN, DEVDAX_OFFSET, DEVDAX_PATH, NODE, ONLINE, PINS, STATE, USED,
+    CAPACITY, CREATED, DEVDAX_LEN, DEVDAX_OFFSET, DEVDAX_PATH, LEND_SOCKET, NODE, ONLINE, PINS,
+    STATE, USED,
 };
 use maru_proto::xattr::{NODE_UNKNOWN, OFFLINE_VALUE, ONLINE_VALUE, PUBLISHED, STAGING};
 
@@ -19,6 +20,9 @@ use maru_proto::xattr::{NODE_UNKNOWN, OFFLINE_VALUE, ONLINE_VALUE, PUBLISHED, ST
 pub(crate) const DEVDAX_CHUNK_NAMES: &[&str] = &[DEVDAX_PATH, DEVDAX_OFFSET, DEVDAX_LEN];
 /// Further synthesised names on a devdax pool directory.
 pub(crate) const DEVDAX_POOL_NAMES: &[&str] = &[DEVDAX_PATH];
+
+/// Further synthesised names on a pool directory whose chunks are lent ([`crate::lend`]).
+pub(crate) const LEND_POOL_NAMES: &[&str] = &[LEND_SOCKET];
 
 /// Synthesised names on a chunk.
 pub(crate) const CHUNK_NAMES: &[&str] = &[STATE, PINS, NODE, CREATED];
@@ -34,6 +38,7 @@ pub(crate) fn is_reserved(name: &OsStr) -> bool {
         .iter()
         .chain(POOL_NAMES)
         .chain(DEVDAX_CHUNK_NAMES)
+        .chain(LEND_POOL_NAMES)
         .any(|n| n.as_bytes() == name.as_bytes())
 }
 

@@ -6,6 +6,8 @@
 //!
 //! * [`index`]: the per-pool membership index file (`.maru-index`).
 //! * [`xattr`]: the `user.maru.*` extended attributes and their values.
+//! * [`lend`]: the lending socket's messages (published chunks' descriptors
+//!   handed out in batches).
 //! * [`name`]: file names in a pool: the staging rule, [`name::NAME_MAX`],
 //!   [`name::KEY_MAX`].
 //!
@@ -14,6 +16,9 @@
 
 #![no_std]
 
+extern crate alloc;
+
 pub mod index;
+pub mod lend;
 pub mod name;
 pub mod xattr;

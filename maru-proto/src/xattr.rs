@@ -5,7 +5,8 @@
 //! maru-fs synthesises (read-only): on a chunk [`STATE`], [`PINS`], [`NODE`],
 //! [`CREATED`]; on a pool directory [`NODE`], [`CAPACITY`], [`USED`],
 //! [`ONLINE`]; in a devdax pool also [`DEVDAX_PATH`] (pool and chunks) and
-//! [`DEVDAX_OFFSET`], [`DEVDAX_LEN`] (chunks). libmaru writes [`KEY`] on the
+//! [`DEVDAX_OFFSET`], [`DEVDAX_LEN`] (chunks); on a pool whose chunks the
+//! daemon lends ([`crate::lend`]) [`LEND_SOCKET`]. libmaru writes [`KEY`] on the
 //! staging file of a long key before publishing it.
 
 use core::ffi::CStr;
@@ -50,6 +51,9 @@ names! {
     DEVDAX_OFFSET, DEVDAX_OFFSET_C = "user.maru.devdax.offset";
     /// Devdax chunk: length of its extent (decimal; whole alignment units).
     DEVDAX_LEN, DEVDAX_LEN_C = "user.maru.devdax.len";
+    /// Pool whose published chunks the daemon lends in batches: the path of its
+    /// lending socket ([`crate::lend`]).
+    LEND_SOCKET, LEND_SOCKET_C = "user.maru.lend.socket";
 }
 
 /// [`STATE`] of a chunk being written.
@@ -83,6 +87,7 @@ pub const ALL: &[&str] = &[
     DEVDAX_PATH,
     DEVDAX_OFFSET,
     DEVDAX_LEN,
+    LEND_SOCKET,
 ];
 
 #[cfg(test)]
@@ -103,6 +108,7 @@ mod tests {
             (DEVDAX_PATH, DEVDAX_PATH_C),
             (DEVDAX_OFFSET, DEVDAX_OFFSET_C),
             (DEVDAX_LEN, DEVDAX_LEN_C),
+            (LEND_SOCKET, LEND_SOCKET_C),
         ];
         assert_eq!(pairs.len(), ALL.len());
         for (s, c) in pairs {

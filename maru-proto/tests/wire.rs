@@ -68,3 +68,27 @@ fn index_format_on_the_wire() {
         [0, 1, 2, 3, 4, 5, 6, 7, 8]
     );
 }
+
+#[test]
+fn lending_messages_on_the_wire() {
+    use maru_proto::lend::{Entry, Reply, Request, MAX_KEYS};
+    assert_eq!(xattr::LEND_SOCKET, "user.maru.lend.socket");
+    assert_eq!(MAX_KEYS, 253);
+    assert_eq!(
+        Request::encode(b"p1", &[b"k", b"ab"]).unwrap(),
+        b"MLQ1\x02p1\x02\x00\x01k\x02ab"
+    );
+    let reply = Reply::encode(
+        0,
+        &[Entry {
+            errno: 2,
+            size: 0x0102,
+            ino: 3,
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        reply,
+        b"MLA1\x00\x00\x00\x00\x01\x00\x02\x00\x00\x00\x02\x01\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00"
+    );
+}

@@ -26,18 +26,30 @@ pub(crate) struct PoolDir {
 /// The device node a devdax pool's chunks are mapped from (the pool directory's
 /// [`xattr::DEVDAX_PATH`] xattr), or `None` for any other pool.
 pub(super) fn devdax_device(dir: BorrowedFd<'_>, object: &str) -> Result<Option<PathBuf>> {
+    path_xattr(dir, xattr::DEVDAX_PATH_C, xattr::DEVDAX_PATH, object)
+}
+
+/// The socket the daemon lends this pool's chunks through (the pool
+/// directory's [`xattr::LEND_SOCKET`] xattr), or `None` if it lends none.
+pub(super) fn lend_socket(dir: BorrowedFd<'_>, object: &str) -> Result<Option<PathBuf>> {
+    path_xattr(dir, xattr::LEND_SOCKET_C, xattr::LEND_SOCKET, object)
+}
+
+/// The path in the directory's xattr `cname` (`name`), or `None` if it has none.
+fn path_xattr(
+    dir: BorrowedFd<'_>,
+    cname: &CStr,
+    name: &str,
+    object: &str,
+) -> Result<Option<PathBuf>> {
     let mut buf = vec![0u8; 4096];
-    let n = match sys::xattr::fget(dir, xattr::DEVDAX_PATH_C, &mut buf) {
+    let n = match sys::xattr::fget(dir, cname, &mut buf) {
         Ok(n) => n,
         Err(err) => {
             return match err.raw_os_error() {
-                // Not a devdax pool (or not maru-fs at all: a plain directory).
+                // Not such a pool (or not maru-fs at all: a plain directory).
                 Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
-                _ => Err(Error::os(
-                    "read xattr",
-                    format!("{} of {object}", xattr::DEVDAX_PATH),
-                    err,
-                )),
+                _ => Err(Error::os("read xattr", format!("{name} of {object}"), err)),
             };
         }
     };

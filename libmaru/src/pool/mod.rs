@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 mod dir;
 mod info;
+mod lend;
 mod membership;
 
 pub(crate) use dir::PoolDir;
@@ -50,6 +51,9 @@ pub struct Pool {
     membership: Arc<Mutex<MembershipSlot>>,
     /// Staging chunks created ahead of need (see [`Pool::reserve`]).
     reserve: Arc<Mutex<Vec<Chunk>>>,
+    /// The daemon's lending socket for this pool, if it has one: batches of
+    /// cold keys are opened in one round trip ([`Pool::batch_get`]).
+    lender: Option<Arc<lend::Lender>>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -77,6 +81,10 @@ impl Pool {
         let dir = sys::fs::open(&c, libc::O_RDONLY | libc::O_DIRECTORY)
             .map_err(|e| Error::os("open", object.clone(), e))?;
         let devdax = dir::devdax_device(dir.as_fd(), &object)?;
+        let lender = match devdax {
+            Some(_) => None,
+            None => lender_for(dir.as_fd(), path, &object)?,
+        };
         Ok(Pool {
             dir: Arc::new(PoolDir {
                 dir,
@@ -86,6 +94,7 @@ impl Pool {
             cache: Arc::new(Mutex::new(ViewCache::new(0))),
             membership: Arc::new(Mutex::new(MembershipSlot::Unknown)),
             reserve: Arc::new(Mutex::new(Vec::new())),
+            lender,
         })
     }
 
@@ -345,22 +354,89 @@ impl Pool {
 
     /// [`Pool::get`] for each key, in order (`None` for absent keys). On any
     /// other failure no view is kept.
+    ///
+    /// Keys not in the view cache are opened together: where the daemon lends
+    /// the pool's chunks (tmpfs pools under `maru-devd`), one round trip per 253
+    /// keys instead of one FUSE open per key; otherwise (or for whatever the
+    /// lending socket does not answer) one open each, as [`Pool::get`].
     pub fn batch_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<View>>> {
-        keys.iter().map(|k| self.get(k.as_ref())).collect()
+        let names = keys
+            .iter()
+            .map(|k| KeyName::new(k.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        // `None`: not answered yet.
+        let mut found: Vec<Option<Option<View>>> = (0..names.len()).map(|_| None).collect();
+        if self.cache().enabled() {
+            for (name, slot) in names.iter().zip(found.iter_mut()) {
+                match self.stat_ino(name)? {
+                    None => {
+                        self.cache().remove(name.as_bytes());
+                        *slot = Some(None);
+                    }
+                    Some(ino) => {
+                        if let Some(m) = self.cache().get(name.as_bytes(), ino) {
+                            *slot = Some(Some(View::new(m)));
+                        }
+                    }
+                }
+            }
+        }
+        self.borrow_cold(&names, &mut found)?;
+        keys.iter()
+            .zip(&names)
+            .zip(found)
+            .map(|((key, name), slot)| match slot {
+                Some(view) => Ok(view),
+                None => self.get_name(key.as_ref(), name),
+            })
+            .collect()
+    }
+
+    /// Answers the unanswered keys of `found` through the lending socket, if the
+    /// pool has one and at least two keys are cold; leaves alone what it does
+    /// not answer (long keys, whose file must be checked for its key xattr,
+    /// and whatever the daemon refuses).
+    fn borrow_cold(&self, names: &[KeyName], found: &mut [Option<Option<View>>]) -> Result<()> {
+        let Some(lender) = &self.lender else {
+            return Ok(());
+        };
+        let cold: Vec<usize> = (0..names.len())
+            .filter(|&i| found[i].is_none() && !names[i].is_hashed())
+            .collect();
+        if cold.len() < 2 {
+            return Ok(());
+        }
+        for group in cold.chunks(maru_proto::lend::MAX_KEYS) {
+            let asked: Vec<&[u8]> = group.iter().map(|&i| names[i].as_bytes()).collect();
+            let Some(lent) = lender.borrow(&asked) else {
+                return Ok(());
+            };
+            for (&i, answer) in group.iter().zip(lent) {
+                match answer {
+                    lend::Lent::Chunk { fd, size, ino } => {
+                        let name = &names[i];
+                        let object = self.key_object(name);
+                        let size = usize::try_from(size).unwrap_or(0);
+                        let map = self.dir.map(fd.as_fd(), size, Access::ReadOnly, &object)?;
+                        let mapped = Arc::new(Mapped::new(map, fd, ino, object));
+                        self.cache().insert(name.as_bytes(), mapped.clone());
+                        found[i] = Some(Some(View::new(mapped)));
+                    }
+                    lend::Lent::Missing => found[i] = Some(None),
+                    lend::Lent::Refused => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Like [`Pool::prefix_contains`], but maps and pins the present prefix:
     /// returns one view per key of the prefix. A key removed meanwhile ends
     /// the prefix there.
     pub fn prefix_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<View>> {
-        let mut views = Vec::with_capacity(keys.len());
-        for k in keys {
-            match self.get(k.as_ref())? {
-                Some(v) => views.push(v),
-                None => break,
-            }
-        }
-        Ok(views)
+        let present = self.prefix_contains(keys)?;
+        let views = self.batch_get(&keys[..present])?;
+        Ok(views.into_iter().map_while(|v| v).collect())
     }
 
     /// The keys published in the pool (a snapshot; staging files and names
@@ -414,4 +490,17 @@ impl Pool {
     fn key_object(&self, name: &KeyName) -> String {
         format!("key {} in pool {}", name.display(), self.path().display())
     }
+}
+
+/// The lender of the pool at `path` if its directory `dir` names a lending
+/// socket. The daemon knows the pool by its directory's name under the mount,
+/// so the path is resolved (symbolic links, `..`) to find it.
+fn lender_for(dir: BorrowedFd<'_>, path: &Path, object: &str) -> Result<Option<Arc<lend::Lender>>> {
+    let Some(socket) = dir::lend_socket(dir, object)? else {
+        return Ok(None);
+    };
+    let name = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.as_bytes().to_vec()));
+    Ok(name.map(|n| Arc::new(lend::Lender::new(socket, n))))
 }

@@ -11,5 +11,6 @@ pub(crate) mod cuda;
 pub(crate) mod fs;
 pub(crate) mod mem;
 pub(crate) mod pin_shm;
+pub(crate) mod socket;
 pub(crate) mod uring;
 pub(crate) mod xattr;

@@ -92,7 +92,11 @@ impl Fixture {
                         capacity,
                     )
                 };
-                let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&mnt), vec![cfg])
+                let opts = maru_fs::MountOptions {
+                    lend_socket: Some(tmp.path().join("lend.sock")),
+                    ..maru_fs::MountOptions::new(&mnt)
+                };
+                let mounted = maru_fs::mount(&opts, vec![cfg])
                     .unwrap_or_else(|e| panic!("mounting maru-fs on {}: {e}", mnt.display()));
                 Fixture {
                     kind,

@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 /// How much more time systemd is asked for before each piece of start work that can take
 /// long (reconfiguring devices, opening and verifying pools, adopting their chunks).
 const START_EXTENSION: Duration = Duration::from_secs(120);
+/// File name, in the runtime directory, of the socket that lends tmpfs pools' chunk
+/// descriptors in batches (`maru_proto::lend`; advertised in each such pool's
+/// `user.maru.lend.socket` xattr).
+pub const LEND_SOCKET: &str = "lend.sock";
 
 /// Arguments of `maru-devd run`.
 #[derive(Debug, clap::Args)]
@@ -324,7 +328,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     // Opening the pools adopts their chunks; a devdax pool is recovered (and verified with
     // `verify_data`) from its device: ask systemd for the time that may take.
     notify::extend_timeout(START_EXTENSION);
-    let mounted = maru_fs::mount(&maru_fs::MountOptions::new(&plan.mount), configs)
+    let mount_opts = maru_fs::MountOptions {
+        lend_socket: Some(args.runtime_dir.join(LEND_SOCKET)),
+        ..maru_fs::MountOptions::new(&plan.mount)
+    };
+    let mounted = maru_fs::mount(&mount_opts, configs)
         .with_context(|| format!("cannot serve maru-fs on {}", plan.mount.display()))
         .code(Code::Environment)?;
     if let Some(session) = &session {

@@ -32,6 +32,7 @@ use crate::reaper::{Charge, Reaper};
 use crate::xattr;
 use crate::{Eviction, FsError, PoolConfig, PoolStats};
 pub(crate) use cluster::{PublishTicket, RemoveTicket};
+pub(crate) use lend::Lent;
 
 mod busy;
 mod capacity;
@@ -39,6 +40,7 @@ mod cluster;
 mod data;
 mod dirs;
 mod index;
+mod lend;
 mod names;
 mod remote;
 mod xattrs;
@@ -198,6 +200,9 @@ pub(crate) struct State {
     /// each), bounded by `max_staging_per_uid`: `create` beyond it is EMFILE.
     staging_per_uid: HashMap<u32, u32>,
     max_staging_per_uid: u32,
+    /// The socket lending chunk descriptors, advertised on pools that allow it
+    /// (see [`crate::lend`]).
+    lend_socket: Option<std::path::PathBuf>,
     /// Keys of shared pools (pool inode, key) whose publish waits for the
     /// cluster, outside the lock (see `cluster`).
     publishing: HashMap<(u64, OsString), cluster::Publishing>,
@@ -310,6 +315,7 @@ impl State {
             dirs_per_uid: HashMap::new(),
             staging_per_uid: HashMap::new(),
             max_staging_per_uid: crate::DEFAULT_MAX_STAGING_PER_UID,
+            lend_socket: None,
             publishing: HashMap::new(),
             notices: Vec::new(),
             reaper: Reaper::new(),

@@ -14,6 +14,11 @@ impl State {
             {
                 return Ok(v);
             }
+            if let Some(socket) = self.lend_socket_of(p) {
+                if name.as_bytes() == xattr::LEND_SOCKET.as_bytes() {
+                    return Ok(socket.as_os_str().as_bytes().to_vec());
+                }
+            }
             return xattr::pool_value(name, &p.cfg, p.used, p.online).ok_or(Errno::ENODATA);
         }
         let c = self.chunks.get(&ino).ok_or(Errno::ENODATA)?;
@@ -49,8 +54,15 @@ impl State {
                 .is_some_and(|p| p.store.devdax_device().is_some())
         };
         if self.pool_nodes.contains_key(&ino) {
+            let lent = self
+                .pool_nodes
+                .get(&ino)
+                .and_then(|p| self.lend_socket_of(p))
+                .is_some();
             let extra: &[&str] = if devdax(ino) {
                 xattr::DEVDAX_POOL_NAMES
+            } else if lent {
+                xattr::LEND_POOL_NAMES
             } else {
                 &[]
             };

@@ -5,9 +5,11 @@
 //!
 //! * [`mem`]: the devdax pool's shared mapping (bounds-checked copies, cache-line
 //!   flushes) and the membership index's atomic words;
-//! * [`lease`], [`random`], [`xattr`]: fcntl leases, getrandom, xattr calls.
+//! * [`lease`], [`random`], [`xattr`]: fcntl leases, getrandom, xattr calls;
+//! * [`socket`]: a Unix socket peer's groups and unread bytes (the lending socket).
 
 pub(crate) mod lease;
 pub(crate) mod mem;
 pub(crate) mod random;
+pub(crate) mod socket;
 pub(crate) mod xattr;

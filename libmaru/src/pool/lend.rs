@@ -1,0 +1,130 @@
+//! Borrowing many chunks in one round trip: the client of the daemon's lending
+//! socket (`maru_proto::lend`).
+//!
+//! Opening a chunk through the mount is one FUSE round trip per key. A pool
+//! whose directory carries the [`maru_proto::xattr::LEND_SOCKET`] xattr also
+//! answers batches: one message asks for up to 253 chunk names and one reply
+//! brings a read-only descriptor of each present chunk, checked against this
+//! process's credentials as an open on the mount would be. The descriptor maps
+//! the same pages and pins the chunk the same way. Anything that goes wrong
+//! here (no socket in this mount namespace, a daemon restarting, an old daemon)
+//! only means the caller opens through the mount instead.
+
+use crate::sys;
+use maru_proto::lend::{Reply, Request, MAX_KEYS, MAX_REPLY};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// After a failure, how long before connecting again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// What the daemon answered for one name.
+pub(super) enum Lent {
+    /// A read-only descriptor of the chunk, its size and its inode on the mount.
+    Chunk { fd: OwnedFd, size: u64, ino: u64 },
+    /// No published chunk of that name.
+    Missing,
+    /// Not lent for another reason (e.g. `EACCES`): open through the mount to
+    /// get the kernel's own answer.
+    Refused,
+}
+
+/// The connection, made on first use.
+enum Conn {
+    Unconnected,
+    Connected(OwnedFd),
+    /// Failed at this time; not tried again before [`RETRY_AFTER`].
+    Failed(Instant),
+}
+
+/// A pool's lending socket.
+pub(super) struct Lender {
+    socket: PathBuf,
+    /// The pool's name (its directory under the mount).
+    pool: Vec<u8>,
+    conn: Mutex<Conn>,
+}
+
+impl Lender {
+    /// A lender for pool `pool` on `socket` (connects on first use).
+    pub(super) fn new(socket: PathBuf, pool: Vec<u8>) -> Self {
+        Lender {
+            socket,
+            pool,
+            conn: Mutex::new(Conn::Unconnected),
+        }
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Conn> {
+        // A panic while holding this lock leaves at worst a connection to drop.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Borrows `names` (at most [`MAX_KEYS`]); `None` if the socket cannot be
+    /// used now (then open through the mount).
+    pub(super) fn borrow(&self, names: &[&[u8]]) -> Option<Vec<Lent>> {
+        debug_assert!(names.len() <= MAX_KEYS);
+        let request = Request::encode(&self.pool, names).ok()?;
+        let mut conn = self.conn();
+        if let Conn::Failed(at) = *conn {
+            if at.elapsed() < RETRY_AFTER {
+                return None;
+            }
+            *conn = Conn::Unconnected;
+        }
+        if let Conn::Unconnected = *conn {
+            match sys::socket::connect_seqpacket(&self.socket) {
+                Ok(fd) => *conn = Conn::Connected(fd),
+                Err(_) => {
+                    *conn = Conn::Failed(Instant::now());
+                    return None;
+                }
+            }
+        }
+        let Conn::Connected(fd) = &*conn else {
+            return None;
+        };
+        match exchange(fd, &request, names.len()) {
+            Some(lent) => Some(lent),
+            None => {
+                // A broken or confused connection is not reused.
+                *conn = Conn::Failed(Instant::now());
+                None
+            }
+        }
+    }
+}
+
+/// Sends `request` and reads its reply; `None` on any failure.
+fn exchange(fd: &OwnedFd, request: &[u8], asked: usize) -> Option<Vec<Lent>> {
+    sys::socket::send(fd.as_fd(), request).ok()?;
+    let mut buf = vec![0u8; MAX_REPLY];
+    let got = sys::socket::recv_with_fds(fd.as_fd(), &mut buf, MAX_KEYS).ok()?;
+    if got.truncated || got.len == 0 {
+        return None;
+    }
+    let reply = Reply::parse(&buf[..got.len]).ok()?;
+    if reply.status != 0 || reply.entries.len() != asked || reply.descriptors() != got.fds.len() {
+        return None;
+    }
+    let mut fds = got.fds.into_iter();
+    let lent = reply
+        .entries
+        .iter()
+        .map(|e| match e.errno {
+            0 => match fds.next() {
+                Some(fd) => Lent::Chunk {
+                    fd,
+                    size: e.size,
+                    ino: e.ino,
+                },
+                None => Lent::Refused,
+            },
+            libc::ENOENT => Lent::Missing,
+            _ => Lent::Refused,
+        })
+        .collect();
+    Some(lent)
+}
