@@ -5,7 +5,7 @@
 mod common;
 
 use common::{check, fill, hex, kinds, pfn, poll, run_child, unhex, Fixture, Kind, CHILD_ENV};
-use maru::{ChunkHandle, ChunkState, Pool, Publish, UringPinner, HUGE_PAGE};
+use maru::{ChunkHandle, ChunkState, Pool, Publish, UringPinner, View, HUGE_PAGE};
 use maru_proto::{name, xattr};
 
 /// Publishes a chunk of `size` bytes filled with the pattern of `seed`.
@@ -395,6 +395,55 @@ fn unprivileged_users_get_clean_errors_and_work_where_allowed() {
             "the message says what to check: {out}"
         );
     }
+}
+
+#[test]
+fn batch_get_borrows_cold_keys_from_the_lending_socket_and_falls_back() {
+    if !common::root() {
+        return;
+    }
+    let fx = Fixture::new(Kind::MaruFs, 0o777);
+    let pool = Pool::open(&fx.pool).unwrap();
+    let long = vec![b'l'; 300];
+    let keys: Vec<&[u8]> = vec![b"a", b"missing", b"b", &long, b"c"];
+    for (i, k) in keys.iter().enumerate() {
+        if *k != b"missing" {
+            put(&pool, k, 8192 + i * 4096, i as u8);
+        }
+    }
+    let check_all = |views: &[Option<View>]| {
+        assert_eq!(views.len(), keys.len());
+        for (i, v) in views.iter().enumerate() {
+            match v {
+                None => assert_eq!(keys[i], b"missing"),
+                Some(v) => {
+                    assert_eq!(v.len(), 8192 + i * 4096, "key {i}");
+                    assert!(check(v.as_slice(), i as u8), "key {i}");
+                }
+            }
+        }
+    };
+    let before = fx.hits().unwrap();
+    let views = pool.batch_get(&keys).unwrap();
+    check_all(&views);
+    assert!(
+        fx.hits().unwrap() >= before + 3,
+        "the three short cold keys were lent (counted as hits)"
+    );
+    // A lent view pins its chunk like an open one.
+    assert_eq!(pool.pins(b"a").unwrap(), Some(1));
+    drop(views);
+    poll(|| (pool.pins(b"a").unwrap() == Some(0)).then_some(()));
+    assert_eq!(pool.pins(b"a").unwrap(), Some(0), "released with the view");
+
+    // Without the socket (a client in another mount namespace, a daemon going
+    // away): the same answers, through the mount.
+    std::fs::remove_file(fx.lend_socket().unwrap()).unwrap();
+    let fresh = Pool::open(&fx.pool).unwrap();
+    check_all(&fresh.batch_get(&keys).unwrap());
+    check_all(&pool.batch_get(&keys).unwrap());
+    let prefix = fresh.prefix_get(&keys).unwrap();
+    assert_eq!(prefix.len(), 1, "the prefix ends at the missing key");
 }
 
 /// Entry point of the child processes of the tests above (does nothing when

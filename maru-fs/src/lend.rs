@@ -12,8 +12,8 @@
 //! returns a removed chunk's space only when the last descriptor and mapping of
 //! it are gone. Nothing is kept per connection.
 //!
-//! Hostile clients: a connection that sends its next request before reading the
-//! previous reply is dropped (so each holds at most one reply's descriptors in
+//! Hostile clients: a connection that sends a request while its previous reply
+//! is still unread is dropped (so each holds at most one reply's descriptors in
 //! flight), a connection is dropped on a malformed message, and connections are
 //! bounded in number, overall and per uid.
 
@@ -256,9 +256,11 @@ fn serve_one(shared: &Shared, c: &Conn, buf: &mut [u8]) -> bool {
     if len == 0 {
         return false; // end of stream: the client closed
     }
-    let (reply, files) = match Request::parse(&buf[..len]) {
-        Ok(req) if !truncated => answer(shared, &req, &c.peer),
-        _ => {
+    let parsed = Request::parse(&buf[..len]).ok().filter(|_| !truncated);
+    let keep = parsed.is_some();
+    let (reply, files) = match parsed {
+        Some(req) => answer(shared, &req, &c.peer),
+        None => {
             REFUSED.warn(|| {
                 format!(
                     "lending socket: malformed request from pid {} (uid {}); connection closed",
@@ -283,7 +285,7 @@ fn serve_one(shared: &Shared, c: &Conn, buf: &mut [u8]) -> bool {
     );
     // Our copies of the descriptors close here (the client holds its own).
     drop(files);
-    sent.is_ok() && !truncated
+    sent.is_ok() && keep
 }
 
 /// The reply to `req` and the chunks lent, in order.

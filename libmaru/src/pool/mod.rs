@@ -412,22 +412,29 @@ impl Pool {
                 return Ok(());
             };
             for (&i, answer) in group.iter().zip(lent) {
-                match answer {
-                    lend::Lent::Chunk { fd, size, ino } => {
-                        let name = &names[i];
-                        let object = self.key_object(name);
-                        let size = usize::try_from(size).unwrap_or(0);
-                        let map = self.dir.map(fd.as_fd(), size, Access::ReadOnly, &object)?;
-                        let mapped = Arc::new(Mapped::new(map, fd, ino, object));
-                        self.cache().insert(name.as_bytes(), mapped.clone());
-                        found[i] = Some(Some(View::new(mapped)));
-                    }
-                    lend::Lent::Missing => found[i] = Some(None),
-                    lend::Lent::Refused => {}
+                if let Some(view) = self.take_lent(&names[i], answer)? {
+                    found[i] = Some(view);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Maps (and caches) what the lending socket answered for `name`: the view,
+    /// `Some(None)` for an absent key, `None` for no answer.
+    fn take_lent(&self, name: &KeyName, answer: lend::Lent) -> Result<Option<Option<View>>> {
+        match answer {
+            lend::Lent::Chunk { fd, size, ino } => {
+                let object = self.key_object(name);
+                let size = usize::try_from(size).unwrap_or(0);
+                let map = self.dir.map(fd.as_fd(), size, Access::ReadOnly, &object)?;
+                let mapped = Arc::new(Mapped::new(map, fd, ino, object));
+                self.cache().insert(name.as_bytes(), mapped.clone());
+                Ok(Some(Some(View::new(mapped))))
+            }
+            lend::Lent::Missing => Ok(Some(None)),
+            lend::Lent::Refused => Ok(None),
+        }
     }
 
     /// Like [`Pool::prefix_contains`], but maps and pins the present prefix:

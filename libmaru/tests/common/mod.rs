@@ -50,6 +50,20 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The pool's hits (published chunks found by name: lookups through the
+    /// mount and chunks lent by the lending socket) as maru-fs counts them;
+    /// `None` for a plain directory.
+    pub fn hits(&self) -> Option<u64> {
+        let m = self.mounted.as_ref()?;
+        m.control().stats().first().map(|s| s.hits)
+    }
+
+    /// The maru-fs mount's lending socket (`None` for a plain directory).
+    pub fn lend_socket(&self) -> Option<PathBuf> {
+        self.mounted.as_ref()?;
+        Some(self._tmp.path().join("lend.sock"))
+    }
+
     /// A pool whose directory has permission bits `mode`, owned by root.
     pub fn new(kind: Kind, mode: u32) -> Fixture {
         Self::with_limits(kind, mode, 1 << 30, None)

@@ -40,6 +40,32 @@ fn may(peer: &Peer, attr: &FileAttr, want: u16) -> bool {
 }
 
 impl State {
+    /// The chunk's pins as `user.maru.pins` shows them: its FUSE handles plus
+    /// the descriptors lent since it was last unused. Lent descriptors close
+    /// unseen, so their count is reset only when the kernel says nothing holds
+    /// the backing file any more: 0 exactly when the chunk is not held, an
+    /// over-count while some lent holders have let go and others have not.
+    pub(super) fn pins_of(&mut self, ino: u64) -> u32 {
+        let Some(c) = self.chunks.get(&ino) else {
+            return 0;
+        };
+        if c.lent > 0 {
+            let idle = match (self.pool_nodes.get(&c.pool), &c.name) {
+                (Some(p), Some(name)) => !p.store.in_use(name),
+                // Unlinked: its space returns when the reaper sees it freed.
+                _ => false,
+            };
+            if idle {
+                if let Some(c) = self.chunks.get_mut(&ino) {
+                    c.lent = 0;
+                }
+            }
+        }
+        self.chunks
+            .get(&ino)
+            .map_or(0, |c| c.opens.saturating_add(c.lent))
+    }
+
     /// The socket lending the chunks of pool `p`, if the mount has one and the
     /// pool's chunks are files (not a devdax pool's extents).
     pub(super) fn lend_socket_of(&self, p: &Pool) -> Option<&std::path::Path> {
@@ -101,6 +127,7 @@ impl State {
         let size = c.size;
         if let Some(c) = self.chunks.get_mut(&ino) {
             c.last_used = tick;
+            c.lent = c.lent.saturating_add(1);
         }
         if let Some(p) = self.pool_nodes.get_mut(&pool.0) {
             p.counters.lookups += 1;

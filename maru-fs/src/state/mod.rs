@@ -114,6 +114,10 @@ pub(crate) struct Chunk {
     created: SystemTime,
     /// Open FUSE handles: the pins.
     opens: u32,
+    /// Descriptors lent through the lending socket ([`crate::lend`]) since the
+    /// chunk was last seen unused: the daemon cannot see them close, so this
+    /// counts up, and drops to 0 when the kernel says nothing holds the chunk.
+    lent: u32,
     /// Open handles with write access: while there are any, `write(2)` through
     /// passthrough can grow the backing file without the daemon seeing it, so
     /// the growth scan ([`State::scan_growth`]) looks at this chunk.
@@ -148,6 +152,7 @@ impl Chunk {
             mode: f.meta.mode,
             created: f.meta.created,
             opens: 0,
+            lent: 0,
             writers: 0,
             file: None,
             backing: None,

@@ -204,6 +204,7 @@ impl State {
             mode: meta.mode,
             created: meta.created,
             opens: 1,
+            lent: 0,
             writers: 1,
             file: Some(Arc::new(file)),
             backing: backing.clone(),

@@ -4,8 +4,13 @@ use super::*;
 
 impl State {
     /// Value of xattr `name` on `ino`.
-    pub fn getxattr(&self, ino: INodeNo, name: &OsStr) -> Result<Vec<u8>, Errno> {
+    pub fn getxattr(&mut self, ino: INodeNo, name: &OsStr) -> Result<Vec<u8>, Errno> {
         let ino = ino.0;
+        let pins = if name.as_bytes() == xattr::PINS.as_bytes() {
+            self.pins_of(ino)
+        } else {
+            0
+        };
         if let Some(p) = self.pool_nodes.get(&ino) {
             if let Some(v) = p
                 .store
@@ -24,7 +29,7 @@ impl State {
         let c = self.chunks.get(&ino).ok_or(Errno::ENODATA)?;
         let pool = self.pool_nodes.get(&c.pool);
         let node = pool.and_then(|p| p.cfg.node);
-        if let Some(v) = xattr::chunk_value(name, c.phase, c.opens, node, c.created) {
+        if let Some(v) = xattr::chunk_value(name, c.phase, pins, node, c.created) {
             return Ok(v);
         }
         if let Some((p, dev)) = pool.and_then(|p| Some((p, p.store.devdax_device()?))) {

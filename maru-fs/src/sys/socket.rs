@@ -64,3 +64,27 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedF
     // SAFETY: accept4 returned a new descriptor that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn unsent_bytes_counts_what_the_peer_has_not_read() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::empty(),
+        )
+        .unwrap();
+        assert_eq!(unsent_bytes(a.as_fd()).unwrap(), 0);
+        nix::sys::socket::send(a.as_raw_fd(), b"hello", MsgFlags::empty()).unwrap();
+        assert!(unsent_bytes(a.as_fd()).unwrap() > 0);
+        let mut buf = [0u8; 16];
+        nix::sys::socket::recv(b.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+        assert_eq!(unsent_bytes(a.as_fd()).unwrap(), 0);
+    }
+}

@@ -12,7 +12,14 @@
 //! maru-fs-probe pin <pool-dir> <staging-name> <size>
 //! maru-fs-probe mapmany <pool-dir> <key-prefix> <count>
 //! maru-fs-probe grow <pool-dir> <staging-name> <bytes> [<key>]
+//! maru-fs-probe lend <socket> <pool> <name>... [hold]
 //! ```
+//! `lend` asks the lending socket for the named chunks in one request and prints
+//! `status=` (0 or the errno of the whole request) and per name `entry.<i>=<errno>
+//! <size> <ino>`; for each chunk lent, `sum.<i>=` (the byte sum through a read-only
+//! mapping of the descriptor) and `write.<i>=` (what `write(2)` to it returns:
+//! an errno name, it must be refused). `hold` keeps the mappings (descriptors
+//! closed) until a line arrives on stdin, after printing `ready`.
 //! `grow` creates a staging chunk *without* sizing it and writes `<bytes>` with
 //! write(2) in 1 MiB pieces (printing `written=` and the first `write_error=`);
 //! with `<key>` it then publishes and writes one more 1 MiB piece past the end
@@ -413,11 +420,74 @@ fn cmd_stagings(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+fn cmd_lend(args: &[String]) -> Result<()> {
+    use maru_proto::lend::{Reply, Request, MAX_REPLY};
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::{AsFd, AsRawFd};
+    let socket_path = PathBuf::from(arg::<String>(args, 0, "socket")?);
+    let pool: String = arg(args, 1, "pool")?;
+    let hold_after = args.last().map(String::as_str) == Some("hold");
+    let names: Vec<&[u8]> = args[2..args.len() - usize::from(hold_after)]
+        .iter()
+        .map(|n| n.as_bytes())
+        .collect();
+    let request = Request::encode(pool.as_bytes(), &names)
+        .map_err(|e| anyhow::anyhow!("cannot encode the request: {e}"))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(&socket_path)?).map_err(|e| refused(e.into()))?;
+    nix::sys::socket::send(
+        fd.as_raw_fd(),
+        &request,
+        nix::sys::socket::MsgFlags::empty(),
+    )?;
+    let mut buf = vec![0u8; MAX_REPLY];
+    let (len, fds, truncated) = sys::recv_with_fds(fd.as_fd(), &mut buf)?;
+    if len == 0 {
+        println!("closed=1");
+        return Ok(());
+    }
+    let reply = Reply::parse(&buf[..len]).map_err(|e| anyhow::anyhow!("bad reply: {e}"))?;
+    println!("status={}", reply.status);
+    println!("fds={}", fds.len());
+    println!("truncated={}", u8::from(truncated));
+    let mut maps = Vec::new();
+    let mut fds = fds.into_iter();
+    for (i, e) in reply.entries.iter().enumerate() {
+        println!("entry.{i}={} {} {}", e.errno, e.size, e.ino);
+        if e.errno != 0 {
+            continue;
+        }
+        let Some(fd) = fds.next() else {
+            bail!("entry {i} has no descriptor");
+        };
+        let file = File::from(fd);
+        let map = sys::map_published(&file, Some(e.size as usize))?;
+        let sum: u64 = map.iter().map(|b| u64::from(*b)).sum();
+        println!("sum.{i}={sum}");
+        let write = match nix::unistd::write(&file, b"x") {
+            Ok(_) => "accepted".to_string(),
+            Err(e) => format!("{e:?}"),
+        };
+        println!("write.{i}={write}");
+        maps.push(map);
+    }
+    if hold_after {
+        println!("ready=1");
+        hold()?;
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
         eprintln!(
-            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow|opendirs|openkeys|stagings ARGS (see the source)"
+            "usage: maru-fs-probe publish|map|race|stall|sealed|pin|mapmany|grow|opendirs|openkeys|stagings|lend ARGS (see the source)"
         );
         std::process::exit(1);
     };
@@ -434,6 +504,7 @@ fn main() {
         "grow" => cmd_grow(rest),
         "opendirs" => cmd_opendirs(rest),
         "openkeys" => cmd_openkeys(rest),
+        "lend" => cmd_lend(rest),
         other => Err(anyhow::anyhow!("unknown command {other}")),
     };
     if let Err(e) = res {

@@ -51,3 +51,32 @@ pub fn register_buffer(ring: io_uring::IoUring, mut map: MmapMut) -> (Registered
     let res = unsafe { ring.submitter().register_buffers(&[iov]) };
     (Registered { _ring: ring, map }, res)
 }
+
+/// Receives one message with up to 253 descriptors (SCM_RIGHTS) on `fd`:
+/// the bytes, the descriptors (owned), and whether anything was truncated.
+pub fn recv_with_fds(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<std::os::fd::OwnedFd>, bool)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 253]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: descriptors just received with SCM_RIGHTS are new and ours.
+            fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
+        }
+    }
+    let truncated = msg
+        .flags
+        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+    Ok((msg.bytes, fds, truncated))
+}

@@ -1,0 +1,287 @@
+//! The lending socket (`maru_proto::lend`): batches of published chunks opened in
+//! one round trip, with the checks an open on the mount would have, pinning like
+//! an open, and robust against clients that misbehave.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use common::*;
+use maru_fs::{Eviction, PoolConfig};
+use maru_proto::lend::{Reply, Request, MAX_REPLY};
+use maru_proto::xattr;
+use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+use tempfile::TempDir;
+
+/// A mount lending its pools' chunks, and where its socket is (in a directory
+/// everyone may reach, as maru-devd's runtime directory is).
+struct Lending {
+    fx: Fixture,
+    socket: PathBuf,
+    _socket_dir: TempDir,
+}
+
+fn lending(pools: &[(&str, u64, u32)], tweak: impl Fn(&mut PoolConfig)) -> Lending {
+    let backing_root = tempfile::Builder::new()
+        .prefix("maru-fs-test-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let cfgs = pools
+        .iter()
+        .map(|&(name, cap, mode)| {
+            let dir = backing_root.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            let mut cfg = pool(name, &dir, cap);
+            cfg.mode = mode;
+            tweak(&mut cfg);
+            cfg
+        })
+        .collect();
+    let socket_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(socket_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = socket_dir.path().join("lend.sock");
+    let fx = Fixture::mount_with_options(backing_root, cfgs, |o| {
+        o.lend_socket = Some(socket.clone());
+    });
+    Lending {
+        fx,
+        socket,
+        _socket_dir: socket_dir,
+    }
+}
+
+/// Publishes `key` in `dir`: `size` bytes of 0x5a, file mode `mode`.
+fn put(dir: &Path, key: &str, size: usize, mode: u32) {
+    let staging = dir.join(format!(".put-{key}"));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&staging)
+        .unwrap();
+    f.set_len(size as u64).unwrap();
+    f.write_all(&vec![0x5a; size]).unwrap();
+    // Published while open: a staging chunk closed unpublished is reclaimed.
+    std::fs::rename(&staging, dir.join(key)).unwrap();
+}
+
+fn lend_args<'a>(l: &'a Lending, pool: &'a str, names: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["lend", l.socket.to_str().unwrap(), pool];
+    args.extend_from_slice(names);
+    args
+}
+
+#[test]
+fn published_chunks_are_lent_read_only_and_each_name_answered() {
+    if skip_unless_root() {
+        return;
+    }
+    let l = lending(&[("p", 64 * MIB, 0o755)], |_| {});
+    let dir = l.fx.pool_dir("p");
+    put(&dir, "k1", 4096, 0o644);
+    put(&dir, "k2", 3 * 4096, 0o644);
+    // A staging chunk exists under its name but is not lendable.
+    let _staging = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(".stage-x"))
+        .unwrap();
+    assert_eq!(
+        xattr_get(&dir, xattr::LEND_SOCKET).unwrap(),
+        l.socket.as_os_str().as_encoded_bytes(),
+        "the pool tells clients where to ask"
+    );
+    assert!(xattr_list(&dir).contains(&xattr::LEND_SOCKET.to_string()));
+
+    let (code, kv) = run_probe(
+        &lend_args(&l, "p", &["k1", "nope", ".stage-x", "k2"]),
+        false,
+    );
+    assert_eq!(code, 0, "{kv:?}");
+    assert_eq!(get(&kv, "status"), "0");
+    assert_eq!(get(&kv, "fds"), "2");
+    let ino = |k: &str| std::fs::metadata(dir.join(k)).unwrap().ino();
+    assert_eq!(get(&kv, "entry.0"), format!("0 4096 {}", ino("k1")));
+    assert_eq!(get(&kv, "entry.1"), format!("{} 0 0", libc::ENOENT));
+    assert_eq!(get(&kv, "entry.2"), format!("{} 0 0", libc::ENOENT));
+    assert_eq!(get(&kv, "entry.3"), format!("0 {} {}", 3 * 4096, ino("k2")));
+    assert_eq!(get(&kv, "sum.0"), (0x5a * 4096).to_string());
+    assert_eq!(get(&kv, "sum.3"), (0x5a * 3 * 4096).to_string());
+    assert_eq!(get(&kv, "write.0"), "EBADF", "a lent chunk is read-only");
+
+    let (_, kv) = run_probe(&lend_args(&l, "no-such-pool", &["k1"]), false);
+    assert_eq!(get(&kv, "status"), libc::ENOENT.to_string());
+    assert_eq!(get(&kv, "fds"), "0");
+}
+
+#[test]
+fn lending_checks_the_callers_permissions_as_an_open_would() {
+    if skip_unless_root() {
+        return;
+    }
+    let l = lending(
+        &[("open", 64 * MIB, 0o755), ("private", 64 * MIB, 0o700)],
+        |_| {},
+    );
+    let dir = l.fx.pool_dir("open");
+    put(&dir, "shared", 4096, 0o644);
+    put(&dir, "mine", 4096, 0o600);
+    put(&l.fx.pool_dir("private"), "k", 4096, 0o644);
+
+    let (_, kv) = run_probe(&lend_args(&l, "open", &["shared", "mine"]), true);
+    assert_eq!(get(&kv, "status"), "0", "{kv:?}");
+    assert!(get(&kv, "entry.0").starts_with("0 4096 "), "{kv:?}");
+    assert_eq!(
+        get(&kv, "entry.1"),
+        format!("{} 0 0", libc::EACCES),
+        "another user's 0600 chunk"
+    );
+    assert_eq!(get(&kv, "fds"), "1");
+    // What the kernel says for the same open through the mount.
+    let (_, kv) = run_probe(&["map", dir.join("mine").to_str().unwrap()], true);
+    assert_eq!(get(&kv, "error"), "EACCES");
+
+    let (_, kv) = run_probe(&lend_args(&l, "private", &["k"]), true);
+    assert_eq!(get(&kv, "status"), libc::EACCES.to_string(), "{kv:?}");
+    assert_eq!(get(&kv, "fds"), "0");
+    // Root may.
+    let (_, kv) = run_probe(&lend_args(&l, "private", &["k"]), false);
+    assert_eq!(get(&kv, "fds"), "1");
+}
+
+#[test]
+fn a_lent_chunk_is_pinned_until_its_last_mapping_goes() {
+    if skip_unless_root() {
+        return;
+    }
+    let l = lending(&[("p", 4 * MIB, 0o755)], |c| c.eviction = Eviction::Lru);
+    let dir = l.fx.pool_dir("p");
+    put(&dir, "held", MIB as usize, 0o644);
+    put(&dir, "free", MIB as usize, 0o644);
+    // The holder maps both chunks and closes its descriptors; the mappings stay.
+    let holder = Held::start(
+        &lend_args(&l, "p", &["held", "free", "hold"]),
+        true,
+        "ready",
+    );
+    assert_eq!(get(&holder.kv, "fds"), "2");
+    assert_eq!(xattr_get(&dir.join("held"), xattr::PINS).unwrap(), b"1");
+    // 2 MiB free, 4 MiB wanted: every chunk would have to go, but the lent ones are held.
+    put(&dir, "a", MIB as usize, 0o644);
+    put(&dir, "b", MIB as usize, 0o644);
+    let big = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(".big"))
+        .unwrap();
+    let err = big.set_len(3 * MIB).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
+    assert!(dir.join("held").exists() && dir.join("free").exists());
+    holder.finish();
+    wait_until("the lent chunks unpinned", || {
+        xattr_get(&dir.join("held"), xattr::PINS).unwrap() == b"0"
+    });
+    big.set_len(3 * MIB).unwrap();
+    assert!(!dir.join("held").exists(), "evicted once unmapped");
+}
+
+fn connect(path: &Path) -> OwnedFd {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    socket::connect(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
+    let timeout = nix::sys::time::TimeVal::new(10, 0);
+    socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &timeout).unwrap();
+    fd
+}
+
+/// The next message on `fd` (its descriptors are dropped), or `None` once closed.
+fn recv(fd: &OwnedFd) -> Option<Reply> {
+    let mut buf = vec![0u8; MAX_REPLY];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 253]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let n = match socket::recvmsg::<()>(
+        fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    ) {
+        Ok(m) => {
+            for c in m.cmsgs().unwrap() {
+                if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                    for fd in fds {
+                        let _ = nix::unistd::close(fd);
+                    }
+                }
+            }
+            m.bytes
+        }
+        Err(nix::errno::Errno::ECONNRESET) => 0,
+        Err(e) => panic!("recvmsg: {e}"),
+    };
+    (n > 0).then(|| Reply::parse(&buf[..n]).unwrap())
+}
+
+fn send(fd: &OwnedFd, msg: &[u8]) -> nix::Result<usize> {
+    socket::send(fd.as_raw_fd(), msg, MsgFlags::MSG_NOSIGNAL)
+}
+
+#[test]
+fn misbehaving_clients_are_dropped_and_others_still_served() {
+    if skip_unless_root() {
+        return;
+    }
+    let l = lending(&[("p", 64 * MIB, 0o755)], |_| {});
+    put(&l.fx.pool_dir("p"), "k", 4096, 0o644);
+    let ok = Request::encode(b"p", &[b"k"]).unwrap();
+
+    // Garbage: refused with EPROTO, then the connection is closed.
+    let c = connect(&l.socket);
+    send(&c, b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(recv(&c).unwrap().status, libc::EPROTO);
+    assert!(recv(&c).is_none(), "closed after a malformed request");
+
+    // A second request while the first reply waits unread: the connection is
+    // dropped (at most one reply's descriptors in flight per connection).
+    let c = connect(&l.socket);
+    send(&c, &ok).unwrap();
+    let mut pfd = [nix::poll::PollFd::new(
+        c.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap();
+    send(&c, &ok).unwrap();
+    // The first reply may be read or lost to the reset (the server closed with a
+    // request unread); there is never a second, and the connection ends (a live
+    // one would make `recv` time out).
+    let replies = std::iter::from_fn(|| recv(&c)).take(3).count();
+    assert!(
+        replies <= 1,
+        "{replies} replies to requests sent without reading"
+    );
+
+    // Connections of one uid are bounded; the rest are closed at once.
+    let many: Vec<OwnedFd> = (0..40).map(|_| connect(&l.socket)).collect();
+    let served = many
+        .iter()
+        .filter(|c| send(c, &ok).is_ok() && recv(c).is_some_and(|r| r.descriptors() == 1))
+        .count();
+    assert_eq!(served, 32, "at most 32 connections per uid");
+    drop(many);
+
+    // The server is still there for a well-behaved client (after the drops reach it).
+    wait_until("a fresh connection served", || {
+        let c = connect(&l.socket);
+        send(&c, &ok).is_ok() && recv(&c).is_some_and(|r| r.descriptors() == 1)
+    });
+    let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), true);
+    assert_eq!(get(&kv, "fds"), "1");
+}
