@@ -446,6 +446,48 @@ fn batch_get_borrows_cold_keys_from_the_lending_socket_and_falls_back() {
     assert_eq!(prefix.len(), 1, "the prefix ends at the missing key");
 }
 
+#[test]
+fn a_forked_child_does_not_share_its_parents_lending_connection() {
+    if !common::root() {
+        return;
+    }
+    let fx = Fixture::new(Kind::MaruFs, 0o777);
+    let pool = Pool::open(&fx.pool).unwrap();
+    let keys: Vec<Vec<u8>> = (0..64u8).map(|i| format!("f{i}").into_bytes()).collect();
+    for (i, k) in keys.iter().enumerate() {
+        put(&pool, k, 4096, i as u8);
+    }
+    let (mine, theirs) = keys.split_at(32);
+    // Connected before the fork: the child inherits the socket.
+    assert!(pool.batch_get(mine).unwrap().iter().all(Option::is_some));
+    let rounds = 300;
+    let check_round = |set: &[Vec<u8>], first: usize| -> bool {
+        let views = pool.batch_get(set).unwrap();
+        views.iter().enumerate().all(|(j, v)| {
+            v.as_ref()
+                .is_some_and(|v| check(v.as_slice(), (first + j) as u8))
+        })
+    };
+    // SAFETY: the child only runs libmaru calls and exits with `_exit`; it
+    // does not return into the test harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let ok = (0..rounds).all(|_| check_round(theirs, 32));
+        // SAFETY: ends the forked child without running the parent's destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let ok = (0..rounds).all(|_| check_round(mine, 0));
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` outlives the call.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(ok, "the parent got another process's chunks");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child got another process's chunks (status {status:#x})"
+    );
+}
+
 /// Entry point of the child processes of the tests above (does nothing when
 /// run as an ordinary test).
 #[test]

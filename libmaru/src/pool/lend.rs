@@ -34,7 +34,9 @@ pub(super) enum Lent {
 /// The connection, made on first use.
 enum Conn {
     Unconnected,
-    Connected(OwnedFd),
+    /// Connected by the process with this id: a forked child must not share its
+    /// parent's connection (their replies would cross), so it connects anew.
+    Connected(OwnedFd, u32),
     /// Failed at this time; not tried again before [`RETRY_AFTER`].
     Failed(Instant),
 }
@@ -74,16 +76,21 @@ impl Lender {
             }
             *conn = Conn::Unconnected;
         }
+        let pid = std::process::id();
+        if matches!(*conn, Conn::Connected(_, owner) if owner != pid) {
+            // Inherited across fork: close our copy, never use it.
+            *conn = Conn::Unconnected;
+        }
         if let Conn::Unconnected = *conn {
             match sys::socket::connect_seqpacket(&self.socket) {
-                Ok(fd) => *conn = Conn::Connected(fd),
+                Ok(fd) => *conn = Conn::Connected(fd, pid),
                 Err(_) => {
                     *conn = Conn::Failed(Instant::now());
                     return None;
                 }
             }
         }
-        let Conn::Connected(fd) = &*conn else {
+        let Conn::Connected(fd, _) = &*conn else {
             return None;
         };
         match exchange(fd, &request, names.len()) {
