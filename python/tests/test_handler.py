@@ -481,6 +481,36 @@ def test_cross_process_store_retrieve(handler, world, key, user):
     assert out.stdout.strip() == "miss", out.stderr
 
 
+BATCH_READER = """
+import sys, hashlib
+from maru import MaruConfig, MaruHandler
+h = MaruHandler(MaruConfig(server_url=sys.argv[1]))
+assert h.connect(), h.last_error
+got = h.batch_retrieve(sys.argv[3:])
+print(" ".join("miss" if i is None else hashlib.sha256(i.view).hexdigest()[:16] for i in got))
+# Where the mappings come from: a lent descriptor maps the daemon's backing file (its
+# path in the pool's tmpfs), an open through the mount shows the mount's path.
+maps = open("/proc/self/maps").read()
+print(sum(sys.argv[2] in line for line in maps.splitlines()))
+"""
+
+
+@pytest.mark.parametrize("user", [None, NOBODY], ids=["root", "nobody"])
+def test_batch_retrieve_in_another_process_borrows_through_the_lending_socket(handler, world, key, user):
+    sock = os.getxattr(world.pool("kv"), "user.maru.lend.socket")
+    assert os.fsdecode(sock) == str(world.run / "lend.sock")
+    datas = [payload(key(i), 4096 * (i + 1)) for i in range(8)]
+    for i, d in enumerate(datas):
+        assert put(handler, key(i), d)
+    keys = [key(i) for i in range(8)] + [key(99)]
+    backing = str(world.run / "pools" / "kv") + "/"
+    out = world.run_py(BATCH_READER, world.url("kv"), backing, *keys, user=user)
+    assert out.returncode == 0, out.stderr
+    hashes, lent = out.stdout.split("\n")[:2]
+    assert hashes.split() == [hashlib.sha256(d).hexdigest()[:16] for d in datas] + ["miss"]
+    assert int(lent) == 8, "the eight chunks were lent, not opened through the mount"
+
+
 def test_unprivileged_process_on_forbidden_pool_gets_a_clean_error(world):
     code = (
         "import sys; from maru import MaruConfig, MaruHandler\n"
