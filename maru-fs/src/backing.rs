@@ -200,15 +200,7 @@ impl Store {
     /// extents of the device, not files).
     pub fn open_chunk_readonly(&self, name: &OsStr) -> io::Result<File> {
         match self {
-            Store::Dir(d) => {
-                let fd = openat(
-                    &d.dir,
-                    name,
-                    OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-                    Mode::empty(),
-                )?;
-                Ok(File::from(fd))
-            }
+            Store::Dir(d) => d.open_file(name, OFlag::O_RDONLY),
             Store::Devdax(_) => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
         }
     }
@@ -308,10 +300,16 @@ impl DirStore {
     }
 
     fn open_chunk(&self, name: &OsStr) -> io::Result<File> {
+        self.open_file(name, OFlag::O_RDWR)
+    }
+
+    /// Opens the backing file `name` with `access` (`O_RDONLY`/`O_RDWR`),
+    /// close-on-exec, never through a symbolic link.
+    fn open_file(&self, name: &OsStr, access: OFlag) -> io::Result<File> {
         let fd = openat(
             &self.dir,
             name,
-            OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            access | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
             Mode::empty(),
         )?;
         Ok(File::from(fd))

@@ -116,14 +116,10 @@ impl State {
         if !may(peer, &self.chunk_attr(ino, c), MAY_READ) {
             return Err(Errno::EACCES);
         }
-        let file = p.store.open_chunk_readonly(name).map_err(|e| {
-            log::warn!(
-                "pool {}: cannot open backing file {:?} to lend it: {e}",
-                p.cfg.name,
-                p.store.path().join(name)
-            );
-            errno_of(&e)
-        })?;
+        let file = p
+            .store
+            .open_chunk_readonly(name)
+            .map_err(|e| backing_open_failed(p, name, " to lend it", &e))?;
         let size = c.size;
         if let Some(c) = self.chunks.get_mut(&ino) {
             c.last_used = tick;

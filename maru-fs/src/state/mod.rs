@@ -234,6 +234,17 @@ fn errno_of(e: &io::Error) -> Errno {
     Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// Logs that pool `pool`'s backing file `name` could not be opened (`why`: what
+/// for, e.g. "to lend it"; empty for a FUSE open) and returns its errno.
+fn backing_open_failed(pool: &Pool, name: &OsStr, why: &str, e: &io::Error) -> Errno {
+    log::warn!(
+        "pool {}: cannot open backing file {:?}{why}: {e}",
+        pool.cfg.name,
+        pool.store.path().join(name)
+    );
+    errno_of(e)
+}
+
 /// Checks a pool name: one path component, not hidden, not too long.
 fn validate_pool(cfg: &PoolConfig) -> Result<(), FsError> {
     let bad = |reason: &str| FsError::InvalidPool {

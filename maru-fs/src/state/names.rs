@@ -253,14 +253,10 @@ impl State {
                 // Unlinked or evicted and no handle keeps it alive.
                 return Err(Errno::ENOENT);
             };
-            let file = pool.store.open_chunk(name).map_err(|e| {
-                log::warn!(
-                    "pool {}: cannot open backing file {:?}: {e}",
-                    pool.cfg.name,
-                    pool.store.path().join(name)
-                );
-                errno_of(&e)
-            })?;
+            let file = pool
+                .store
+                .open_chunk(name)
+                .map_err(|e| backing_open_failed(pool, name, "", &e))?;
             c.file = Some(Arc::new(file));
         }
         let direct_io = !pool.store.passthrough();
