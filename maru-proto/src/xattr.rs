@@ -31,7 +31,8 @@ pub const PREFIX: &str = "user.maru.";
 names! {
     /// Chunk: [`STAGING`] or [`PUBLISHED`].
     STATE, STATE_C = "user.maru.state";
-    /// Chunk: decimal count of open descriptors (pins) of the chunk, all processes.
+    /// Chunk: decimal count of open descriptors (pins) of the chunk, all
+    /// processes (lent ones counted until nothing holds the chunk; see [`crate::lend`]).
     PINS, PINS_C = "user.maru.pins";
     /// Chunk and pool: NUMA node of the pool's pages (decimal), or [`NODE_UNKNOWN`].
     NODE, NODE_C = "user.maru.node";

@@ -105,8 +105,9 @@ impl Pool {
     }
 
     /// How many open descriptors (pins, all processes) the chunk published
-    /// under `key` has, as maru-fs counts them; `None` if there is no such
-    /// key. Reads the count without opening the chunk (which would pin it).
+    /// under `key` has, as maru-fs counts them (descriptors its lending socket
+    /// handed to batches count from when they were lent until nothing holds the
+    /// chunk: 0 exactly when it is not held); `None` if there is no such key. Reads the count without opening the chunk (which would pin it).
     /// A pool that does not count pins (not maru-fs) fails with ENODATA or
     /// EOPNOTSUPP.
     pub fn pins(&self, key: &[u8]) -> Result<Option<u64>> {
