@@ -446,6 +446,62 @@ fn batch_get_borrows_cold_keys_from_the_lending_socket_and_falls_back() {
     assert_eq!(prefix.len(), 1, "the prefix ends at the missing key");
 }
 
+#[test]
+fn a_forked_child_borrows_on_a_connection_of_its_own() {
+    if !common::root() {
+        return;
+    }
+    // Only root may search the pool directory.
+    let fx = Fixture::new(Kind::MaruFs, 0o700);
+    let pool = Pool::open(&fx.pool).unwrap();
+    let keys: [&[u8]; 2] = [b"a", b"b"];
+    for (i, k) in keys.iter().enumerate() {
+        put(&pool, k, 4096, i as u8);
+    }
+    // The parent connects to the lending socket (as root) and borrows.
+    assert!(pool.batch_get(&keys).unwrap().iter().all(Option::is_some));
+    // SAFETY: the child only runs libmaru on a pool no other thread uses, then
+    // leaves with _exit (an alarm ends it if it hangs).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: plain syscalls in the child; it never returns to the harness.
+        unsafe {
+            libc::alarm(60);
+            let ok = libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(65534) == 0
+                && libc::setuid(65534) == 0;
+            // As nobody, the pool cannot be searched: the mount refuses, and so
+            // must the daemon (not on the parent's root connection).
+            let code = match (ok, pool.batch_get(&keys)) {
+                (false, _) => 3,
+                (true, Err(e)) if e.errno() == libc::EACCES => 0,
+                (true, Err(_)) => 2,
+                (true, Ok(_)) => 1,
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` outlives the call.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "child ended by signal {}",
+        libc::WTERMSIG(status)
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child (nobody) got chunks the mount refuses it (1), or another error (2, 3)"
+    );
+    // The parent's own connection still serves it.
+    let views = pool.batch_get(&keys).unwrap();
+    for (i, v) in views.iter().enumerate() {
+        assert!(check(v.as_ref().unwrap().as_slice(), i as u8), "key {i}");
+    }
+}
+
 /// Entry point of the child processes of the tests above (does nothing when
 /// run as an ordinary test).
 #[test]

@@ -34,7 +34,14 @@ pub(super) enum Lent {
 /// The connection, made on first use.
 enum Conn {
     Unconnected,
-    Connected(OwnedFd),
+    /// Connected by the process with this id. A child forked later must not
+    /// use it: the parent's requests and its own would share one stream (each
+    /// could read the other's reply and map the wrong chunks), and the daemon
+    /// would check the parent's credentials, taken at `connect(2)`.
+    Connected {
+        fd: OwnedFd,
+        pid: u32,
+    },
     /// Failed at this time; not tried again before [`RETRY_AFTER`].
     Failed(Instant),
 }
@@ -74,16 +81,27 @@ impl Lender {
             }
             *conn = Conn::Unconnected;
         }
+        if let Conn::Connected { pid, .. } = *conn {
+            if pid != std::process::id() {
+                // Inherited through fork: closes this process's copy only.
+                *conn = Conn::Unconnected;
+            }
+        }
         if let Conn::Unconnected = *conn {
             match sys::socket::connect_seqpacket(&self.socket) {
-                Ok(fd) => *conn = Conn::Connected(fd),
+                Ok(fd) => {
+                    *conn = Conn::Connected {
+                        fd,
+                        pid: std::process::id(),
+                    }
+                }
                 Err(_) => {
                     *conn = Conn::Failed(Instant::now());
                     return None;
                 }
             }
         }
-        let Conn::Connected(fd) = &*conn else {
+        let Conn::Connected { fd, .. } = &*conn else {
             return None;
         };
         match exchange(fd, &request, names.len()) {
