@@ -447,7 +447,7 @@ fn batch_get_borrows_cold_keys_from_the_lending_socket_and_falls_back() {
 }
 
 #[test]
-fn a_forked_child_borrows_on_a_connection_of_its_own() {
+fn a_forked_child_or_dropped_privileges_get_a_connection_of_their_own() {
     if !common::root() {
         return;
     }
@@ -468,11 +468,16 @@ fn a_forked_child_borrows_on_a_connection_of_its_own() {
         // SAFETY: plain syscalls in the child; it never returns to the harness.
         unsafe {
             libc::alarm(60);
-            let ok = libc::setgroups(0, std::ptr::null()) == 0
+            // Still root: borrows (on a connection of its own).
+            let root_ok = pool
+                .batch_get(&keys)
+                .is_ok_and(|v| v.iter().all(Option::is_some));
+            let ok = root_ok
+                && libc::setgroups(0, std::ptr::null()) == 0
                 && libc::setgid(65534) == 0
                 && libc::setuid(65534) == 0;
             // As nobody, the pool cannot be searched: the mount refuses, and so
-            // must the daemon (not on the parent's root connection).
+            // must the daemon (not on a connection made as root).
             let code = match (ok, pool.batch_get(&keys)) {
                 (false, _) => 3,
                 (true, Err(e)) if e.errno() == libc::EACCES => 0,

@@ -11,6 +11,7 @@
 //! only means the caller opens through the mount instead.
 
 use crate::sys;
+use crate::sys::socket::Identity;
 use maru_proto::lend::{Reply, Request, MAX_KEYS, MAX_REPLY};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -34,13 +35,14 @@ pub(super) enum Lent {
 /// The connection, made on first use.
 enum Conn {
     Unconnected,
-    /// Connected by the process with this id. A child forked later must not
-    /// use it: the parent's requests and its own would share one stream (each
-    /// could read the other's reply and map the wrong chunks), and the daemon
-    /// would check the parent's credentials, taken at `connect(2)`.
+    /// Connected by the process `by` was. The daemon checks the credentials
+    /// taken at `connect(2)`, so the connection is not used once the process
+    /// has changed its uid, gid or groups; nor by a child forked later, which
+    /// would share one stream with its parent (each could read the other's
+    /// reply and map the wrong chunks).
     Connected {
         fd: OwnedFd,
-        pid: u32,
+        by: Identity,
     },
     /// Failed at this time; not tried again before [`RETRY_AFTER`].
     Failed(Instant),
@@ -81,20 +83,15 @@ impl Lender {
             }
             *conn = Conn::Unconnected;
         }
-        if let Conn::Connected { pid, .. } = *conn {
-            if pid != std::process::id() {
-                // Inherited through fork: closes this process's copy only.
-                *conn = Conn::Unconnected;
-            }
+        let me = Identity::current().ok()?;
+        if matches!(&*conn, Conn::Connected { by, .. } if *by != me) {
+            // Inherited through fork, or made with other credentials (a fork
+            // closes this process's copy only).
+            *conn = Conn::Unconnected;
         }
         if let Conn::Unconnected = *conn {
             match sys::socket::connect_seqpacket(&self.socket) {
-                Ok(fd) => {
-                    *conn = Conn::Connected {
-                        fd,
-                        pid: std::process::id(),
-                    }
-                }
+                Ok(fd) => *conn = Conn::Connected { fd, by: me },
                 Err(_) => {
                     *conn = Conn::Failed(Instant::now());
                     return None;
