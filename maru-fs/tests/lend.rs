@@ -259,6 +259,20 @@ fn misbehaving_clients_are_dropped_and_others_still_served() {
     )];
     nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap();
     send(&c, &ok).unwrap();
+    // Nothing is read until the server has seen the second request: it hangs up
+    // (a client that read the first reply in between would be well-behaved;
+    // POLLHUP is reported whatever is asked for).
+    let mut pfd = [nix::poll::PollFd::new(
+        c.as_fd(),
+        nix::poll::PollFlags::empty(),
+    )];
+    nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10_000u16)).unwrap();
+    assert!(
+        pfd[0]
+            .revents()
+            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP)),
+        "the server did not hang up on a request sent before the last reply was read"
+    );
     // The first reply may be read or lost to the reset (the server closed with a
     // request unread); there is never a second, and the connection ends (a live
     // one would make `recv` time out).
