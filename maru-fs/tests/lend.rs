@@ -26,6 +26,15 @@ struct Lending {
 }
 
 fn lending(pools: &[(&str, u64, u32)], tweak: impl Fn(&mut PoolConfig)) -> Lending {
+    lending_at(None, pools, tweak)
+}
+
+/// Like [`lending`], mounted at `mountpoint` (an empty directory) if given.
+fn lending_at(
+    mountpoint: Option<&Path>,
+    pools: &[(&str, u64, u32)],
+    tweak: impl Fn(&mut PoolConfig),
+) -> Lending {
     let backing_root = tempfile::Builder::new()
         .prefix("maru-fs-test-")
         .tempdir_in("/dev/shm")
@@ -46,6 +55,9 @@ fn lending(pools: &[(&str, u64, u32)], tweak: impl Fn(&mut PoolConfig)) -> Lendi
     let socket = socket_dir.path().join("lend.sock");
     let fx = Fixture::mount_with_options(backing_root, cfgs, |o| {
         o.lend_socket = Some(socket.clone());
+        if let Some(m) = mountpoint {
+            o.mountpoint = m.to_path_buf();
+        }
     });
     Lending {
         fx,
@@ -151,6 +163,35 @@ fn lending_checks_the_callers_permissions_as_an_open_would() {
     // Root may.
     let (_, kv) = run_probe(&lend_args(&l, "private", &["k"]), false);
     assert_eq!(get(&kv, "fds"), "1");
+}
+
+#[test]
+fn lending_needs_search_permission_above_the_mount_too() {
+    if skip_unless_root() {
+        return;
+    }
+    // The mount point is inside a directory only root may search: nobody
+    // cannot reach the pools through the mount at all.
+    let fence = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(fence.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mnt = fence.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let l = lending_at(Some(&mnt), &[("p", 64 * MIB, 0o755)], |_| {});
+    let dir = mnt.join("p");
+    put(&dir, "k", 4096, 0o644);
+    let (_, kv) = run_probe(&["map", dir.join("k").to_str().unwrap()], true);
+    assert_eq!(get(&kv, "error"), "EACCES", "{kv:?}");
+
+    let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), true);
+    assert_eq!(get(&kv, "status"), libc::EACCES.to_string(), "{kv:?}");
+    assert_eq!(get(&kv, "fds"), "0");
+    let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), false);
+    assert_eq!(get(&kv, "fds"), "1", "root may");
+
+    // Search permission is enough, as for a path walk.
+    std::fs::set_permissions(fence.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), true);
+    assert_eq!(get(&kv, "fds"), "1", "{kv:?}");
 }
 
 #[test]
