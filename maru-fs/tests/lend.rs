@@ -271,8 +271,12 @@ fn a_lent_descriptor_cannot_be_turned_into_write_access() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {
-        // SAFETY: see above.
-        unsafe { libc::alarm(30) };
+        // SAFETY: see above. The child needs none of the descriptors it shares
+        // with the parent (other tests' chunks among them, which it would pin).
+        unsafe {
+            libc::alarm(30);
+            libc::close_range(3, u32::MAX, 0);
+        }
         let code =
             std::panic::catch_unwind(|| try_to_write_as_nobody(&l.socket, &request)).unwrap_or(101);
         // SAFETY: ends the child without running the parent's destructors.
