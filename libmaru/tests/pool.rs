@@ -488,6 +488,143 @@ fn a_forked_child_does_not_share_its_parents_lending_connection() {
     );
 }
 
+#[test]
+fn a_forked_child_or_dropped_privileges_get_a_connection_of_their_own() {
+    if !common::root() {
+        return;
+    }
+    // Only root may search the pool directory.
+    let fx = Fixture::new(Kind::MaruFs, 0o700);
+    let pool = Pool::open(&fx.pool).unwrap();
+    let keys: [&[u8]; 2] = [b"a", b"b"];
+    for (i, k) in keys.iter().enumerate() {
+        put(&pool, k, 4096, i as u8);
+    }
+    // The parent connects to the lending socket (as root) and borrows.
+    assert!(pool.batch_get(&keys).unwrap().iter().all(Option::is_some));
+    // SAFETY: the child only runs libmaru on a pool no other thread uses, then
+    // leaves with _exit (an alarm ends it if it hangs).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: plain syscalls in the child; it never returns to the harness.
+        unsafe {
+            libc::alarm(60);
+            // Still root: borrows (on a connection of its own).
+            let root_ok = pool
+                .batch_get(&keys)
+                .is_ok_and(|v| v.iter().all(Option::is_some));
+            let ok = root_ok
+                && libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(65534) == 0
+                && libc::setuid(65534) == 0;
+            // As nobody, the pool cannot be searched: the mount refuses, and so
+            // must the daemon (not on a connection made as root).
+            let code = match (ok, pool.batch_get(&keys)) {
+                (false, _) => 3,
+                (true, Err(e)) if e.errno() == libc::EACCES => 0,
+                (true, Err(_)) => 2,
+                (true, Ok(_)) => 1,
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` outlives the call.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "child ended by signal {}",
+        libc::WTERMSIG(status)
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child (nobody) got chunks the mount refuses it (1), or another error (2, 3)"
+    );
+    // The parent's own connection still serves it.
+    let views = pool.batch_get(&keys).unwrap();
+    for (i, v) in views.iter().enumerate() {
+        assert!(check(v.as_ref().unwrap().as_slice(), i as u8), "key {i}");
+    }
+}
+
+#[test]
+fn a_pool_bind_mounted_under_another_pools_name_is_not_served_that_pool() {
+    if !common::root() {
+        return;
+    }
+    // Two pools, "a" and "b", each with its own bytes under the same keys.
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let cfgs = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let backing = tmp.path().join(format!("backing-{name}"));
+            std::fs::create_dir(&backing).unwrap();
+            maru_fs::PoolConfig::new(*name, maru_fs::Backing::Dir(backing), 64 << 20)
+        })
+        .collect();
+    let opts = maru_fs::MountOptions {
+        lend_socket: Some(tmp.path().join("lend.sock")),
+        ..maru_fs::MountOptions::new(&mnt)
+    };
+    let _mounted = maru_fs::mount(&opts, cfgs).unwrap();
+    let keys: [&[u8]; 2] = [b"k1", b"k2"];
+    for (pool, seed) in [("a", 10u8), ("b", 20u8)] {
+        let p = Pool::open(mnt.join(pool)).unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            put(&p, k, 4096, seed + i as u8);
+        }
+    }
+    // Pool "a" seen at a path whose last name is "b" (a container's volume).
+    let view = tmp.path().join("view");
+    let alias = view.join("b");
+    std::fs::create_dir_all(&alias).unwrap();
+    let bind = BindMount::new(&mnt.join("a"), &alias);
+    let pool = Pool::open(&alias).unwrap();
+    let views = pool.batch_get(&keys).unwrap();
+    for (i, v) in views.iter().enumerate() {
+        let v = v.as_ref().unwrap();
+        assert!(
+            check(v.as_slice(), 10 + i as u8),
+            "key {i}: pool a's bytes expected, got another pool's"
+        );
+    }
+    drop((views, pool, bind));
+}
+
+/// A bind mount of `src` on `dst`, unmounted on drop.
+struct BindMount(std::ffi::CString);
+
+impl BindMount {
+    fn new(src: &std::path::Path, dst: &std::path::Path) -> BindMount {
+        let c =
+            |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let (src, dst) = (c(src), c(dst));
+        // SAFETY: valid NUL-terminated paths; no filesystem type or data.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "bind mount: {}", std::io::Error::last_os_error());
+        BindMount(dst)
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
 /// Entry point of the child processes of the tests above (does nothing when
 /// run as an ordinary test).
 #[test]

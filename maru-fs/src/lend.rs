@@ -21,7 +21,7 @@ use std::ffi::OsStr;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -46,6 +46,11 @@ const MAX_CONNECTIONS_PER_UID: usize = 32;
 /// FUSE request threads waiting).
 const NAMES_PER_LOCK: usize = 32;
 
+/// Permission bit for reading a file.
+pub(crate) const MAY_READ: u16 = 0o4;
+/// Permission bit for searching a directory.
+pub(crate) const MAY_EXEC: u16 = 0o1;
+
 static REFUSED: RateLimited = RateLimited::new("lending refusals");
 
 /// Who is asking: the credentials the kernel recorded for a connection's peer.
@@ -65,6 +70,36 @@ impl Peer {
     /// Whether the peer is in group `gid` (primary or supplementary).
     pub fn in_group(&self, gid: u32) -> bool {
         self.gid == gid || self.groups.contains(&gid)
+    }
+
+    /// Whether the peer has every bit of `want` on a file of owner `uid`, group
+    /// `gid` and permission bits `perm`, as the kernel's `generic_permission`
+    /// decides: the owner's bits for the owner, the group's for a member, the
+    /// others' for everyone else; root may read and search anything
+    /// (`CAP_DAC_READ_SEARCH`).
+    pub fn may(&self, uid: u32, gid: u32, perm: u16, want: u16) -> bool {
+        if self.uid == 0 {
+            return true;
+        }
+        let bits = if uid == self.uid {
+            perm >> 6
+        } else if self.in_group(gid) {
+            perm >> 3
+        } else {
+            perm
+        };
+        bits & want == want
+    }
+
+    /// Whether the peer may search every directory of `dirs` (and their
+    /// ancestors), as a path walk to the mount point needs: a mount inside a
+    /// directory only some may enter is out of the others' reach. Mode bits only
+    /// (an ACL is not consulted); a directory that cannot be read is a no.
+    fn may_reach(&self, dirs: Option<&Path>) -> bool {
+        dirs.into_iter().flat_map(Path::ancestors).all(|d| {
+            std::fs::metadata(d)
+                .is_ok_and(|m| self.may(m.uid(), m.gid(), (m.mode() & 0o7777) as u16, MAY_EXEC))
+        })
     }
 
     /// The credentials of the process connected on `fd`.
@@ -105,13 +140,19 @@ impl Drop for Lender {
 }
 
 /// Listens on `path` (replacing a stale socket there; anything else is an
-/// error) and serves it from a thread of its own.
-pub(crate) fn spawn(shared: Arc<Shared>, path: &Path) -> io::Result<Lender> {
+/// error) and serves it from a thread of its own, for the mount at
+/// `mountpoint` (whose parent directories a peer must be able to search).
+pub(crate) fn spawn(shared: Arc<Shared>, path: &Path, mountpoint: &Path) -> io::Result<Lender> {
+    let above = mountpoint
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(std::fs::canonicalize)
+        .transpose()?;
     let listener = listen(path)?;
     let (stop_rx, stop_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let thread = std::thread::Builder::new()
         .name("maru-lend".into())
-        .spawn(move || run(&shared, &listener, &stop_rx))?;
+        .spawn(move || run(&shared, above.as_deref(), &listener, &stop_rx))?;
     Ok(Lender {
         stop: Some(stop_tx),
         thread: Some(thread),
@@ -150,7 +191,7 @@ struct Conn {
     peer: Peer,
 }
 
-fn run(shared: &Shared, listener: &OwnedFd, stop: &OwnedFd) {
+fn run(shared: &Shared, above: Option<&Path>, listener: &OwnedFd, stop: &OwnedFd) {
     let mut conns: Vec<Conn> = Vec::new();
     let mut buf = vec![0u8; MAX_REQUEST + 1];
     loop {
@@ -181,7 +222,7 @@ fn run(shared: &Shared, listener: &OwnedFd, stop: &OwnedFd) {
         }
         // Connections first (by index, from the back, so removal keeps indices).
         for i in (0..conns.len()).rev() {
-            if ready[i + 2] && !serve_one(shared, &conns[i], &mut buf) {
+            if ready[i + 2] && !serve_one(shared, above, &conns[i], &mut buf) {
                 conns.swap_remove(i);
             }
         }
@@ -226,9 +267,10 @@ fn accept_all(listener: &OwnedFd, conns: &mut Vec<Conn>) {
     }
 }
 
-/// Reads and answers one request on `c`; false when the connection is done
-/// (closed by the peer, misbehaving, or broken).
-fn serve_one(shared: &Shared, c: &Conn, buf: &mut [u8]) -> bool {
+/// Reads and answers one request on `c` (for a mount below the directory
+/// `above`); false when the connection is done (closed by the peer,
+/// misbehaving, or broken).
+fn serve_one(shared: &Shared, above: Option<&Path>, c: &Conn, buf: &mut [u8]) -> bool {
     // The previous reply must have been read: a client that queues requests
     // without reading would pile descriptors up in flight.
     match sys::socket::unsent_bytes(c.fd.as_fd()) {
@@ -259,7 +301,7 @@ fn serve_one(shared: &Shared, c: &Conn, buf: &mut [u8]) -> bool {
     let parsed = Request::parse(&buf[..len]).ok().filter(|_| !truncated);
     let keep = parsed.is_some();
     let (reply, files) = match parsed {
-        Some(req) => answer(shared, &req, &c.peer),
+        Some(req) => answer(shared, above, &req, &c.peer),
         None => {
             REFUSED.warn(|| {
                 format!(
@@ -289,7 +331,18 @@ fn serve_one(shared: &Shared, c: &Conn, buf: &mut [u8]) -> bool {
 }
 
 /// The reply to `req` and the chunks lent, in order.
-fn answer(shared: &Shared, req: &Request<'_>, peer: &Peer) -> (Vec<u8>, Vec<Lent>) {
+fn answer(
+    shared: &Shared,
+    above: Option<&Path>,
+    req: &Request<'_>,
+    peer: &Peer,
+) -> (Vec<u8>, Vec<Lent>) {
+    if !peer.may_reach(above) {
+        return (
+            Reply::encode(libc::EACCES, &[]).unwrap_or_default(),
+            Vec::new(),
+        );
+    }
     let pool = match shared.with(|s| s.lend_pool(req.pool, peer)) {
         Ok(p) => p,
         Err(e) => return (Reply::encode(e.code(), &[]).unwrap_or_default(), Vec::new()),

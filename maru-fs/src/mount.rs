@@ -92,7 +92,7 @@ pub fn mount(opts: &MountOptions, pools: Vec<PoolConfig>) -> Result<Mounted, FsE
     let reaper = reaper::spawn(shared.clone(), wait_fd).map_err(mount_err)?;
     let session = session.spawn().map_err(mount_err)?;
     let lender = match &opts.lend_socket {
-        Some(path) => match lend::spawn(shared.clone(), path) {
+        Some(path) => match lend::spawn(shared.clone(), path, &opts.mountpoint) {
             Ok(l) => Some(l),
             Err(e) => {
                 // Opens still work through FUSE, one round trip each.

@@ -27,6 +27,15 @@ struct Lending {
 }
 
 fn lending(pools: &[(&str, u64, u32)], tweak: impl Fn(&mut PoolConfig)) -> Lending {
+    lending_at(None, pools, tweak)
+}
+
+/// Like [`lending`], mounted at `mountpoint` (an empty directory) if given.
+fn lending_at(
+    mountpoint: Option<&Path>,
+    pools: &[(&str, u64, u32)],
+    tweak: impl Fn(&mut PoolConfig),
+) -> Lending {
     let backing_root = tempfile::Builder::new()
         .prefix("maru-fs-test-")
         .tempdir_in("/dev/shm")
@@ -47,6 +56,9 @@ fn lending(pools: &[(&str, u64, u32)], tweak: impl Fn(&mut PoolConfig)) -> Lendi
     let socket = socket_dir.path().join("lend.sock");
     let fx = Fixture::mount_with_options(backing_root, cfgs, |o| {
         o.lend_socket = Some(socket.clone());
+        if let Some(m) = mountpoint {
+            o.mountpoint = m.to_path_buf();
+        }
     });
     Lending {
         fx,
@@ -155,6 +167,35 @@ fn lending_checks_the_callers_permissions_as_an_open_would() {
 }
 
 #[test]
+fn lending_needs_search_permission_above_the_mount_too() {
+    if skip_unless_root() {
+        return;
+    }
+    // The mount point is inside a directory only root may search: nobody
+    // cannot reach the pools through the mount at all.
+    let fence = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(fence.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mnt = fence.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let l = lending_at(Some(&mnt), &[("p", 64 * MIB, 0o755)], |_| {});
+    let dir = mnt.join("p");
+    put(&dir, "k", 4096, 0o644);
+    let (_, kv) = run_probe(&["map", dir.join("k").to_str().unwrap()], true);
+    assert_eq!(get(&kv, "error"), "EACCES", "{kv:?}");
+
+    let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), true);
+    assert_eq!(get(&kv, "status"), libc::EACCES.to_string(), "{kv:?}");
+    assert_eq!(get(&kv, "fds"), "0");
+    let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), false);
+    assert_eq!(get(&kv, "fds"), "1", "root may");
+
+    // Search permission is enough, as for a path walk.
+    std::fs::set_permissions(fence.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), true);
+    assert_eq!(get(&kv, "fds"), "1", "{kv:?}");
+}
+
+#[test]
 fn a_lent_chunk_is_pinned_until_its_last_mapping_goes() {
     if skip_unless_root() {
         return;
@@ -187,7 +228,147 @@ fn a_lent_chunk_is_pinned_until_its_last_mapping_goes() {
         xattr_get(&dir.join("held"), xattr::PINS).unwrap() == b"0"
     });
     big.set_len(3 * MIB).unwrap();
-    assert!(!dir.join("held").exists(), "evicted once unmapped");
+    // The kernel forgets the evicted name when the daemon's invalidation
+    // reaches it (asynchronously): until then a lookup may still find it.
+    wait_until("evicted once unmapped", || !dir.join("held").exists());
+}
+
+#[test]
+fn a_removed_chunk_held_only_through_a_lent_descriptor_stays_charged() {
+    if skip_unless_root() {
+        return;
+    }
+    let l = lending(&[("p", 64 * MIB, 0o755)], |_| {});
+    let dir = l.fx.pool_dir("p");
+    put(&dir, "k", MIB as usize, 0o644);
+    // Mapped through a lent descriptor only (the holder closed it; no FUSE open).
+    let holder = Held::start(&lend_args(&l, "p", &["k", "hold"]), true, "ready");
+    assert_eq!(get(&holder.kv, "fds"), "1");
+    std::fs::remove_file(dir.join("k")).unwrap();
+    assert!(!dir.join("k").exists());
+    assert_eq!(
+        xattr_get(&dir, xattr::USED).unwrap(),
+        MIB.to_string().as_bytes(),
+        "its memory is still mapped, so still charged"
+    );
+    holder.finish();
+    wait_until("the charge returned once unmapped", || {
+        xattr_get(&dir, xattr::USED).unwrap() == b"0"
+    });
+}
+
+#[test]
+fn a_lent_descriptor_cannot_be_turned_into_write_access() {
+    if skip_unless_root() {
+        return;
+    }
+    let l = lending(&[("p", 64 * MIB, 0o777)], |_| {});
+    let dir = l.fx.pool_dir("p");
+    // Even a chunk whose own mode lets everyone write (published: sealed).
+    put(&dir, "k", 4096, 0o666);
+    let request = Request::encode(b"p", &[b"k"]).unwrap();
+    // SAFETY: the child only makes system calls (and small allocations) and
+    // leaves with _exit, panic or not; an alarm ends it if it hangs.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: see above. The child needs none of the descriptors it shares
+        // with the parent (other tests' chunks among them, which it would pin).
+        unsafe {
+            libc::alarm(30);
+            libc::close_range(3, u32::MAX, 0);
+        }
+        let code =
+            std::panic::catch_unwind(|| try_to_write_as_nobody(&l.socket, &request)).unwrap_or(101);
+        // SAFETY: ends the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; `status` outlives the call.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "child killed by {}",
+        libc::WTERMSIG(status)
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the way that gave write access (1 reopen O_RDWR, 2 fchmod, 3 ftruncate, \
+         4 fallocate, 5 mmap shared writable, 6 mprotect writable, 7 lease, \
+         8 fsetxattr, 9 write, 10 futimens, 11 fchown; 100+: setup failed)"
+    );
+    assert_eq!(std::fs::read(dir.join("k")).unwrap(), vec![0x5a; 4096]);
+}
+
+/// As nobody: borrows `request`'s one chunk from `socket` and tries each way
+/// to write through the descriptor; returns the number of the first that
+/// worked (see the test above), 0 if none did, 100+ when it could not get
+/// that far.
+fn try_to_write_as_nobody(socket: &Path, request: &[u8]) -> i32 {
+    // SAFETY: credential changes of this (single-threaded) child.
+    let dropped = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(65534) == 0
+            && libc::setuid(65534) == 0
+    };
+    if !dropped {
+        return 100;
+    }
+    let c = connect(socket);
+    if send(&c, request).is_err() {
+        return 102;
+    }
+    let mut buf = vec![0u8; MAX_REPLY];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let Ok(m) = socket::recvmsg::<()>(c.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty())
+    else {
+        return 103;
+    };
+    let Some(fd) = m.cmsgs().ok().and_then(|mut cs| {
+        cs.find_map(|c| match c {
+            socket::ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+    }) else {
+        return 104;
+    };
+    let proc_path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let map = |prot| {
+        // SAFETY: a new mapping of the descriptor; never touched.
+        unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_SHARED, fd, 0) }
+    };
+    let ways: [&dyn Fn() -> bool; 11] = [
+        // SAFETY: a NUL-terminated path; a descriptor it returns is left open.
+        &|| unsafe { libc::open(proc_path.as_ptr(), libc::O_RDWR) } >= 0,
+        // SAFETY: plain values.
+        &|| unsafe { libc::fchmod(fd, 0o666) } == 0,
+        // SAFETY: plain values.
+        &|| unsafe { libc::ftruncate(fd, 0) } == 0,
+        // SAFETY: plain values.
+        &|| unsafe { libc::fallocate(fd, 0, 0, 8192) } == 0,
+        &|| map(rw) != libc::MAP_FAILED,
+        &|| {
+            let ro = map(libc::PROT_READ);
+            // SAFETY: changes only the protection of the mapping just made.
+            ro != libc::MAP_FAILED && unsafe { libc::mprotect(ro, 4096, rw) } == 0
+        },
+        // SAFETY: plain values.
+        &|| unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) } == 0,
+        // SAFETY: a NUL-terminated name and a 1-byte value, both static.
+        &|| unsafe { libc::fsetxattr(fd, c"user.x".as_ptr(), b"1".as_ptr().cast(), 1, 0) } == 0,
+        // SAFETY: a static 1-byte buffer.
+        &|| unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) } == 1,
+        // SAFETY: a null `times` means now.
+        &|| unsafe { libc::futimens(fd, std::ptr::null()) } == 0,
+        // SAFETY: plain values.
+        &|| unsafe { libc::fchown(fd, 65534, 65534) } == 0,
+    ];
+    ways.iter()
+        .position(|way| way())
+        .map_or(0, |i| i as i32 + 1)
 }
 
 fn connect(path: &Path) -> OwnedFd {

@@ -11,6 +11,7 @@
 //! only means the caller opens through the mount instead.
 
 use crate::sys;
+use crate::sys::socket::Identity;
 use maru_proto::lend::{Reply, Request, MAX_KEYS, MAX_REPLY};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -34,9 +35,15 @@ pub(super) enum Lent {
 /// The connection, made on first use.
 enum Conn {
     Unconnected,
-    /// Connected by the process with this id: a forked child must not share its
-    /// parent's connection (their replies would cross), so it connects anew.
-    Connected(OwnedFd, u32),
+    /// Connected by the process `by` was. The daemon checks the credentials
+    /// taken at `connect(2)`, so the connection is not used once the process
+    /// has changed its uid, gid or groups; nor by a child forked later, which
+    /// would share one stream with its parent (each could read the other's
+    /// reply and map the wrong chunks).
+    Connected {
+        fd: OwnedFd,
+        by: Identity,
+    },
     /// Failed at this time; not tried again before [`RETRY_AFTER`].
     Failed(Instant),
 }
@@ -76,21 +83,22 @@ impl Lender {
             }
             *conn = Conn::Unconnected;
         }
-        let pid = std::process::id();
-        if matches!(*conn, Conn::Connected(_, owner) if owner != pid) {
-            // Inherited across fork: close our copy, never use it.
+        let me = Identity::current().ok()?;
+        if matches!(&*conn, Conn::Connected { by, .. } if *by != me) {
+            // Inherited through fork, or made with other credentials (a fork
+            // closes this process's copy only).
             *conn = Conn::Unconnected;
         }
         if let Conn::Unconnected = *conn {
             match sys::socket::connect_seqpacket(&self.socket) {
-                Ok(fd) => *conn = Conn::Connected(fd, pid),
+                Ok(fd) => *conn = Conn::Connected { fd, by: me },
                 Err(_) => {
                     *conn = Conn::Failed(Instant::now());
                     return None;
                 }
             }
         }
-        let Conn::Connected(fd, _) = &*conn else {
+        let Conn::Connected { fd, .. } = &*conn else {
             return None;
         };
         match exchange(fd, &request, names.len()) {

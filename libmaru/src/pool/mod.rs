@@ -501,11 +501,20 @@ impl Pool {
 
 /// The lender of the pool at `path` if its directory `dir` names a lending
 /// socket. The daemon knows the pool by its directory's name under the mount,
-/// so the path is resolved (symbolic links, `..`) to find it.
+/// so the path is resolved (symbolic links, `..`) to find it. A pool directory
+/// that is the root of a mount of its own (a bind mount of the pool alone, as a
+/// container's volume) may be named anything here, even another pool's name:
+/// it is not lent (it opens through the mount).
 fn lender_for(dir: BorrowedFd<'_>, path: &Path, object: &str) -> Result<Option<Arc<lend::Lender>>> {
     let Some(socket) = dir::lend_socket(dir, object)? else {
         return Ok(None);
     };
+    let own = sys::fs::mount_id_at(dir, c"", libc::AT_EMPTY_PATH);
+    let parent = sys::fs::mount_id_at(dir, c"..", 0);
+    match (own, parent) {
+        (Ok(Some(own)), Ok(Some(parent))) if own == parent => {}
+        _ => return Ok(None),
+    }
     let name = std::fs::canonicalize(path)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.as_bytes().to_vec()));

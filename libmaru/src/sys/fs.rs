@@ -95,6 +95,18 @@ pub(crate) fn ino_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<u64> {
     statx(dir, name, libc::AT_SYMLINK_NOFOLLOW, libc::STATX_INO).map(|s| s.stx_ino)
 }
 
+/// The id of the mount that `name` in `dir` is on (`STATX_MNT_ID`; `dir`
+/// itself with an empty name and `AT_EMPTY_PATH`), or `None` if the kernel
+/// does not say.
+pub(crate) fn mount_id_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: libc::c_int,
+) -> io::Result<Option<u64>> {
+    let s = statx(dir, name, flags, libc::STATX_MNT_ID)?;
+    Ok((s.stx_mask & libc::STATX_MNT_ID != 0).then_some(s.stx_mnt_id))
+}
+
 /// `(size, inode number)` of the open file `fd`.
 pub(crate) fn size_and_ino(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     statx(

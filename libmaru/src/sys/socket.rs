@@ -35,6 +35,52 @@ pub(crate) fn connect_seqpacket(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// What a Unix socket peer is told about this process at `connect(2)`
+/// (`SO_PEERCRED`, `SO_PEERGROUPS`): its id, effective uid and gid, and
+/// supplementary groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pid: u32,
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+}
+
+impl Identity {
+    /// The calling process's identity now.
+    pub(crate) fn current() -> io::Result<Identity> {
+        // SAFETY: geteuid and getegid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        Ok(Identity {
+            pid: std::process::id(),
+            uid,
+            gid,
+            groups: groups()?,
+        })
+    }
+}
+
+/// The calling process's supplementary groups.
+fn groups() -> io::Result<Vec<libc::gid_t>> {
+    loop {
+        // SAFETY: with a size of 0, getgroups only returns the count.
+        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        let len = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        let mut groups: Vec<libc::gid_t> = vec![0; len];
+        // SAFETY: `groups` has room for `n` entries, the most the call writes.
+        let got = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+        match usize::try_from(got) {
+            Ok(got) => {
+                groups.truncate(got);
+                return Ok(groups);
+            }
+            // The groups grew between the two calls: ask again.
+            Err(_) if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) => {}
+            Err(_) => return Err(io::Error::last_os_error()),
+        }
+    }
+}
+
 /// Sends `buf` as one message (no SIGPIPE if the peer is gone).
 pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
     // SAFETY: `buf` is a live slice of `buf.len()` bytes.

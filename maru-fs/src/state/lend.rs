@@ -3,12 +3,7 @@
 //! done here against the same attributes the kernel is given.
 
 use super::*;
-use crate::lend::Peer;
-
-/// Permission bit for reading a file.
-const MAY_READ: u16 = 0o4;
-/// Permission bit for searching a directory.
-const MAY_EXEC: u16 = 0o1;
+use crate::lend::{Peer, MAY_EXEC, MAY_READ};
 
 /// One chunk lent: a read-only descriptor of its memory.
 #[derive(Debug)]
@@ -21,22 +16,10 @@ pub(crate) struct Lent {
     pub ino: u64,
 }
 
-/// Whether `peer` has every bit of `want` on a file with attributes `attr`, as
-/// the kernel's `generic_permission` decides: the owner's bits for the owner,
-/// the group's for a member, the others' for everyone else; root may read and
-/// search anything (`CAP_DAC_READ_SEARCH`).
+/// Whether `peer` has every bit of `want` on a file with attributes `attr`
+/// ([`Peer::may`]).
 fn may(peer: &Peer, attr: &FileAttr, want: u16) -> bool {
-    if peer.uid == 0 {
-        return true;
-    }
-    let bits = if attr.uid == peer.uid {
-        attr.perm >> 6
-    } else if peer.in_group(attr.gid) {
-        attr.perm >> 3
-    } else {
-        attr.perm
-    };
-    bits & want == want
+    peer.may(attr.uid, attr.gid, attr.perm, want)
 }
 
 impl State {
