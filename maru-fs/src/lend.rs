@@ -14,8 +14,14 @@
 //!
 //! Hostile clients: a connection that sends a request while its previous reply
 //! is still unread is dropped (so each holds at most one reply's descriptors in
-//! flight), a connection is dropped on a malformed message, and connections are
-//! bounded in number, overall and per uid.
+//! flight), so is one that leaves a reply unread for [`UNREAD_TIMEOUT`], and one
+//! that sends a malformed message. Descriptors sent and not yet received count
+//! against the daemon's user in the kernel (`too_many_unix_fds`), so the
+//! descriptors left unread are bounded overall and per uid: beyond
+//! [`MAX_UNREAD`] / [`MAX_UNREAD_PER_UID`] a request is answered `EBUSY` (the
+//! client opens through the mount this time). Connections are bounded in number,
+//! overall and per uid, and one idle for [`IDLE_TIMEOUT`] is closed (libmaru
+//! connects again when it next needs one).
 
 use std::ffi::OsStr;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -25,6 +31,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use fuser::Errno;
 use maru_proto::lend::{Entry, Reply, Request, MAX_REQUEST};
@@ -39,9 +46,21 @@ use crate::state::Lent;
 use crate::sys;
 
 /// Connections served at once.
-const MAX_CONNECTIONS: usize = 256;
+const MAX_CONNECTIONS: usize = 1024;
 /// Connections one uid may hold (root included).
-const MAX_CONNECTIONS_PER_UID: usize = 32;
+const MAX_CONNECTIONS_PER_UID: usize = 128;
+/// Descriptors sent and not yet received, over all connections (kept below the
+/// usual 1024-file limit of processes of the daemon's user that pass
+/// descriptors without `CAP_SYS_RESOURCE`).
+const MAX_UNREAD: usize = 768;
+/// Descriptors sent and not yet received by one uid's connections.
+const MAX_UNREAD_PER_UID: usize = 256;
+/// How long a reply may stay unread before its connection is dropped.
+const UNREAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay without a request before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often connections are swept for the two timeouts.
+const SWEEP: Duration = Duration::from_secs(1);
 /// Names opened per hold of the state lock (bounds how long a batch keeps the
 /// FUSE request threads waiting).
 const NAMES_PER_LOCK: usize = 32;
@@ -189,11 +208,61 @@ fn listen(path: &Path) -> io::Result<OwnedFd> {
 struct Conn {
     fd: OwnedFd,
     peer: Peer,
+    /// Descriptors in the last reply, while it may still be unread.
+    unread: usize,
+    /// When the last reply was sent.
+    sent_at: Instant,
+    /// When the last request came (or the connection was made).
+    last_request: Instant,
+}
+
+impl Conn {
+    /// Whether the last reply is still unread (forgets it once read).
+    fn reply_unread(&mut self) -> bool {
+        if self.unread > 0 && sys::socket::unsent_bytes(self.fd.as_fd()).is_ok_and(|n| n == 0) {
+            self.unread = 0;
+        }
+        self.unread > 0
+    }
+
+    /// Whether the connection outstayed a timeout (and is to be closed).
+    fn expired(&mut self) -> bool {
+        if self.reply_unread() {
+            if self.sent_at.elapsed() > UNREAD_TIMEOUT {
+                REFUSED.warn(|| {
+                    format!(
+                        "lending socket: pid {} (uid {}) left {} descriptors unread for {} s; \
+                         connection closed",
+                        self.peer.pid,
+                        self.peer.uid,
+                        self.unread,
+                        UNREAD_TIMEOUT.as_secs()
+                    )
+                });
+                return true;
+            }
+            return false;
+        }
+        self.last_request.elapsed() > IDLE_TIMEOUT
+    }
+}
+
+/// Descriptors left unread: over all connections, and those of `uid`.
+fn unread(conns: &mut [Conn], uid: u32) -> (usize, usize) {
+    conns.iter_mut().fold((0, 0), |(all, mine), c| {
+        if c.reply_unread() {
+            let n = c.unread;
+            (all + n, mine + if c.peer.uid == uid { n } else { 0 })
+        } else {
+            (all, mine)
+        }
+    })
 }
 
 fn run(shared: &Shared, above: Option<&Path>, listener: &OwnedFd, stop: &OwnedFd) {
     let mut conns: Vec<Conn> = Vec::new();
     let mut buf = vec![0u8; MAX_REQUEST + 1];
+    let mut last_sweep = Instant::now();
     loop {
         let mut fds: Vec<PollFd<'_>> = vec![
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
@@ -204,7 +273,12 @@ fn run(shared: &Shared, above: Option<&Path>, listener: &OwnedFd, stop: &OwnedFd
                 .iter()
                 .map(|c| PollFd::new(c.fd.as_fd(), PollFlags::POLLIN)),
         );
-        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+        let timeout = if conns.is_empty() {
+            PollTimeout::NONE
+        } else {
+            PollTimeout::try_from(SWEEP).unwrap_or(PollTimeout::MAX)
+        };
+        match nix::poll::poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
@@ -222,9 +296,18 @@ fn run(shared: &Shared, above: Option<&Path>, listener: &OwnedFd, stop: &OwnedFd
         }
         // Connections first (by index, from the back, so removal keeps indices).
         for i in (0..conns.len()).rev() {
-            if ready[i + 2] && !serve_one(shared, above, &conns[i], &mut buf) {
+            if !ready[i + 2] {
+                continue;
+            }
+            let uid = conns[i].peer.uid;
+            let budget = unread(&mut conns, uid);
+            if !serve_one(shared, above, &mut conns[i], budget, &mut buf) {
                 conns.swap_remove(i);
             }
+        }
+        if last_sweep.elapsed() >= SWEEP {
+            last_sweep = Instant::now();
+            conns.retain_mut(|c| !c.expired());
         }
         if ready[1] {
             accept_all(listener, &mut conns);
@@ -263,14 +346,28 @@ fn accept_all(listener: &OwnedFd, conns: &mut Vec<Conn>) {
             });
             continue;
         }
-        conns.push(Conn { fd, peer });
+        let now = Instant::now();
+        conns.push(Conn {
+            fd,
+            peer,
+            unread: 0,
+            sent_at: now,
+            last_request: now,
+        });
     }
 }
 
 /// Reads and answers one request on `c` (for a mount below the directory
 /// `above`); false when the connection is done (closed by the peer,
 /// misbehaving, or broken).
-fn serve_one(shared: &Shared, above: Option<&Path>, c: &Conn, buf: &mut [u8]) -> bool {
+/// `unread`: descriptors left unread by all connections and by this one's uid.
+fn serve_one(
+    shared: &Shared,
+    above: Option<&Path>,
+    c: &mut Conn,
+    (all, mine): (usize, usize),
+    buf: &mut [u8],
+) -> bool {
     // The previous reply must have been read: a client that queues requests
     // without reading would pile descriptors up in flight.
     match sys::socket::unsent_bytes(c.fd.as_fd()) {
@@ -298,9 +395,26 @@ fn serve_one(shared: &Shared, above: Option<&Path>, c: &Conn, buf: &mut [u8]) ->
     if len == 0 {
         return false; // end of stream: the client closed
     }
+    c.last_request = Instant::now();
     let parsed = Request::parse(&buf[..len]).ok().filter(|_| !truncated);
     let keep = parsed.is_some();
     let (reply, files) = match parsed {
+        Some(req)
+            if all + req.names.len() > MAX_UNREAD
+                || mine + req.names.len() > MAX_UNREAD_PER_UID =>
+        {
+            REFUSED.warn(|| {
+                format!(
+                    "lending socket: {all} descriptors unread ({mine} of uid {}); a request of \
+                     pid {} answered EBUSY (it opens through the mount)",
+                    c.peer.uid, c.peer.pid
+                )
+            });
+            (
+                Reply::encode(libc::EBUSY, &[]).unwrap_or_default(),
+                Vec::new(),
+            )
+        }
         Some(req) => answer(shared, above, &req, &c.peer),
         None => {
             REFUSED.warn(|| {
@@ -325,6 +439,10 @@ fn serve_one(shared: &Shared, above: Option<&Path>, c: &Conn, buf: &mut [u8]) ->
         MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
         None,
     );
+    if sent.is_ok() {
+        c.unread = files.len();
+        c.sent_at = Instant::now();
+    }
     // Our copies of the descriptors close here (the client holds its own).
     drop(files);
     sent.is_ok() && keep

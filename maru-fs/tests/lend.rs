@@ -452,12 +452,12 @@ fn misbehaving_clients_are_dropped_and_others_still_served() {
     );
 
     // Connections of one uid are bounded; the rest are closed at once.
-    let many: Vec<OwnedFd> = (0..40).map(|_| connect(&l.socket)).collect();
+    let many: Vec<OwnedFd> = (0..140).map(|_| connect(&l.socket)).collect();
     let served = many
         .iter()
         .filter(|c| send(c, &ok).is_ok() && recv(c).is_some_and(|r| r.descriptors() == 1))
         .count();
-    assert_eq!(served, 32, "at most 32 connections per uid");
+    assert_eq!(served, 128, "at most 128 connections per uid");
     drop(many);
 
     // The server is still there for a well-behaved client (after the drops reach it).
@@ -467,4 +467,34 @@ fn misbehaving_clients_are_dropped_and_others_still_served() {
     });
     let (_, kv) = run_probe(&lend_args(&l, "p", &["k"]), true);
     assert_eq!(get(&kv, "fds"), "1");
+}
+
+#[test]
+fn descriptors_left_unread_are_bounded_per_uid() {
+    if skip_unless_root() {
+        return;
+    }
+    let l = lending(&[("p", 64 * MIB, 0o755)], |_| {});
+    let dir = l.fx.pool_dir("p");
+    let names: Vec<String> = (0..253).map(|i| format!("k{i}")).collect();
+    for n in &names {
+        put(&dir, n, 4096, 0o644);
+    }
+    let all: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+    let big = Request::encode(b"p", &all).unwrap();
+    let small = Request::encode(b"p", &all[..4]).unwrap();
+    // A leaves 253 descriptors unread (it waits for the reply, reads nothing).
+    let a = connect(&l.socket);
+    send(&a, &big).unwrap();
+    let mut pfd = [PollFd::new(a.as_fd(), PollFlags::POLLIN)];
+    poll(&mut pfd, PollTimeout::from(10_000u16)).unwrap();
+    // The same uid asking for 4 more would pass 256 unread: EBUSY, no descriptors.
+    let b = connect(&l.socket);
+    send(&b, &small).unwrap();
+    let busy = recv(&b).unwrap();
+    assert_eq!((busy.status, busy.descriptors()), (libc::EBUSY, 0));
+    // Once A has read its reply, B is served on the same connection.
+    assert_eq!(recv(&a).unwrap().descriptors(), 253);
+    send(&b, &small).unwrap();
+    assert_eq!(recv(&b).unwrap().descriptors(), 4);
 }

@@ -89,40 +89,70 @@ impl Lender {
             // closes this process's copy only).
             *conn = Conn::Unconnected;
         }
-        if let Conn::Unconnected = *conn {
-            match sys::socket::connect_seqpacket(&self.socket) {
-                Ok(fd) => *conn = Conn::Connected { fd, by: me },
+        // A connection made earlier may have been closed by the daemon (idle, or
+        // restarted): one new connection and one more try.
+        let mut fresh = false;
+        loop {
+            if let Conn::Unconnected = *conn {
+                match sys::socket::connect_seqpacket(&self.socket) {
+                    Ok(fd) => *conn = Conn::Connected { fd, by: me.clone() },
+                    Err(_) => {
+                        *conn = Conn::Failed(Instant::now());
+                        return None;
+                    }
+                }
+                fresh = true;
+            }
+            let Conn::Connected { fd, .. } = &*conn else {
+                return None;
+            };
+            match exchange(fd, &request, names.len()) {
+                Ok(lent) => return Some(lent),
+                // Too many descriptors left unread by others: the mount this time.
+                Err(Failure::Busy) => return None,
+                Err(Failure::Closed) if !fresh => *conn = Conn::Unconnected,
                 Err(_) => {
+                    // A broken or confused connection is not reused.
                     *conn = Conn::Failed(Instant::now());
                     return None;
                 }
             }
         }
-        let Conn::Connected { fd, .. } = &*conn else {
-            return None;
-        };
-        match exchange(fd, &request, names.len()) {
-            Some(lent) => Some(lent),
-            None => {
-                // A broken or confused connection is not reused.
-                *conn = Conn::Failed(Instant::now());
-                None
-            }
-        }
     }
 }
 
-/// Sends `request` and reads its reply; `None` on any failure.
-fn exchange(fd: &OwnedFd, request: &[u8], asked: usize) -> Option<Vec<Lent>> {
-    sys::socket::send(fd.as_fd(), request).ok()?;
+/// Why an exchange gave no answer.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// The daemon closed the connection (or is gone).
+    Closed,
+    /// The daemon answered `EBUSY`: too many descriptors in flight.
+    Busy,
+    /// Anything else: a refusal of the whole request, a reply that does not fit.
+    Broken,
+}
+
+/// Sends `request` and reads its reply.
+fn exchange(fd: &OwnedFd, request: &[u8], asked: usize) -> Result<Vec<Lent>, Failure> {
+    let closed = |e: std::io::Error| match e.raw_os_error() {
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN) => Failure::Closed,
+        _ => Failure::Broken,
+    };
+    sys::socket::send(fd.as_fd(), request).map_err(closed)?;
     let mut buf = vec![0u8; MAX_REPLY];
-    let got = sys::socket::recv_with_fds(fd.as_fd(), &mut buf, MAX_KEYS).ok()?;
-    if got.truncated || got.len == 0 {
-        return None;
+    let got = sys::socket::recv_with_fds(fd.as_fd(), &mut buf, MAX_KEYS).map_err(closed)?;
+    if got.len == 0 {
+        return Err(Failure::Closed);
     }
-    let reply = Reply::parse(&buf[..got.len]).ok()?;
+    if got.truncated {
+        return Err(Failure::Broken);
+    }
+    let reply = Reply::parse(&buf[..got.len]).map_err(|_| Failure::Broken)?;
+    if reply.status == libc::EBUSY {
+        return Err(Failure::Busy);
+    }
     if reply.status != 0 || reply.entries.len() != asked || reply.descriptors() != got.fds.len() {
-        return None;
+        return Err(Failure::Broken);
     }
     let mut fds = got.fds.into_iter();
     let lent = reply
@@ -141,5 +171,5 @@ fn exchange(fd: &OwnedFd, request: &[u8], asked: usize) -> Option<Vec<Lent>> {
             _ => Lent::Refused,
         })
         .collect();
-    Some(lent)
+    Ok(lent)
 }
