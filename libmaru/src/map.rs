@@ -84,8 +84,7 @@ impl Mapping {
         object: &str,
     ) -> Result<Self> {
         refuse_empty(len, object)?;
-        let offset = xattr_number(fd, xattr::DEVDAX_OFFSET_C, object)?;
-        let map_len = xattr_number(fd, xattr::DEVDAX_LEN_C, object)?;
+        let (offset, map_len) = devdax_extent(fd, object)?;
         let (Ok(off), Ok(map_len)) = (libc::off_t::try_from(offset), usize::try_from(map_len))
         else {
             return Err(Error::InvalidArgument(format!(
@@ -185,6 +184,34 @@ impl Mapping {
 }
 
 /// The decimal number in xattr `name` of the file `fd`.
+/// The chunk's `(device offset, extent length)`: one [`xattr::DEVDAX_EXTENT`]
+/// read, or with a daemon that predates it [`xattr::DEVDAX_OFFSET`] and
+/// [`xattr::DEVDAX_LEN`].
+fn devdax_extent(fd: BorrowedFd<'_>, object: &str) -> Result<(u64, u64)> {
+    let mut buf = [0u8; 48];
+    match sys::xattr::fget(fd, xattr::DEVDAX_EXTENT_C, &mut buf) {
+        Ok(n) => std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|t| t.split_once(' '))
+            .and_then(|(o, l)| Some((o.parse().ok()?, l.parse().ok()?)))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{object}: xattr {} is not \"<offset> <len>\"",
+                    xattr::DEVDAX_EXTENT
+                ))
+            }),
+        Err(e) if e.raw_os_error() == Some(libc::ENODATA) => Ok((
+            xattr_number(fd, xattr::DEVDAX_OFFSET_C, object)?,
+            xattr_number(fd, xattr::DEVDAX_LEN_C, object)?,
+        )),
+        Err(e) => Err(Error::os(
+            "read xattr",
+            format!("{} of {object}", xattr::DEVDAX_EXTENT),
+            e,
+        )),
+    }
+}
+
 fn xattr_number(fd: BorrowedFd<'_>, name: &CStr, object: &str) -> Result<u64> {
     let mut buf = [0u8; 32];
     let n = sys::xattr::fget(fd, name, &mut buf).map_err(|e| {

@@ -51,16 +51,17 @@ fn dax_pool() -> DaxPool {
 }
 
 fn xattr_u64(path: &Path, name: &str) -> u64 {
+    xattr_text(path, name).parse().unwrap()
+}
+
+fn xattr_text(path: &Path, name: &str) -> String {
     let p = CString::new(path.as_os_str().as_bytes()).unwrap();
     let n = CString::new(name).unwrap();
     let mut buf = [0u8; 64];
     // SAFETY: NUL-terminated path and name; `buf` is writable for its length.
     let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     assert!(r > 0, "{name} of {}", path.display());
-    std::str::from_utf8(&buf[..r as usize])
-        .unwrap()
-        .parse()
-        .unwrap()
+    std::str::from_utf8(&buf[..r as usize]).unwrap().to_string()
 }
 
 /// PFN of the device's page at byte `offset` (maps it, reads pagemap, unmaps).
@@ -114,6 +115,11 @@ fn chunks_map_the_device_at_their_extent() {
     // at the extent the xattrs name.
     let offset = xattr_u64(&key, xattr::DEVDAX_OFFSET);
     assert_eq!(xattr_u64(&key, xattr::DEVDAX_LEN), 4 * MIB as u64);
+    // The extent in one value (what libmaru reads: one round trip, not two).
+    assert_eq!(
+        xattr_text(&key, xattr::DEVDAX_EXTENT),
+        format!("{offset} {}", 4 * MIB)
+    );
     for page in [0usize, 1, 2 * MIB / 4096, (size - 1) / 4096] {
         let at = page * 4096;
         // SAFETY: `at` < size: inside both mappings.
@@ -150,4 +156,62 @@ fn store_and_get_round_trip_and_keys_survive_in_the_device() {
     )
     .unwrap();
     assert_eq!(on_device, data);
+}
+
+/// A plain directory dressed as a devdax pool of an older daemon: the pool names
+/// its device, each chunk its extent in the two separate xattrs only.
+#[test]
+fn an_extent_in_two_xattrs_from_an_older_daemon_still_maps() {
+    let tmp = tempfile::Builder::new()
+        .prefix("libmaru-olddax-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let device = tmp.path().join("dax0.0");
+    let mut bytes = vec![0u8; 4 * MIB];
+    fill(&mut bytes[2 * MIB..2 * MIB + 8192], 9);
+    std::fs::write(&device, &bytes).unwrap();
+    let dir = tmp.path().join("pool");
+    std::fs::create_dir(&dir).unwrap();
+    let set = |path: &Path, name: &str, value: &[u8]| {
+        let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+        let n = CString::new(name).unwrap();
+        // SAFETY: NUL-terminated path and name; `value` is a live buffer of its length.
+        let rc = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "setxattr {name}: {}",
+            std::io::Error::last_os_error()
+        );
+    };
+    set(&dir, xattr::DEVDAX_PATH, device.as_os_str().as_bytes());
+    let chunk = dir.join("old");
+    std::fs::write(&chunk, vec![0u8; 8192]).unwrap();
+    set(
+        &chunk,
+        xattr::DEVDAX_OFFSET,
+        (2 * MIB).to_string().as_bytes(),
+    );
+    set(&chunk, xattr::DEVDAX_LEN, (2 * MIB).to_string().as_bytes());
+    let pool = Pool::open(&dir).unwrap();
+    let v = pool.get(b"old").unwrap().expect("present");
+    assert_eq!(v.len(), 8192);
+    assert!(
+        check(v.as_slice(), 9),
+        "mapped at the offset the xattrs name"
+    );
+    drop(v);
+    // A malformed combined value is refused with what is wrong.
+    set(&chunk, xattr::DEVDAX_EXTENT, b"2097152");
+    let err = pool.get(b"old").unwrap_err();
+    assert_eq!(err.errno(), libc::EINVAL);
+    assert!(err.to_string().contains(xattr::DEVDAX_EXTENT), "{err}");
 }

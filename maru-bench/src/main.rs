@@ -30,7 +30,8 @@ struct Args {
     /// Chunk sizes in KiB.
     #[arg(long, value_delimiter = ',', default_value = "256,1024,4096")]
     sizes_kib: Vec<usize>,
-    /// Pools to measure: maru-fs (own mount over a huge-page tmpfs) and/or tmpfs (no FUSE).
+    /// Pools to measure: maru-fs (own mount over a huge-page tmpfs), devdax (own mount of a
+    /// devdax pool on a stand-in device file in that tmpfs) and/or tmpfs (no FUSE).
     #[arg(long, value_delimiter = ',', default_value = "maru-fs")]
     backend: Vec<String>,
     /// Transparent huge pages of the benchmark's tmpfs (`huge=` mount option:

@@ -1,5 +1,6 @@
 //! Where the benchmark's pool lives: its own maru-fs mount over a huge-page
-//! tmpfs (`huge=within_size` by default) (the `numa` memory source on DRAM), the tmpfs directly (no FUSE), or
+//! tmpfs (`huge=within_size` by default) (the `numa` memory source on DRAM), a devdax pool on a
+//! stand-in device file in that tmpfs, the tmpfs directly (no FUSE), or
 //! an existing pool directory.
 
 use anyhow::{bail, Context, Result};
@@ -18,6 +19,8 @@ pub struct BenchPool {
 
 /// Size limit of the benchmark's tmpfs (a limit, not an allocation).
 const TMPFS_SIZE: &str = "6g";
+/// Size of the `devdax` backend's stand-in device (sparse until written).
+const DEVDAX_SIZE: u64 = 4 << 30;
 
 impl BenchPool {
     /// Mounts a tmpfs (`huge=<huge>`) and, for `maru-fs`, a maru-fs pool over it.
@@ -57,7 +60,32 @@ impl BenchPool {
                 );
                 pool.mounted = Some(m);
             }
-            other => bail!("unknown backend {other:?}: use maru-fs or tmpfs"),
+            "devdax" => {
+                // A stand-in for /dev/daxX.Y: a file in the tmpfs, mapped the same way.
+                let device = backing.join("dax0.0");
+                std::fs::File::create_new(&device)
+                    .and_then(|f| f.set_len(DEVDAX_SIZE))
+                    .with_context(|| {
+                        format!("creating the stand-in device {}", device.display())
+                    })?;
+                let mnt = backing.with_file_name("mnt");
+                std::fs::create_dir(&mnt).context("creating the maru-fs mount point")?;
+                let cfg = maru_fs::PoolConfig::new(
+                    "bench",
+                    maru_fs::Backing::Devdax(maru_fs::devdax::DevdaxConfig::new(&device)),
+                    DEVDAX_SIZE,
+                );
+                let m = maru_fs::mount(&maru_fs::MountOptions::new(&mnt), vec![cfg])
+                    .with_context(|| format!("mounting maru-fs on {}", mnt.display()))?;
+                pool.path = mnt.join("bench");
+                pool.description = format!(
+                    "maru-fs devdax pool on a stand-in device {} (a tmpfs file), mounted at {}",
+                    device.display(),
+                    mnt.display()
+                );
+                pool.mounted = Some(m);
+            }
+            other => bail!("unknown backend {other:?}: use maru-fs, devdax or tmpfs"),
         }
         Ok(pool)
     }

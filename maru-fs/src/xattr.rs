@@ -11,13 +11,14 @@ use crate::PoolConfig;
 
 // The names and word values are the contract's (maru-proto), shared with libmaru.
 pub(crate) use maru_proto::xattr::{
-    CAPACITY, CREATED, DEVDAX_LEN, DEVDAX_OFFSET, DEVDAX_PATH, LEND_SOCKET, NODE, ONLINE, PINS,
-    STATE, USED,
+    CAPACITY, CREATED, DEVDAX_EXTENT, DEVDAX_LEN, DEVDAX_OFFSET, DEVDAX_PATH, LEND_SOCKET, NODE,
+    ONLINE, PINS, STATE, USED,
 };
 use maru_proto::xattr::{NODE_UNKNOWN, OFFLINE_VALUE, ONLINE_VALUE, PUBLISHED, STAGING};
 
 /// Further synthesised names on a chunk of a devdax pool.
-pub(crate) const DEVDAX_CHUNK_NAMES: &[&str] = &[DEVDAX_PATH, DEVDAX_OFFSET, DEVDAX_LEN];
+pub(crate) const DEVDAX_CHUNK_NAMES: &[&str] =
+    &[DEVDAX_PATH, DEVDAX_OFFSET, DEVDAX_LEN, DEVDAX_EXTENT];
 /// Further synthesised names on a devdax pool directory.
 pub(crate) const DEVDAX_POOL_NAMES: &[&str] = &[DEVDAX_PATH];
 
@@ -83,6 +84,10 @@ pub(crate) fn devdax_value(
         DEVDAX_PATH => Some(device.as_os_str().as_bytes().to_vec()),
         DEVDAX_OFFSET => Some(extent?.offset.to_string().into_bytes()),
         DEVDAX_LEN => Some(extent?.len.to_string().into_bytes()),
+        DEVDAX_EXTENT => {
+            let e = extent?;
+            Some(format!("{} {}", e.offset, e.len).into_bytes())
+        }
         _ => None,
     }
 }

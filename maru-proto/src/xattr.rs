@@ -5,7 +5,7 @@
 //! maru-fs synthesises (read-only): on a chunk [`STATE`], [`PINS`], [`NODE`],
 //! [`CREATED`]; on a pool directory [`NODE`], [`CAPACITY`], [`USED`],
 //! [`ONLINE`]; in a devdax pool also [`DEVDAX_PATH`] (pool and chunks) and
-//! [`DEVDAX_OFFSET`], [`DEVDAX_LEN`] (chunks); on a pool whose chunks the
+//! [`DEVDAX_OFFSET`], [`DEVDAX_LEN`], [`DEVDAX_EXTENT`] (chunks); on a pool whose chunks the
 //! daemon lends ([`crate::lend`]) [`LEND_SOCKET`]. libmaru writes [`KEY`] on the
 //! staging file of a long key before publishing it.
 
@@ -52,6 +52,9 @@ names! {
     DEVDAX_OFFSET, DEVDAX_OFFSET_C = "user.maru.devdax.offset";
     /// Devdax chunk: length of its extent (decimal; whole alignment units).
     DEVDAX_LEN, DEVDAX_LEN_C = "user.maru.devdax.len";
+    /// Devdax chunk: [`DEVDAX_OFFSET`] and [`DEVDAX_LEN`] in one value (`<offset>
+    /// <len>`, decimal, one space): one round trip to the daemon instead of two.
+    DEVDAX_EXTENT, DEVDAX_EXTENT_C = "user.maru.devdax.extent";
     /// Pool whose published chunks the daemon lends in batches: the path of its
     /// lending socket ([`crate::lend`]).
     LEND_SOCKET, LEND_SOCKET_C = "user.maru.lend.socket";
@@ -88,6 +91,7 @@ pub const ALL: &[&str] = &[
     DEVDAX_PATH,
     DEVDAX_OFFSET,
     DEVDAX_LEN,
+    DEVDAX_EXTENT,
     LEND_SOCKET,
 ];
 
@@ -109,6 +113,7 @@ mod tests {
             (DEVDAX_PATH, DEVDAX_PATH_C),
             (DEVDAX_OFFSET, DEVDAX_OFFSET_C),
             (DEVDAX_LEN, DEVDAX_LEN_C),
+            (DEVDAX_EXTENT, DEVDAX_EXTENT_C),
             (LEND_SOCKET, LEND_SOCKET_C),
         ];
         assert_eq!(pairs.len(), ALL.len());

@@ -20,6 +20,7 @@ fn xattr_names_on_the_wire() {
     assert_eq!(xattr::DEVDAX_PATH, "user.maru.devdax.path");
     assert_eq!(xattr::DEVDAX_OFFSET, "user.maru.devdax.offset");
     assert_eq!(xattr::DEVDAX_LEN, "user.maru.devdax.len");
+    assert_eq!(xattr::DEVDAX_EXTENT, "user.maru.devdax.extent");
     assert_eq!(xattr::KEY_C, c"user.maru.key");
     assert_eq!(xattr::PINS_C, c"user.maru.pins");
     assert_eq!(xattr::DEVDAX_PATH_C, c"user.maru.devdax.path");
