@@ -9,7 +9,7 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, poll, Daemon, World};
+use devd_support::{can_run_daemon, data, free_port, hex, poll, publish, Daemon, World};
 use maru_proto::xattr;
 use maru_testkit::devdax::StandIn as Device;
 use std::ffi::OsStr;
@@ -26,13 +26,6 @@ struct Etcd {
     child: Child,
     url: String,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// Waits until etcd at `endpoints` (comma-separated) reports healthy.
@@ -176,28 +169,6 @@ impl Host {
             assert!(d.stop(), "host {} must stop cleanly", self.name);
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Writes and publishes `bytes` as `key` in `pool`: Ok, or the publish's errno.
-fn publish(pool: &Path, key: &str, bytes: &[u8]) -> Result<(), i32> {
-    let stage = pool.join(format!(".stage-{key}-{}", std::process::id()));
-    let mut f = std::fs::File::create_new(&stage).map_err(|e| e.raw_os_error().unwrap_or(0))?;
-    f.write_all(bytes)
-        .map_err(|e| e.raw_os_error().unwrap_or(0))?;
-    let r = std::fs::rename(&stage, pool.join(key)).map_err(|e| e.raw_os_error().unwrap_or(0));
-    if r.is_err() {
-        let _ = std::fs::remove_file(&stage);
-    }
-    r
-}
-
-fn data(key: &str, host: &str, len: usize) -> Vec<u8> {
-    let seed = format!("{key}@{host};");
-    seed.bytes().cycle().take(len).collect()
 }
 
 fn three_hosts(dev: &Device, etcd: &Etcd) -> Vec<Host> {

@@ -10,22 +10,13 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, poll, Daemon, World};
+use devd_support::{can_run_daemon, data, free_port, hex, poll, publish, Daemon, World};
 use maru_testkit::devdax::StandIn as Device;
 use std::ffi::OsStr;
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 const MIB: usize = 1 << 20;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// Runs `openssl ARGS` in `dir`; panics with its stderr when it fails.
 fn openssl(dir: &Path, args: &[&str]) {
@@ -247,23 +238,6 @@ impl Host {
     fn cluster_cmd(&self, args: &[&str]) -> (bool, String) {
         devd_support::cluster_cmd(&self.world.config, args)
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Writes and publishes `bytes` as `key` in `pool`.
-fn publish(pool: &Path, key: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let stage = pool.join(format!(".stage-{key}-{}", std::process::id()));
-    let mut f = std::fs::File::create_new(&stage)?;
-    f.write_all(bytes)?;
-    std::fs::rename(&stage, pool.join(key))
-}
-
-fn data(key: &str, host: &str, len: usize) -> Vec<u8> {
-    let seed = format!("{key}@{host};");
-    seed.bytes().cycle().take(len).collect()
 }
 
 #[test]

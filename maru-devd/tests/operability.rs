@@ -5,7 +5,7 @@
 mod devd_support;
 mod fixtures;
 
-use devd_support::{can_run_daemon, poll, python, World, WRITER};
+use devd_support::{can_run_daemon, free_port, poll, python, World, WRITER};
 use fixtures::bin;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -15,12 +15,6 @@ const NOBODY: u32 = 65534;
 
 fn pool(name: &str, size: &str, extra: &str) -> String {
     format!("  - name: {name}\n    source: {{numa: {{node: 0}}}}\n    size: {size}\n{extra}")
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// `GET path` over `conn`; the whole response.

@@ -66,3 +66,37 @@ pub fn cluster_cmd(config: &Path, args: &[&str]) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// A free TCP port on loopback (for an etcd or a metrics endpoint of a test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes and publishes `bytes` as `key` in `pool` through the mount: Ok, or the
+/// errno of the step that failed (the staging file is removed if the publish failed).
+pub fn publish(pool: &Path, key: &str, bytes: &[u8]) -> Result<(), i32> {
+    use std::io::Write;
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(0);
+    let stage = pool.join(format!(".stage-{key}-{}", std::process::id()));
+    let mut f = std::fs::File::create_new(&stage).map_err(errno)?;
+    f.write_all(bytes).map_err(errno)?;
+    let r = std::fs::rename(&stage, pool.join(key)).map_err(errno);
+    if r.is_err() {
+        let _ = std::fs::remove_file(&stage);
+    }
+    r
+}
+
+/// `len` bytes that say which key and host wrote them.
+pub fn data(key: &str, host: &str, len: usize) -> Vec<u8> {
+    let seed = format!("{key}@{host};");
+    seed.bytes().cycle().take(len).collect()
+}
