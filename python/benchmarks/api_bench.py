@@ -186,18 +186,41 @@ def fill(h: MaruHandler, keys: list[str], chunk: int) -> None:
 # ---------------------------------------------------------------- per size
 
 
+def each(n: int, items: list, call) -> list[float]:
+    """Times ``call(item)`` ``n`` times, cycling through ``items``; what it returns is
+    dropped after the clock stops (a view's release is not part of a retrieve)."""
+    samples = []
+    for i in range(n):
+        item = items[i % len(items)]
+        t0 = time.perf_counter()
+        got = call(item)
+        samples.append(time.perf_counter() - t0)
+        del got
+    return samples
+
+
+def rounds(count: int, call, pause: float = 0.0, collect: bool = True) -> list[float]:
+    """Times ``call()`` ``count`` times: a garbage collection before each (``collect``),
+    its result dropped and ``pause`` seconds slept after each, all untimed (the pause
+    lets the daemon work off the previous round's releases)."""
+    samples = []
+    for _ in range(count):
+        if collect:
+            gc.collect()
+        t0 = time.perf_counter()
+        got = call()
+        samples.append(time.perf_counter() - t0)
+        del got
+        if pause:
+            time.sleep(pause)
+    return samples
+
+
 def loop_rows(t: Table, h: MaruHandler, keys: list[str], size: int, n: int, what: str) -> None:
     """``len(keys)`` single retrieves in a loop, the views kept like a batch's, per
     key: what a batch saves (one call is as exposed to the other tenants' load as
     the whole loop, unlike the p50 of one short call)."""
-    samples = []
-    for _ in range(max(5, n // len(keys))):
-        gc.collect()
-        t0 = time.perf_counter()
-        got = [h.retrieve(k) for k in keys]
-        samples.append(time.perf_counter() - t0)
-        del got
-        time.sleep(0.3)
+    samples = rounds(max(5, n // len(keys)), lambda: [h.retrieve(k) for k in keys], pause=0.3)
     t.add(f"{len(keys)} retrieves in a loop ({what}) per key", size, samples, "", per=len(keys))
 
 
@@ -296,65 +319,24 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
     cold = handler(pool, size, reserve_chunks=0, view_cache=0)
     try:
         fill(w, keys, size)
-        samples = []
-        for i in range(n):
-            k = keys[i % batch]
-            t0 = time.perf_counter()
-            w.exists(k)
-            samples.append(time.perf_counter() - t0)
-        t.add("exists (hit)", size, samples)
-        samples = []
-        for i in range(n):
-            k = misses[i % batch]
-            t0 = time.perf_counter()
-            w.exists(k)
-            samples.append(time.perf_counter() - t0)
-        t.add("exists (miss)", size, samples)
-        samples = []
-        for _ in range(max(5, n // 10)):
-            t0 = time.perf_counter()
-            w.batch_exists(keys)
-            samples.append(time.perf_counter() - t0)
+        t.add("exists (hit)", size, each(n, keys, w.exists))
+        t.add("exists (miss)", size, each(n, misses, w.exists))
+        samples = rounds(max(5, n // 10), lambda: w.batch_exists(keys), collect=False)
         t.add(f"batch_exists x{batch}", size, samples, "whole call")
         t.add(f"batch_exists x{batch} per key", size, samples, "", per=batch)
 
         # Cold: a handler without view cache maps every time.
-        samples = []
-        for i in range(n):
-            k = keys[i % batch]
-            t0 = time.perf_counter()
-            info = cold.retrieve(k)
-            samples.append(time.perf_counter() - t0)
-            del info
-        t.add("retrieve (cold)", size, samples, "open + map -> memoryview (view_cache=0)")
+        t.add("retrieve (cold)", size, each(n, keys, cold.retrieve), "open + map -> memoryview (view_cache=0)")
         loop_rows(t, cold, keys, size, n, "cold")
-        samples = []
-        for _ in range(max(5, n // batch)):
-            gc.collect()
-            t0 = time.perf_counter()
-            got = cold.batch_retrieve(keys)
-            samples.append(time.perf_counter() - t0)
-            del got
-            time.sleep(0.3)  # let the daemon work off the 256 releases, as between batches
+        # The pause lets the daemon work off the 256 releases, as between batches.
+        samples = rounds(max(5, n // batch), lambda: cold.batch_retrieve(keys), pause=0.3)
         t.add(f"batch_retrieve x{batch} (cold) per key", size, samples, "view_cache=0", per=batch)
 
         # Warm: the default view cache (mapped before).
         for k in keys:
             w.retrieve(k)
-        samples = []
-        for i in range(n):
-            k = keys[i % batch]
-            t0 = time.perf_counter()
-            info = w.retrieve(k)
-            samples.append(time.perf_counter() - t0)
-            del info
-        t.add("retrieve (warm)", size, samples, "view cache hit: one statx")
-        samples = []
-        for _ in range(max(5, n // batch)):
-            t0 = time.perf_counter()
-            got = w.batch_retrieve(keys)
-            samples.append(time.perf_counter() - t0)
-            del got
+        t.add("retrieve (warm)", size, each(n, keys, w.retrieve), "view cache hit: one statx")
+        samples = rounds(max(5, n // batch), lambda: w.batch_retrieve(keys), collect=False)
         t.add(f"batch_retrieve x{batch} (warm) per key", size, samples, "view cache hits", per=batch)
 
         # The default view cache (1/32 of the pool): it may hold fewer chunks than a
@@ -363,23 +345,11 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
         try:
             for k in keys:
                 d.retrieve(k)
-            samples = []
-            for i in range(n):
-                k = keys[i % batch]
-                t0 = time.perf_counter()
-                info = d.retrieve(k)
-                samples.append(time.perf_counter() - t0)
-                del info
+            samples = each(n, keys, d.retrieve)
             t.add(f"retrieve x{batch} keys (default cache)", size, samples, f"view cache of {d.view_cache}")
             loop_rows(t, d, keys, size, n, "default cache")
-            samples = []
-            for _ in range(max(5, n // batch)):
-                gc.collect()
-                t0 = time.perf_counter()
-                got = d.batch_retrieve(keys)
-                samples.append(time.perf_counter() - t0)
-                del got
-                time.sleep(0.3 if batch > d.view_cache else 0)
+            pause = 0.3 if batch > d.view_cache else 0
+            samples = rounds(max(5, n // batch), lambda: d.batch_retrieve(keys), pause=pause)
             t.add(
                 f"batch_retrieve x{batch} (default cache) per key",
                 size,
@@ -389,14 +359,7 @@ def size_rows(t: Table, pool: Path, size: int, n: int, batch: int) -> None:
             )
             if batch > d.view_cache:  # the same batch through the cache, for comparison
                 vc, d.view_cache = d.view_cache, 1 << 30
-                samples = []
-                for _ in range(max(5, n // batch)):
-                    gc.collect()
-                    t0 = time.perf_counter()
-                    got = d.batch_retrieve(keys)
-                    samples.append(time.perf_counter() - t0)
-                    del got
-                    time.sleep(0.3)
+                samples = rounds(max(5, n // batch), lambda: d.batch_retrieve(keys), pause=0.3)
                 d.view_cache = vc
                 t.add(
                     f"batch_retrieve x{batch} (default cache, cycled) per key",
@@ -489,39 +452,14 @@ def scale_rows(t: Table, pool: Path, counts: list[int], n: int) -> None:
                 stored += 1
             probe = [f"scale/{tag}/{(i * 7919) % count:08d}" for i in range(256)]
             miss = [p + "-miss" for p in probe]
-            samples = []
-            for i in range(n):
-                t0 = time.perf_counter()
-                h.exists(probe[i % 256])
-                samples.append(time.perf_counter() - t0)
-            t.add(f"exists (hit) @{count}", size, samples)
-            samples = []
-            for i in range(n):
-                t0 = time.perf_counter()
-                h.exists(miss[i % 256])
-                samples.append(time.perf_counter() - t0)
-            t.add(f"exists (miss) @{count}", size, samples)
-            samples = []
-            for _ in range(max(5, n // 10)):
-                t0 = time.perf_counter()
-                h.batch_exists(probe)
-                samples.append(time.perf_counter() - t0)
+            t.add(f"exists (hit) @{count}", size, each(n, probe, h.exists))
+            t.add(f"exists (miss) @{count}", size, each(n, miss, h.exists))
+            samples = rounds(max(5, n // 10), lambda: h.batch_exists(probe), collect=False)
             t.add(f"batch_exists x256 @{count}", size, samples, "whole call")
-            samples = []
-            for i in range(n):
-                t0 = time.perf_counter()
-                info = cold.retrieve(probe[i % 256])
-                samples.append(time.perf_counter() - t0)
-                del info
-            t.add(f"retrieve (cold) @{count}", size, samples)
+            t.add(f"retrieve (cold) @{count}", size, each(n, probe, cold.retrieve))
             for p in probe:
                 h.retrieve(p)  # mapped before: the view cache
-            samples = []
-            for i in range(n):
-                t0 = time.perf_counter()
-                h.retrieve(probe[i % 256])
-                samples.append(time.perf_counter() - t0)
-            t.add(f"retrieve (warm) @{count}", size, samples)
+            t.add(f"retrieve (warm) @{count}", size, each(n, probe, h.retrieve))
             samples = []
             for i in range(min(n, 200)):
                 wait_reserve(h)
