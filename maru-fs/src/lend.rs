@@ -360,7 +360,7 @@ fn accept_all(listener: &OwnedFd, conns: &mut Vec<Conn>) {
 /// Reads and answers one request on `c` (for a mount below the directory
 /// `above`); false when the connection is done (closed by the peer,
 /// misbehaving, or broken).
-/// `unread`: descriptors left unread by all connections and by this one's uid.
+/// `(all, mine)`: descriptors left unread by all connections and by this one's uid.
 fn serve_one(
     shared: &Shared,
     above: Option<&Path>,

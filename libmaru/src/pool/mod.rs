@@ -288,15 +288,31 @@ impl Pool {
     }
 
     fn get_name(&self, key: &[u8], name: &KeyName) -> Result<Option<View>> {
-        if self.cache().enabled() {
-            let Some(ino) = self.stat_ino(name)? else {
-                self.cache().remove(name.as_bytes());
-                return Ok(None);
-            };
-            if let Some(m) = self.cache().get(name.as_bytes(), ino) {
-                return Ok(Some(View::new(m)));
-            }
+        match self.cached(name)? {
+            Some(answer) => Ok(answer),
+            None => self.open_view(key, name),
         }
+    }
+
+    /// What the view cache answers for `name` after one cached stat: the view
+    /// (a hit), `Some(None)` (no such key), or `None` (not cached, or no cache).
+    fn cached(&self, name: &KeyName) -> Result<Option<Option<View>>> {
+        if !self.cache().enabled() {
+            return Ok(None);
+        }
+        let Some(ino) = self.stat_ino(name)? else {
+            self.cache().remove(name.as_bytes());
+            return Ok(Some(None));
+        };
+        Ok(self
+            .cache()
+            .get(name.as_bytes(), ino)
+            .map(|m| Some(View::new(m))))
+    }
+
+    /// Opens and maps the chunk named `name` through the mount (not from the
+    /// view cache); `None` if there is no such key.
+    fn open_view(&self, key: &[u8], name: &KeyName) -> Result<Option<View>> {
         let fd = match sys::fs::openat(self.dir.fd(), name.as_cstr(), libc::O_RDONLY, 0) {
             Ok(fd) => fd,
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
@@ -309,12 +325,18 @@ impl Pool {
         // no round trip to the filesystem; published chunks never change size).
         let (size, ino) = sys::fs::size_and_ino(fd.as_fd())
             .map_err(|e| Error::os("stat chunk", self.key_object(name), e))?;
-        let size = usize::try_from(size).unwrap_or(0);
+        self.map_view(name, fd, size, ino).map(Some)
+    }
+
+    /// Maps the chunk of `name` open as `fd` (`size` bytes, inode `ino` on the
+    /// mount) read-only and keeps the mapping in the view cache.
+    fn map_view(&self, name: &KeyName, fd: OwnedFd, size: u64, ino: u64) -> Result<View> {
         let object = self.key_object(name);
+        let size = usize::try_from(size).unwrap_or(0);
         let map = self.dir.map(fd.as_fd(), size, Access::ReadOnly, &object)?;
         let mapped = Arc::new(Mapped::new(map, fd, ino, object));
         self.cache().insert(name.as_bytes(), mapped.clone());
-        Ok(Some(View::new(mapped)))
+        Ok(View::new(mapped))
     }
 
     /// The inode number `name` refers to, or `None` if absent (one cached stat).
@@ -364,30 +386,18 @@ impl Pool {
             .iter()
             .map(|k| KeyName::new(k.as_ref()))
             .collect::<Result<Vec<_>>>()?;
-        // `None`: not answered yet.
-        let mut found: Vec<Option<Option<View>>> = (0..names.len()).map(|_| None).collect();
-        if self.cache().enabled() {
-            for (name, slot) in names.iter().zip(found.iter_mut()) {
-                match self.stat_ino(name)? {
-                    None => {
-                        self.cache().remove(name.as_bytes());
-                        *slot = Some(None);
-                    }
-                    Some(ino) => {
-                        if let Some(m) = self.cache().get(name.as_bytes(), ino) {
-                            *slot = Some(Some(View::new(m)));
-                        }
-                    }
-                }
-            }
-        }
+        // `None`: not answered yet (the cache was asked once per key here).
+        let mut found = names
+            .iter()
+            .map(|n| self.cached(n))
+            .collect::<Result<Vec<_>>>()?;
         self.borrow_cold(&names, &mut found)?;
         keys.iter()
             .zip(&names)
             .zip(found)
             .map(|((key, name), slot)| match slot {
                 Some(view) => Ok(view),
-                None => self.get_name(key.as_ref(), name),
+                None => self.open_view(key.as_ref(), name),
             })
             .collect()
     }
@@ -425,12 +435,7 @@ impl Pool {
     fn take_lent(&self, name: &KeyName, answer: lend::Lent) -> Result<Option<Option<View>>> {
         match answer {
             lend::Lent::Chunk { fd, size, ino } => {
-                let object = self.key_object(name);
-                let size = usize::try_from(size).unwrap_or(0);
-                let map = self.dir.map(fd.as_fd(), size, Access::ReadOnly, &object)?;
-                let mapped = Arc::new(Mapped::new(map, fd, ino, object));
-                self.cache().insert(name.as_bytes(), mapped.clone());
-                Ok(Some(Some(View::new(mapped))))
+                self.map_view(name, fd, size, ino).map(|v| Some(Some(v)))
             }
             lend::Lent::Missing => Ok(Some(None)),
             lend::Lent::Refused => Ok(None),

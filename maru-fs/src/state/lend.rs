@@ -88,7 +88,7 @@ impl State {
     pub fn lend(&mut self, pool: INodeNo, name: &OsStr, peer: &Peer) -> Result<Lent, Errno> {
         let tick = self.next_tick();
         let p = self.pool_nodes.get(&pool.0).ok_or(Errno::ENOENT)?;
-        if maru_proto::name::is_staging(name.as_bytes()) {
+        if is_staging_name(name) {
             return Err(Errno::ENOENT);
         }
         let ino = *p.entries.get(name).ok_or(Errno::ENOENT)?;
